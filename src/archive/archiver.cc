@@ -1,0 +1,668 @@
+#include "archive/archiver.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "archive/fs_meta.h"
+#include "core/file.h"
+#include "core/thread_pool.h"
+
+namespace cairn::archive {
+
+using core::Bytes;
+using core::ByteView;
+using repo::Id;
+using repo::Node;
+using repo::NodeType;
+using repo::Tree;
+
+std::string local_hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+namespace {
+
+// Bytes of chunk data queued for the CPU pool at once (memory ceiling).
+constexpr uint64_t kBytesInFlight = 32ull << 20;
+
+// A directory being assembled: its nodes are complete before any child job
+// starts; `pending` counts the walker's own token plus unfinished children.
+struct DirJob {
+  std::string path;
+  std::vector<Node> nodes;
+  std::vector<char> drop;  // 1 = omit from the tree (unreadable)
+  std::atomic<int> pending{1};
+  DirJob* parent = nullptr;
+  size_t index_in_parent = 0;
+};
+
+class Pipeline {
+ public:
+  Pipeline(repo::Repository& repo, const BackupOptions& opt, BackupProgress* progress)
+      : repo_(repo),
+        opt_(opt),
+        progress_(progress ? progress : &own_progress_),
+        cpu_(opt.cpu_threads ? opt.cpu_threads : std::max(2u, std::thread::hardware_concurrency()),
+             64),
+        budget_(kBytesInFlight) {}
+
+  repo::Repository& repo() { return repo_; }
+  BackupProgress& progress() { return *progress_; }
+
+  void fail(const core::Status& st) {
+    std::lock_guard lock(mu_);
+    if (error_.ok()) error_ = st;
+    failed_ = true;
+  }
+  bool failed() const { return failed_; }
+  core::Status error() {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+  void warn(const std::string& w) {
+    progress_->errors++;
+    std::lock_guard lock(mu_);
+    warnings_.push_back(w);
+  }
+  std::vector<std::string> warnings() {
+    std::lock_guard lock(mu_);
+    return warnings_;
+  }
+
+  // Stores one chunk in the calling thread.
+  core::Result<Id> store_chunk(ByteView data) {
+    Id id = repo_.blob_id(data);
+    ASSIGN_OR_RETURN(bool added, repo_.save_blob(repo::BlobType::kData, id, data));
+    (void)added;
+    return id;
+  }
+
+  // Chunks a stream, hashing/compressing/encrypting chunks on the CPU pool.
+  // Returns ids in stream order; `bytes` receives the stream length.
+  core::Status store_stream(const repo::Chunker::ReadFn& read, std::vector<Id>& ids, uint64_t& bytes) {
+    struct Shared {
+      std::mutex mu;
+      std::condition_variable cv;
+      size_t outstanding = 0;
+      core::Status error;
+      std::deque<Id> ids;
+    };
+    auto shared = std::make_shared<Shared>();
+    repo::Chunker chunker(repo_.gear(), repo_.config().chunker, read);
+    core::Status status;
+    for (;;) {
+      if (failed_) break;
+      auto chunk = std::make_shared<Bytes>();
+      auto more = chunker.next(*chunk);
+      if (!more.ok()) {
+        status = more.status();
+        break;
+      }
+      if (!*more) break;
+      bytes += chunk->size();
+      uint64_t size = chunk->size();
+      budget_.acquire(size);
+      Id* slot;
+      {
+        std::lock_guard lock(shared->mu);
+        shared->ids.emplace_back();
+        slot = &shared->ids.back();  // deque: stable address
+        shared->outstanding++;
+      }
+      cpu_.submit([this, shared, chunk, slot, size] {
+        auto id = store_chunk(*chunk);
+        chunk->clear();
+        chunk->shrink_to_fit();
+        budget_.release(size);
+        progress_->bytes_done += size;
+        std::lock_guard lock(shared->mu);
+        if (id.ok()) {
+          *slot = *id;
+        } else if (shared->error.ok()) {
+          shared->error = id.status();
+        }
+        if (--shared->outstanding == 0) shared->cv.notify_all();
+      });
+    }
+    std::unique_lock lock(shared->mu);
+    shared->cv.wait(lock, [&] { return shared->outstanding == 0; });
+    if (!shared->error.ok()) {
+      fail(shared->error);
+      return shared->error;
+    }
+    ids.insert(ids.end(), shared->ids.begin(), shared->ids.end());
+    return status;
+  }
+
+  // Ids for a run of zero bytes (sparse holes) without reading or hashing them
+  // more than once per length.
+  core::Status store_zeros(uint64_t length, std::vector<Id>& ids) {
+    const uint64_t max = repo_.config().chunker.max_size;
+    while (length > 0) {
+      size_t n = static_cast<size_t>(std::min(length, max));
+      Id id;
+      {
+        std::lock_guard lock(mu_);
+        auto it = zero_ids_.find(n);
+        if (it != zero_ids_.end()) id = it->second;
+      }
+      if (id.is_zero()) {
+        // calloc'd memory maps the shared zero page: reading it costs no RSS.
+        std::call_once(zeros_once_, [&] { zeros_.reset(static_cast<uint8_t*>(calloc(max, 1))); });
+        ASSIGN_OR_RETURN(id, store_chunk(ByteView(zeros_.get(), n)));
+        std::lock_guard lock(mu_);
+        zero_ids_[n] = id;
+      }
+      ids.push_back(id);
+      progress_->bytes_done += n;
+      length -= n;
+    }
+    return {};
+  }
+
+  std::atomic<uint64_t> files_new{0}, files_changed{0}, files_unmodified{0}, dirs{0};
+  std::atomic<uint64_t> total_files{0}, total_bytes{0};
+
+ private:
+  repo::Repository& repo_;
+  const BackupOptions& opt_;
+  BackupProgress own_progress_;
+  BackupProgress* progress_;
+  core::ThreadPool cpu_;
+  core::Budget budget_;
+  std::mutex mu_;
+  std::atomic<bool> failed_{false};
+  core::Status error_;
+  std::vector<std::string> warnings_;
+  std::map<size_t, Id> zero_ids_;
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { free(p); }
+  };
+  std::once_flag zeros_once_;
+  std::unique_ptr<uint8_t, FreeDeleter> zeros_;
+};
+
+class Walker {
+ public:
+  Walker(Pipeline& pipe, const BackupOptions& opt)
+      : pipe_(pipe), opt_(opt), readers_(std::max<size_t>(1, opt.read_concurrency), 256) {}
+
+  // Walks `paths`, returns the root tree id once every file is stored.
+  core::Result<Id> run(const std::vector<std::string>& paths);
+
+ private:
+  struct VDir {
+    std::map<std::string, VDir> children;
+    bool target = false;
+  };
+
+  void walk_virtual(const VDir& v, DirJob* d, const Tree* old_tree);
+  void walk_dir(DirJob* d, const Tree* old_tree);
+  void dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_child);
+  void process_file(DirJob* d, size_t i, bool had_parent);
+  core::Status read_file_content(int fd, uint64_t size, bool sparse, std::vector<Id>& ids,
+                                 uint64_t& bytes);
+  void finish_one(DirJob* d);
+  void finalize(DirJob* d);
+  std::optional<Tree> load_old_subtree(const Node* old);
+  std::string child_path(const DirJob* d, const std::string& name) const {
+    return d->path == "/" ? "/" + name : d->path + "/" + name;
+  }
+
+  Pipeline& pipe_;
+  const BackupOptions& opt_;
+  core::ThreadPool readers_;
+  NameCache names_;
+  std::mutex root_mu_;
+  std::condition_variable root_cv_;
+  bool root_done_ = false;
+  Id root_id_;
+  std::map<std::string, dev_t> root_devs_;
+  dev_t current_dev_ = 0;
+};
+
+std::optional<Tree> Walker::load_old_subtree(const Node* old) {
+  if (!old || old->type != NodeType::kDir || !old->subtree) return std::nullopt;
+  auto t = pipe_.repo().load_tree(*old->subtree);
+  if (!t.ok()) return std::nullopt;  // parent unreadable: just read everything
+  return std::move(*t);
+}
+
+static std::map<std::string, const Node*> by_name(const Tree* t) {
+  std::map<std::string, const Node*> m;
+  if (t)
+    for (const auto& n : t->nodes) m[n.name] = &n;
+  return m;
+}
+
+core::Result<Id> Walker::run(const std::vector<std::string>& paths) {
+  VDir root;
+  for (const auto& p : paths) {
+    std::filesystem::path abs = std::filesystem::absolute(p).lexically_normal();
+    std::string s = abs.string();
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    VDir* v = &root;
+    bool covered = false;
+    for (const auto& comp : std::filesystem::path(s).relative_path()) {
+      v = &v->children[comp.string()];
+      if (v->target) covered = true;  // a parent path is already backed up whole
+    }
+    if (!covered) {
+      v->target = true;
+      v->children.clear();
+    }
+  }
+  auto* job = new DirJob;
+  job->path = "/";
+  std::optional<Tree> old_root;
+  if (opt_.parent) {
+    auto t = pipe_.repo().load_tree(opt_.parent->snapshot.tree);
+    if (t.ok()) old_root = std::move(*t);
+  }
+  if (root.target) {
+    // Backing up "/" itself.
+    struct stat st;
+    if (lstat("/", &st) == 0) current_dev_ = st.st_dev;
+    walk_dir(job, old_root ? &*old_root : nullptr);
+  } else {
+    walk_virtual(root, job, old_root ? &*old_root : nullptr);
+  }
+  readers_.wait_idle();
+  std::unique_lock lock(root_mu_);
+  root_cv_.wait(lock, [&] { return root_done_; });
+  if (pipe_.failed()) return pipe_.error();
+  return root_id_;
+}
+
+void Walker::walk_virtual(const VDir& v, DirJob* d, const Tree* old_tree) {
+  auto old = by_name(old_tree);
+  std::vector<const VDir*> kids;
+  for (const auto& [name, child] : v.children) {
+    std::string full = child_path(d, name);
+    struct stat st;
+    if (lstat(full.c_str(), &st) != 0) {
+      pipe_.warn(core::errno_status(errno, full).message());
+      continue;
+    }
+    if (!child.target && !S_ISDIR(st.st_mode)) {
+      pipe_.warn(full + ": not a directory");
+      continue;
+    }
+    d->nodes.push_back(node_from_stat(name, st));
+    kids.push_back(&child);
+  }
+  d->drop.assign(d->nodes.size(), 0);
+  for (size_t i = 0; i < d->nodes.size(); ++i) {
+    auto it = old.find(d->nodes[i].name);
+    const Node* o = it == old.end() ? nullptr : it->second;
+    if (kids[i]->target) {
+      struct stat st;
+      if (lstat(child_path(d, d->nodes[i].name).c_str(), &st) == 0) current_dev_ = st.st_dev;
+      dispatch(d, i, o, nullptr);
+    } else {
+      dispatch(d, i, o, kids[i]);
+    }
+  }
+  finish_one(d);
+}
+
+void Walker::walk_dir(DirJob* d, const Tree* old_tree) {
+  if (pipe_.failed()) return finish_one(d);
+  std::vector<std::string> names;
+  if (DIR* dir = opendir(d->path.c_str())) {
+    while (struct dirent* e = readdir(dir)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    closedir(dir);
+  } else {
+    pipe_.warn(core::errno_status(errno, d->path).message());
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    std::string full = child_path(d, name);
+    if (matches_any(opt_.excludes, full)) continue;
+    struct stat st;
+    if (lstat(full.c_str(), &st) != 0) {
+      if (errno != ENOENT) pipe_.warn(core::errno_status(errno, full).message());
+      continue;  // vanished since readdir: not an error
+    }
+    d->nodes.push_back(node_from_stat(name, st));
+  }
+  d->drop.assign(d->nodes.size(), 0);
+  auto old = by_name(old_tree);
+  for (size_t i = 0; i < d->nodes.size(); ++i) {
+    auto it = old.find(d->nodes[i].name);
+    dispatch(d, i, it == old.end() ? nullptr : it->second, nullptr);
+  }
+  finish_one(d);
+}
+
+void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_child) {
+  Node& n = d->nodes[i];
+  std::string full = child_path(d, n.name);
+  n.user = names_.user(n.uid);
+  n.group = names_.group(n.gid);
+  auto& prog = pipe_.progress();
+  if (n.type == NodeType::kFile) {
+    pipe_.total_files++;
+    pipe_.total_bytes += n.size;
+    bool unchanged = !opt_.force && old && old->type == NodeType::kFile && old->size == n.size &&
+                     old->mtime_ns == n.mtime_ns && old->ctime_ns == n.ctime_ns &&
+                     old->inode == n.inode;
+    if (unchanged) {
+      n.content = old->content;
+      n.xattrs = old->xattrs;  // an xattr change would have changed ctime
+      pipe_.files_unmodified++;
+      prog.files_done++;
+      prog.bytes_done += n.size;
+      return;
+    }
+    if (auto st = read_xattrs(full, n.xattrs); !st.ok()) pipe_.warn(st.message());
+    d->pending++;
+    bool had_parent = old != nullptr;
+    readers_.submit([this, d, i, had_parent] { process_file(d, i, had_parent); });
+    return;
+  }
+  if (n.type == NodeType::kSymlink) {
+    std::string target(4096, '\0');
+    ssize_t len = readlink(full.c_str(), target.data(), target.size());
+    if (len < 0) {
+      pipe_.warn(core::errno_status(errno, full).message());
+      d->drop[i] = 1;
+      return;
+    }
+    target.resize(static_cast<size_t>(len));
+    n.link_target = std::move(target);
+  }
+  if (auto st = read_xattrs(full, n.xattrs); !st.ok()) pipe_.warn(st.message());
+  if (n.type != NodeType::kDir) return;
+  pipe_.dirs++;
+  prog.dirs_done++;
+  auto* child = new DirJob;
+  child->path = full;
+  child->parent = d;
+  child->index_in_parent = i;
+  d->pending++;
+  std::optional<Tree> old_tree = load_old_subtree(old);
+  if (virtual_child) return walk_virtual(*virtual_child, child, old_tree ? &*old_tree : nullptr);
+  if (opt_.one_file_system && n.device_id != current_dev_) {
+    child->drop.clear();
+    return finish_one(child);  // mount point: kept as an empty directory
+  }
+  walk_dir(child, old_tree ? &*old_tree : nullptr);
+}
+
+core::Status Walker::read_file_content(int fd, uint64_t size, bool sparse, std::vector<Id>& ids,
+                                       uint64_t& bytes) {
+  const auto& params = pipe_.repo().config().chunker;
+  if (!sparse && size < params.min_size) {
+    // Small file: one chunk, read and stored in this thread.
+    thread_local Bytes buf;
+    buf.resize(params.min_size + 1);
+    size_t got = 0;
+    for (;;) {
+      ssize_t r = read(fd, buf.data() + got, buf.size() - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return core::errno_status(errno, "read");
+      if (r == 0) break;
+      got += static_cast<size_t>(r);
+      if (got == buf.size()) break;  // grew past the small-file limit: stream it
+    }
+    if (got <= params.min_size) {
+      bytes = got;
+      if (got == 0) return {};
+      ASSIGN_OR_RETURN(Id id, pipe_.store_chunk(ByteView(buf.data(), got)));
+      ids.push_back(id);
+      pipe_.progress().bytes_done += got;
+      return {};
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) return core::errno_status(errno, "seek");
+  }
+  uint64_t pos = 0;
+  auto stream_range = [&](uint64_t start, uint64_t end) -> core::Status {
+    uint64_t off = start;
+    auto read_fn = [&](uint8_t* out, size_t cap) -> core::Result<size_t> {
+      size_t want = cap;
+      if (end != UINT64_MAX) want = static_cast<size_t>(std::min<uint64_t>(cap, end - off));
+      if (want == 0) return size_t{0};
+      for (;;) {
+        ssize_t r = pread(fd, out, want, static_cast<off_t>(off));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return core::errno_status(errno, "read");
+        off += static_cast<uint64_t>(r);
+        return static_cast<size_t>(r);
+      }
+    };
+    uint64_t got = 0;
+    TRY(pipe_.store_stream(read_fn, ids, got));
+    bytes += got;
+    return {};
+  };
+  if (!sparse) return stream_range(0, UINT64_MAX);
+  // Sparse file: holes become runs of zero chunks without being read.
+  while (pos < size) {
+    off_t data = lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
+    uint64_t data_start = data < 0 ? size : static_cast<uint64_t>(data);
+    if (data_start > pos) {
+      TRY(pipe_.store_zeros(data_start - pos, ids));
+      bytes += data_start - pos;
+      pos = data_start;
+    }
+    if (pos >= size) break;
+    off_t hole = lseek(fd, static_cast<off_t>(pos), SEEK_HOLE);
+    uint64_t data_end = hole < 0 ? size : std::min<uint64_t>(static_cast<uint64_t>(hole), size);
+    TRY(stream_range(pos, data_end));
+    pos = data_end;
+  }
+  return {};
+}
+
+void Walker::process_file(DirJob* d, size_t i, bool had_parent) {
+  Node& n = d->nodes[i];
+  std::string full = child_path(d, n.name);
+  auto finish = [&] {
+    pipe_.progress().files_done++;
+    finish_one(d);
+  };
+  if (pipe_.failed()) return finish();
+  auto fd = core::open_file(full, O_RDONLY | O_NOFOLLOW | O_NOATIME);
+  if (!fd.ok() && fd.status().code() == core::Code::kPermissionDenied)
+    fd = core::open_file(full, O_RDONLY | O_NOFOLLOW);  // O_NOATIME needs ownership
+  if (!fd.ok()) {
+    pipe_.warn(fd.status().message());
+    d->drop[i] = 1;
+    pipe_.total_files--;
+    pipe_.total_bytes -= n.size;
+    return finish();
+  }
+  struct stat before;
+  fstat(fd->get(), &before);
+  bool sparse = before.st_size > 0 &&
+                static_cast<uint64_t>(before.st_blocks) * 512 < static_cast<uint64_t>(before.st_size);
+  std::vector<Id> ids;
+  uint64_t bytes = 0;
+  core::Status st = read_file_content(fd->get(), static_cast<uint64_t>(before.st_size), sparse, ids, bytes);
+  if (!st.ok()) {
+    if (!pipe_.failed()) {
+      pipe_.warn(full + ": " + st.message());
+      pipe_.total_files--;
+      pipe_.total_bytes -= n.size;
+    }
+    d->drop[i] = 1;
+    return finish();
+  }
+  struct stat after;
+  fstat(fd->get(), &after);
+  if (after.st_mtim.tv_sec != before.st_mtim.tv_sec || after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
+      after.st_size != before.st_size || bytes != static_cast<uint64_t>(before.st_size)) {
+    pipe_.warn(full + ": file changed during backup (content is a mix of before and after)");
+  }
+  pipe_.total_bytes += bytes - n.size;
+  n.size = bytes;
+  n.content = std::move(ids);
+  (had_parent ? pipe_.files_changed : pipe_.files_new)++;
+  finish();
+}
+
+void Walker::finish_one(DirJob* d) {
+  if (d->pending.fetch_sub(1) == 1) finalize(d);
+}
+
+void Walker::finalize(DirJob* d) {
+  Tree t;
+  for (size_t i = 0; i < d->nodes.size(); ++i)
+    if (!d->drop[i]) t.nodes.push_back(std::move(d->nodes[i]));
+  auto id = pipe_.repo().save_tree(t);
+  if (!id.ok()) pipe_.fail(id.status().with_context("storing tree of " + d->path));
+  DirJob* parent = d->parent;
+  if (parent) {
+    if (id.ok()) {
+      parent->nodes[d->index_in_parent].subtree = *id;
+    } else {
+      parent->drop[d->index_in_parent] = 1;
+    }
+    delete d;
+    finish_one(parent);
+    return;
+  }
+  delete d;
+  std::lock_guard lock(root_mu_);
+  if (id.ok()) root_id_ = *id;
+  root_done_ = true;
+  root_cv_.notify_all();
+}
+
+core::Result<BackupResult> finish_snapshot(repo::Repository& repo, Pipeline& pipe, const Id& root,
+                                           std::vector<std::string> paths, const BackupOptions& opt,
+                                           const repo::WriteStats& before,
+                                           std::chrono::steady_clock::time_point start) {
+  TRY(repo.flush());
+  repo::Snapshot s;
+  s.time = opt.time ? *opt.time : repo::now_time();
+  s.hostname = opt.host.empty() ? local_hostname() : opt.host;
+  NameCache names;
+  s.uid = getuid();
+  s.gid = getgid();
+  s.username = names.user(s.uid);
+  s.service = opt.service;
+  s.tags = opt.tags;
+  s.paths = std::move(paths);
+  s.excludes = opt.excludes;
+  s.tree = root;
+  if (opt.parent) s.parent = Id::from_hex(opt.parent->id);
+  s.engine = opt.engine;
+  s.program_version = "cairn 0.1.0";
+  repo::WriteStats after = repo.write_stats();
+  auto& m = s.summary;
+  m.files_new = pipe.files_new;
+  m.files_changed = pipe.files_changed;
+  m.files_unmodified = pipe.files_unmodified;
+  m.dirs = pipe.dirs;
+  m.errors = pipe.progress().errors;
+  m.data_blobs = after.data_blobs - before.data_blobs;
+  m.tree_blobs = after.tree_blobs - before.tree_blobs;
+  m.data_added = after.stored_bytes - before.stored_bytes;
+  m.data_added_raw = after.raw_bytes - before.raw_bytes;
+  m.total_files = pipe.total_files;
+  m.total_bytes = pipe.total_bytes;
+  m.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSIGN_OR_RETURN(std::string id, repo.save_snapshot(s));
+  return BackupResult{id, std::move(s), pipe.warnings()};
+}
+
+}  // namespace
+
+std::optional<repo::SnapshotRef> find_parent(repo::Repository& repo, const std::string& host,
+                                             const std::string& service,
+                                             const std::vector<std::string>& paths) {
+  auto all = repo.list_snapshots();
+  if (!all.ok()) return std::nullopt;
+  for (auto it = all->rbegin(); it != all->rend(); ++it) {
+    const auto& s = it->snapshot;
+    if (s.hostname == host && s.service == service && s.paths == paths) return *it;
+  }
+  return std::nullopt;
+}
+
+core::Result<BackupResult> backup_paths(repo::Repository& repo, const std::vector<std::string>& paths,
+                                        const BackupOptions& options, BackupProgress* progress) {
+  auto start = std::chrono::steady_clock::now();
+  if (paths.empty()) return core::invalid_argument("nothing to back up: no paths given");
+  std::vector<std::string> abs_paths;
+  for (const auto& p : paths) {
+    std::string s = std::filesystem::absolute(p).lexically_normal().string();
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    abs_paths.push_back(s);
+  }
+  repo::WriteStats before = repo.write_stats();
+  Pipeline pipe(repo, options, progress);
+  Id root;
+  {
+    Walker walker(pipe, options);
+    ASSIGN_OR_RETURN(root, walker.run(paths));
+  }
+  if (pipe.failed()) return pipe.error();
+  // Every source path unreadable: nothing was backed up; that is a failure.
+  if (pipe.total_files == 0 && pipe.dirs == 0) {
+    bool any = false;
+    for (const auto& p : abs_paths) {
+      struct stat st;
+      if (lstat(p.c_str(), &st) == 0) any = true;
+    }
+    if (!any) return core::not_found("none of the given paths exist: " + abs_paths.front());
+  }
+  return finish_snapshot(repo, pipe, root, abs_paths, options, before, start);
+}
+
+core::Result<BackupResult> backup_stream(repo::Repository& repo, StreamSource source,
+                                         const BackupOptions& options, BackupProgress* progress) {
+  auto start = std::chrono::steady_clock::now();
+  if (!repo::is_safe_name(source.filename))
+    return core::invalid_argument("invalid stream file name '" + source.filename + "'");
+  repo::WriteStats before = repo.write_stats();
+  Pipeline pipe(repo, options, progress);
+  std::vector<Id> ids;
+  uint64_t bytes = 0;
+  core::Status st = pipe.store_stream(source.read, ids, bytes);
+  if (source.finish) {
+    core::Status fin = source.finish();
+    if (st.ok()) st = fin;
+  }
+  TRY(st);
+  Node n;
+  n.name = source.filename;
+  n.type = NodeType::kFile;
+  n.mode = 0600;
+  n.uid = getuid();
+  n.gid = getgid();
+  auto now = repo::now_time();
+  n.mtime_ns = n.ctime_ns = now.unix_ns;
+  n.size = bytes;
+  n.links = 1;
+  n.content = std::move(ids);
+  Tree t;
+  t.nodes.push_back(std::move(n));
+  ASSIGN_OR_RETURN(Id root, repo.save_tree(t));
+  pipe.files_new++;
+  pipe.total_files++;
+  pipe.total_bytes += bytes;
+  pipe.progress().files_done++;
+  return finish_snapshot(repo, pipe, root, {"/" + source.filename}, options, before, start);
+}
+
+}  // namespace cairn::archive

@@ -1,0 +1,75 @@
+// Archiver: turns files, directories or a byte stream into a snapshot.
+//
+// Pipeline: one walker thread (lstat, change detection against the parent
+// snapshot) -> a pool of reader threads (many reads in flight: cold disks
+// and object stores reward concurrency) -> chunker -> a CPU pool (blob id,
+// compress, encrypt) -> packer -> backend. A byte budget bounds the data in
+// flight, so memory stays flat whatever the file sizes. Directories are
+// serialised as trees as soon as their last entry completes.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "repo/repository.h"
+
+namespace cairn::archive {
+
+// Live counters for progress display; written by the archiver, read by anyone.
+struct BackupProgress {
+  std::atomic<uint64_t> files_done{0}, bytes_done{0}, dirs_done{0};
+  std::atomic<uint64_t> files_total{0}, bytes_total{0};  // from the scanner, when enabled
+  std::atomic<bool> scan_finished{false};
+  std::atomic<uint64_t> errors{0};
+};
+
+struct BackupOptions {
+  std::vector<std::string> excludes;
+  bool one_file_system = false;
+  bool force = false;  // read every file even if the parent says it is unchanged
+  std::vector<std::string> tags;
+  std::string host;  // default: this machine's hostname
+  std::string service;
+  std::optional<repo::Time> time;
+  std::optional<repo::SnapshotRef> parent;
+  size_t read_concurrency = 8;
+  size_t cpu_threads = 0;  // 0: hardware concurrency
+  bool scan = false;       // count totals first (for an ETA); costs an extra walk
+  nlohmann::json engine = nlohmann::json::object();
+};
+
+struct BackupResult {
+  std::string snapshot_id;
+  repo::Snapshot snapshot;
+  std::vector<std::string> warnings;  // unreadable files etc.: exit code 3
+};
+
+// Backs up paths (files or directories). Fails (and writes no snapshot) only
+// on repository errors; unreadable sources become warnings.
+core::Result<BackupResult> backup_paths(repo::Repository& repo, const std::vector<std::string>& paths,
+                                        const BackupOptions& options, BackupProgress* progress);
+
+// Backs up a byte stream as a single file named `filename`. `read` returns
+// the number of bytes read, 0 at end of stream. `finish` is called at end of
+// stream and may veto the snapshot (e.g. the producing command failed).
+struct StreamSource {
+  std::string filename;
+  std::function<core::Result<size_t>(uint8_t*, size_t)> read;
+  std::function<core::Status()> finish;
+};
+core::Result<BackupResult> backup_stream(repo::Repository& repo, StreamSource source,
+                                         const BackupOptions& options, BackupProgress* progress);
+
+// The newest snapshot with the same host, service and paths (parent for
+// change detection), if any.
+std::optional<repo::SnapshotRef> find_parent(repo::Repository& repo, const std::string& host,
+                                             const std::string& service,
+                                             const std::vector<std::string>& paths);
+
+std::string local_hostname();
+
+}  // namespace cairn::archive

@@ -1,0 +1,387 @@
+#include "archive/restorer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "archive/fs_meta.h"
+#include "archive/tree_walk.h"
+#include "core/file.h"
+#include "core/thread_pool.h"
+#include "repo/pack.h"
+
+namespace cairn::archive {
+
+using core::Bytes;
+using repo::Id;
+using repo::Node;
+using repo::NodeType;
+
+namespace {
+
+constexpr uint64_t kMaxRun = 4u << 20;  // largest single ranged read of a pack
+constexpr uint64_t kMaxGap = 256u << 10;
+
+struct FileState {
+  std::string path;
+  std::atomic<bool> failed{false};
+  std::string error;  // guarded by Restorer::mu_
+};
+
+struct Target {
+  uint32_t file;
+  uint64_t offset;
+};
+
+struct MetaEntry {
+  std::string path;
+  Node node;          // content dropped to save memory
+  int file = -1;      // index into files_ for regular files
+  bool hardlink = false;
+};
+
+class Restorer {
+ public:
+  Restorer(repo::Repository& repo, const RestoreOptions& opt, RestoreProgress* progress)
+      : repo_(repo), opt_(opt), progress_(progress ? progress : &own_progress_) {}
+
+  core::Result<RestoreResult> run(const Located& start);
+
+ private:
+  void restore_tree(const Id& tree_id, int dirfd, const std::string& dir_path,
+                    const std::string& snap_path, bool ancestor_included, size_t& restored);
+  bool restore_node(const Node& n, int dirfd, const std::string& dir_path,
+                    const std::string& snap_path, bool ancestor_included);
+  void plan_file(const Node& n, const std::string& path);
+  void write_data();
+  void process_pack(const Id& pack, std::vector<std::pair<repo::PackEntry, const std::vector<Target>*>>& blobs);
+  void fail_file(uint32_t file, const std::string& why);
+  void apply_metadata();
+  void verify();
+  void error(const std::string& e) {
+    std::lock_guard lock(mu_);
+    result_.errors.push_back(e);
+  }
+
+  repo::Repository& repo_;
+  const RestoreOptions& opt_;
+  RestoreProgress own_progress_;
+  RestoreProgress* progress_;
+  std::mutex mu_;
+  RestoreResult result_;
+  std::vector<std::unique_ptr<FileState>> files_;
+  std::vector<std::vector<Id>> file_content_;  // for --verify
+  std::unordered_map<Id, std::vector<Target>, repo::IdHash> targets_;
+  std::vector<MetaEntry> meta_;  // post-order: children before their directory
+  std::map<std::pair<uint64_t, uint64_t>, std::string> hardlinks_;
+  bool is_root_ = geteuid() == 0;
+};
+
+core::Result<RestoreResult> Restorer::run(const Located& start) {
+  TRY(core::make_dirs(opt_.target, 0755));
+  auto root = core::open_file(opt_.target, O_RDONLY | O_DIRECTORY);
+  if (!root.ok()) return root.status();
+  if (start.node.type == NodeType::kDir) {
+    if (!start.node.subtree) return core::corruption("directory " + start.path + " has no tree");
+    size_t restored = 0;
+    std::string snap = start.path == "/" ? "" : start.path;
+    restore_tree(*start.node.subtree, root->get(), opt_.target, snap, false, restored);
+  } else {
+    auto slash = start.path.rfind('/');
+    restore_node(start.node, root->get(), opt_.target, start.path.substr(0, slash), true);
+  }
+  write_data();
+  apply_metadata();
+  if (opt_.verify) verify();
+  return std::move(result_);
+}
+
+void Restorer::restore_tree(const Id& tree_id, int dirfd, const std::string& dir_path,
+                            const std::string& snap_path, bool ancestor_included, size_t& restored) {
+  auto tree = repo_.load_tree(tree_id);
+  if (!tree.ok()) return error(snap_path + ": " + tree.status().message());
+  if (auto st = repo::validate_tree(*tree); !st.ok())
+    return error("refusing to restore " + (snap_path.empty() ? "/" : snap_path) + ": " + st.message());
+  for (const auto& n : tree->nodes)
+    if (restore_node(n, dirfd, dir_path, snap_path, ancestor_included)) ++restored;
+}
+
+bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_path,
+                            const std::string& snap_path, bool ancestor_included) {
+  if (!repo::is_safe_name(n.name)) {
+    error("refusing unsafe name '" + repo::printable_name(n.name) + "' in " + snap_path);
+    return false;
+  }
+  std::string snap = snap_path + "/" + n.name;
+  std::string path = dir_path + "/" + n.name;
+  if (matches_any(opt_.excludes, snap)) return false;
+  bool included = opt_.includes.empty() || ancestor_included || matches_any(opt_.includes, snap);
+  const char* name = n.name.c_str();
+  switch (n.type) {
+    case NodeType::kDir: {
+      if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST) {
+        error(core::errno_status(errno, path).message());
+        return false;
+      }
+      int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        error(path + ": exists and is not a directory (not following symlinks)");
+        return false;
+      }
+      size_t restored = 0;
+      if (n.subtree) restore_tree(*n.subtree, fd, path, snap, included && !opt_.includes.empty(), restored);
+      close(fd);
+      if (!included && restored == 0) {
+        unlinkat(dirfd, name, AT_REMOVEDIR);  // only made on the way to includes
+        return false;
+      }
+      result_.dirs++;
+      MetaEntry m{path, n, -1, false};
+      meta_.push_back(std::move(m));
+      return true;
+    }
+    case NodeType::kFile: {
+      if (!included) return false;
+      if (n.links > 1) {
+        auto key = std::make_pair(n.device_id, n.inode);
+        auto it = hardlinks_.find(key);
+        if (it != hardlinks_.end()) {
+          unlinkat(dirfd, name, 0);
+          if (linkat(AT_FDCWD, it->second.c_str(), dirfd, name, 0) == 0) {
+            result_.links++;
+            return true;
+          }
+          // Fall through: restore as an independent copy.
+        } else {
+          hardlinks_[key] = path;
+        }
+      }
+      int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        error(core::errno_status(errno, path).message() + " (not following symlinks)");
+        return false;
+      }
+      if (ftruncate(fd, static_cast<off_t>(n.size)) != 0) {
+        error(core::errno_status(errno, path).message());
+        close(fd);
+        return false;
+      }
+      close(fd);
+      plan_file(n, path);
+      MetaEntry m{path, n, static_cast<int>(files_.size() - 1), false};
+      m.node.content.clear();
+      meta_.push_back(std::move(m));
+      result_.files++;
+      return true;
+    }
+    case NodeType::kSymlink: {
+      if (!included) return false;
+      unlinkat(dirfd, name, 0);  // replace a previous restore's link; never a directory
+      if (symlinkat(n.link_target.c_str(), dirfd, name) != 0) {
+        error(core::errno_status(errno, path).message());
+        return false;
+      }
+      meta_.push_back({path, n, -1, false});
+      return true;
+    }
+    case NodeType::kFifo:
+    case NodeType::kBlockDev:
+    case NodeType::kCharDev: {
+      if (!included) return false;
+      mode_t type = n.type == NodeType::kFifo ? S_IFIFO : n.type == NodeType::kBlockDev ? S_IFBLK : S_IFCHR;
+      if (type != S_IFIFO && !is_root_) {
+        std::lock_guard lock(mu_);
+        result_.warnings.push_back(path + ": device node not restored (needs root)");
+        return false;
+      }
+      if (mknodat(dirfd, name, type | 0600, static_cast<dev_t>(n.rdev)) != 0 && errno != EEXIST) {
+        error(core::errno_status(errno, path).message());
+        return false;
+      }
+      meta_.push_back({path, n, -1, false});
+      return true;
+    }
+    case NodeType::kSocket:
+      return false;  // sockets are recreated by their servers
+  }
+  return false;
+}
+
+void Restorer::plan_file(const Node& n, const std::string& path) {
+  auto idx = static_cast<uint32_t>(files_.size());
+  auto fs = std::make_unique<FileState>();
+  fs->path = path;
+  files_.push_back(std::move(fs));
+  uint64_t offset = 0;
+  for (const auto& id : n.content) {
+    auto loc = repo_.index().lookup(id);
+    if (!loc) {
+      fail_file(idx, "blob " + id.hex() + " is missing from the index");
+      break;
+    }
+    targets_[id].push_back({idx, offset});
+    offset += loc->entry.raw_length;
+  }
+  if (offset != n.size && !files_[idx]->failed)
+    fail_file(idx, "content length " + std::to_string(offset) + " differs from size " + std::to_string(n.size));
+  if (opt_.verify) {
+    file_content_.resize(idx + 1);
+    file_content_[idx] = n.content;
+  }
+  progress_->files_total++;
+  progress_->bytes_total += n.size;
+}
+
+void Restorer::fail_file(uint32_t file, const std::string& why) {
+  FileState& f = *files_[file];
+  std::lock_guard lock(mu_);
+  if (!f.failed.exchange(true)) f.error = why;
+}
+
+void Restorer::write_data() {
+  std::map<Id, std::vector<std::pair<repo::PackEntry, const std::vector<Target>*>>> by_pack;
+  for (const auto& [id, targets] : targets_) {
+    auto loc = repo_.index().lookup(id);
+    if (loc) by_pack[loc->pack].push_back({loc->entry, &targets});
+  }
+  {
+    core::ThreadPool pool(std::max<size_t>(1, opt_.workers), 64);
+    for (auto& [pack, blobs] : by_pack) {
+      pool.submit([this, &pack = pack, &blobs = blobs] { process_pack(pack, blobs); });
+    }
+    pool.wait_idle();
+  }
+}
+
+void Restorer::process_pack(const Id& pack,
+                            std::vector<std::pair<repo::PackEntry, const std::vector<Target>*>>& blobs) {
+  std::sort(blobs.begin(), blobs.end(), [](const auto& a, const auto& b) { return a.first.offset < b.first.offset; });
+  std::unordered_map<uint32_t, core::UniqueFd> fds;
+  size_t i = 0;
+  while (i < blobs.size()) {
+    // Merge neighbouring blobs into one ranged read.
+    size_t j = i + 1;
+    uint64_t start = blobs[i].first.offset;
+    uint64_t end = start + blobs[i].first.length;
+    while (j < blobs.size()) {
+      const auto& e = blobs[j].first;
+      if (e.offset > end + kMaxGap || e.offset + e.length - start > kMaxRun) break;
+      end = std::max<uint64_t>(end, e.offset + e.length);
+      ++j;
+    }
+    auto data = repo_.backend().load({storage::FileType::kPack, pack.hex()}, start, end - start);
+    for (size_t k = i; k < j; ++k) {
+      const auto& [entry, targets] = blobs[k];
+      core::Result<Bytes> plain = data.ok()
+          ? repo::open_blob(repo_.key().encrypt, repo_.key().mac, entry,
+                            core::ByteView(data->data() + (entry.offset - start), entry.length))
+          : core::Result<Bytes>(data.status());
+      if (!plain.ok()) {
+        for (const auto& t : *targets)
+          fail_file(t.file, "pack " + pack.hex() + ", blob " + entry.id.short_hex() + ": " +
+                                plain.status().message());
+        continue;
+      }
+      bool zero = core::is_all_zero(*plain);
+      for (const auto& t : *targets) {
+        FileState& f = *files_[t.file];
+        progress_->bytes_done += plain->size();
+        if (f.failed || zero) continue;  // holes are already zeros after ftruncate
+        auto it = fds.find(t.file);
+        if (it == fds.end()) {
+          auto fd = core::open_file(f.path, O_WRONLY | O_NOFOLLOW);
+          if (!fd.ok()) {
+            fail_file(t.file, fd.status().message());
+            continue;
+          }
+          it = fds.emplace(t.file, std::move(*fd)).first;
+        }
+        size_t done = 0;
+        while (done < plain->size()) {
+          ssize_t w = pwrite(it->second.get(), plain->data() + done, plain->size() - done,
+                             static_cast<off_t>(t.offset + done));
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) {
+            fail_file(t.file, core::errno_status(errno, f.path).message());
+            break;
+          }
+          done += static_cast<size_t>(w);
+        }
+      }
+    }
+    i = j;
+  }
+}
+
+void Restorer::apply_metadata() {
+  for (auto& m : meta_) {
+    const Node& n = m.node;
+    const char* p = m.path.c_str();
+    if (m.file >= 0) {
+      FileState& f = *files_[static_cast<size_t>(m.file)];
+      if (f.failed) {
+        unlink(p);  // never leave a file with unverified content
+        result_.errors.push_back(m.path + ": not restored: " + f.error);
+        result_.files--;
+        continue;
+      }
+      progress_->files_done++;
+      result_.bytes += n.size;
+    }
+    if (is_root_ && lchown(p, n.uid, n.gid) != 0)
+      result_.warnings.push_back(core::errno_status(errno, m.path + ": chown").message());
+    if (n.type != NodeType::kSymlink && chmod(p, n.mode) != 0)
+      result_.warnings.push_back(core::errno_status(errno, m.path + ": chmod").message());
+    for (const auto& x : n.xattrs) {
+      if (lsetxattr(p, x.name.c_str(), x.value.data(), x.value.size(), 0) != 0)
+        result_.warnings.push_back(core::errno_status(errno, m.path + ": xattr " + x.name).message());
+    }
+    struct timespec ts[2];
+    ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(n.mtime_ns / 1000000000);
+    ts[0].tv_nsec = ts[1].tv_nsec = static_cast<long>(n.mtime_ns % 1000000000);
+    utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
+  }
+}
+
+void Restorer::verify() {
+  core::ThreadPool pool(std::max<size_t>(1, opt_.workers), 64);
+  for (size_t i = 0; i < files_.size(); ++i) {
+    if (files_[i]->failed) continue;
+    pool.submit([this, i] {
+      const auto& ids = file_content_[i];
+      auto fd = core::open_file(files_[i]->path, O_RDONLY | O_NOFOLLOW);
+      if (!fd.ok()) return error("verify: " + fd.status().message());
+      Bytes buf;
+      uint64_t off = 0;
+      for (const auto& id : ids) {
+        auto loc = repo_.index().lookup(id);
+        if (!loc) return;
+        buf.resize(loc->entry.raw_length);
+        if (!core::pread_all(fd->get(), buf.data(), buf.size(), off, files_[i]->path).ok() ||
+            !(repo_.blob_id(buf) == id))
+          return error("verify: " + files_[i]->path + ": content differs at offset " + std::to_string(off));
+        off += buf.size();
+      }
+    });
+  }
+  pool.wait_idle();
+}
+
+}  // namespace
+
+core::Result<RestoreResult> restore(repo::Repository& repo, const repo::Snapshot& snapshot,
+                                    const std::string& path, const RestoreOptions& options,
+                                    RestoreProgress* progress) {
+  if (options.target.empty()) return core::invalid_argument("restore needs --target");
+  ASSIGN_OR_RETURN(Located start, locate(repo, snapshot.tree, path));
+  Restorer r(repo, options, progress);
+  return r.run(start);
+}
+
+}  // namespace cairn::archive

@@ -1,0 +1,230 @@
+// cairn backup: files and directories, stdin, or a command's stdout.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "archive/archiver.h"
+#include "cli/context.h"
+#include "core/bytes.h"
+
+namespace cairn::cli {
+
+namespace {
+
+struct BackupArgs {
+  std::vector<std::string> paths, excludes, exclude_files, tags;
+  std::string host, service, parent, time, stdin_filename = "stdin";
+  bool one_file_system = false, force = false, use_stdin = false, stdin_from_command = false;
+  size_t read_concurrency = 8;
+};
+
+// Reads everything from fd until EOF.
+core::Result<size_t> read_fd(int fd, uint8_t* buf, size_t cap) {
+  for (;;) {
+    ssize_t r = read(fd, buf, cap);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return core::errno_status(errno, "reading input stream");
+    return static_cast<size_t>(r);
+  }
+}
+
+// Runs argv with stdout on a pipe; the finish callback reaps it and turns a
+// non-zero exit or a signal into an error, so no snapshot is written.
+core::Result<archive::StreamSource> command_source(const std::vector<std::string>& argv,
+                                                   const std::string& filename) {
+  if (argv.empty()) return core::invalid_argument("--stdin-from-command needs a command after --");
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return core::errno_status(errno, "pipe");
+  pid_t pid = fork();
+  if (pid < 0) return core::errno_status(errno, "fork");
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    fprintf(stderr, "cairn: cannot run %s: %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  int rfd = fds[0];
+  auto total = std::make_shared<uint64_t>(0);
+  archive::StreamSource src;
+  src.filename = filename;
+  src.read = [rfd, total](uint8_t* buf, size_t cap) -> core::Result<size_t> {
+    auto n = read_fd(rfd, buf, cap);
+    if (n.ok()) *total += *n;
+    return n;
+  };
+  std::string name = argv[0];
+  src.finish = [rfd, pid, name, total]() -> core::Status {
+    close(rfd);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(status))
+      return core::io_error(fmt::format("command '{}' was killed by signal {}: no snapshot written", name,
+                                        WTERMSIG(status)));
+    if (WEXITSTATUS(status) != 0)
+      return core::io_error(fmt::format("command '{}' exited with status {}: no snapshot written", name,
+                                        WEXITSTATUS(status)));
+    if (*total == 0) return core::io_error("command '" + name + "' produced no output: no snapshot written");
+    return {};
+  };
+  return src;
+}
+
+// Counts files and bytes under the paths for the progress bar's ETA.
+void scan(const std::vector<std::string>& paths, archive::BackupProgress& p) {
+  namespace fs = std::filesystem;
+  for (const auto& root : paths) {
+    std::error_code ec;
+    if (fs::is_regular_file(fs::symlink_status(root, ec))) {
+      p.files_total++;
+      p.bytes_total += fs::file_size(root, ec);
+      continue;
+    }
+    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      if (it->is_regular_file(ec) && !it->is_symlink(ec)) {
+        p.files_total++;
+        p.bytes_total += it->file_size(ec);
+      }
+    }
+  }
+  p.scan_finished = true;
+}
+
+core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::string>& command) {
+  if (a.use_stdin && a.stdin_from_command) return core::invalid_argument("use either --stdin or --stdin-from-command");
+  bool stream = a.use_stdin || a.stdin_from_command;
+  if (stream && !a.paths.empty() && !a.stdin_from_command)
+    return core::invalid_argument("--stdin takes no paths");
+  if (!stream && a.paths.empty()) return core::invalid_argument("nothing to back up: give paths or --stdin");
+  for (const auto& f : a.exclude_files) {
+    std::ifstream in(f);
+    if (!in) return core::errno_status(errno, "--exclude-file " + f);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line[0] != '#') a.excludes.push_back(line);
+    }
+  }
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  archive::BackupOptions opt;
+  opt.excludes = a.excludes;
+  opt.one_file_system = a.one_file_system;
+  opt.force = a.force;
+  for (const auto& t : a.tags) {
+    std::stringstream ss(t);
+    std::string one;
+    while (std::getline(ss, one, ','))
+      if (!one.empty()) opt.tags.push_back(one);
+  }
+  opt.host = a.host.empty() ? archive::local_hostname() : a.host;
+  opt.service = a.service;
+  opt.read_concurrency = a.read_concurrency;
+  if (!a.time.empty()) {
+    auto t = repo::parse_time(a.time);
+    if (!t) return core::invalid_argument("--time '" + a.time + "' is not a time (use 2026-11-25 10:31:00 or RFC 3339)");
+    opt.time = *t;
+  }
+  std::vector<std::string> abs_paths;
+  for (const auto& p : a.paths) {
+    std::string s = std::filesystem::absolute(p).lexically_normal().string();
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    abs_paths.push_back(s);
+  }
+  if (!a.parent.empty()) {
+    ASSIGN_OR_RETURN(auto parent, repo->find_snapshot(a.parent));
+    opt.parent = parent;
+  } else if (!stream && !a.force) {
+    opt.parent = archive::find_parent(*repo, opt.host, opt.service, abs_paths);
+  }
+
+  archive::BackupProgress progress;
+  std::thread scanner;
+  if (ctx.show_progress() && !stream) scanner = std::thread([&] { scan(a.paths, progress); });
+  ProgressLine line(ctx.show_progress(), [&](double el) {
+    uint64_t bytes = progress.bytes_done;
+    std::string s = fmt::format("[{}] {} files, {}, {}/s", core::format_duration(el), progress.files_done.load(),
+                                core::format_bytes(bytes),
+                                core::format_bytes(el > 0 ? static_cast<uint64_t>(bytes / el) : 0));
+    if (progress.scan_finished) {
+      s += fmt::format(" of {} files, {}", progress.files_total.load(), core::format_bytes(progress.bytes_total));
+      std::string e = eta(bytes, progress.bytes_total, el);
+      if (!e.empty()) s += "  " + e;
+    }
+    if (progress.errors) s += fmt::format("  {} errors", progress.errors.load());
+    return s;
+  });
+
+  core::Result<archive::BackupResult> result = core::invalid_argument("unset");
+  if (a.stdin_from_command) {
+    auto src = command_source(command.empty() ? a.paths : command, a.stdin_filename);
+    if (!src.ok()) return src.status();
+    result = archive::backup_stream(*repo, std::move(*src), opt, &progress);
+  } else if (a.use_stdin) {
+    archive::StreamSource src{a.stdin_filename, [](uint8_t* b, size_t n) { return read_fd(0, b, n); }, {}};
+    result = archive::backup_stream(*repo, std::move(src), opt, &progress);
+  } else {
+    result = archive::backup_paths(*repo, a.paths, opt, &progress);
+  }
+  line.stop();
+  if (scanner.joinable()) scanner.join();
+  if (!result.ok()) return result.status();
+  const auto& r = *result;
+  for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
+  const auto& m = r.snapshot.summary;
+  if (ctx.json) {
+    nlohmann::json j = {{"snapshot_id", r.snapshot_id}, {"summary", r.snapshot.to_json()["summary"]},
+                        {"warnings", r.warnings}};
+    ctx.print_json(j);
+  } else if (!ctx.quiet) {
+    std::cout << fmt::format(
+        "snapshot {} saved\n  files: {} new, {} changed, {} unmodified\n  dirs:  {}\n"
+        "  added: {} stored ({} before compression)\n  total: {} files, {} in {}\n",
+        r.snapshot_id.substr(0, 8), m.files_new, m.files_changed, m.files_unmodified, m.dirs,
+        core::format_bytes(m.data_added), core::format_bytes(m.data_added_raw), m.total_files,
+        core::format_bytes(m.total_bytes), core::format_duration(m.duration_s));
+  }
+  if (!r.warnings.empty()) {
+    if (!ctx.json)
+      std::cerr << r.warnings.size() << " file(s) could not be read; the snapshot lacks them (exit code 3)\n";
+    ctx.exit_code = kExitWarnings;
+  }
+  return {};
+}
+
+}  // namespace
+
+void add_backup(CLI::App& app, Context& ctx) {
+  auto* cmd = app.add_subcommand("backup", "back up files, stdin or a command's output");
+  auto a = std::make_shared<BackupArgs>();
+  cmd->add_option("paths", a->paths, "files and directories to back up");
+  cmd->add_option("-e,--exclude", a->excludes, "exclude pattern (repeatable)");
+  cmd->add_option("--exclude-file", a->exclude_files, "file with one exclude pattern per line");
+  cmd->add_flag("-x,--one-file-system", a->one_file_system, "do not cross file system boundaries");
+  cmd->add_option("--tag", a->tags, "tag(s) for the snapshot (repeatable, comma-separated)");
+  cmd->add_option("--host", a->host, "host name to record (default: this host)");
+  cmd->add_option("--service", a->service, "service the snapshot belongs to");
+  cmd->add_option("--parent", a->parent, "snapshot to compare with for change detection");
+  cmd->add_option("--time", a->time, "snapshot time to record (imports)");
+  cmd->add_flag("-f,--force", a->force, "read every file even if unchanged");
+  cmd->add_flag("--stdin", a->use_stdin, "back up standard input");
+  cmd->add_option("--stdin-filename", a->stdin_filename, "file name for --stdin data (default: stdin)");
+  cmd->add_flag("--stdin-from-command", a->stdin_from_command,
+                "back up the stdout of the command given after --; its failure means no snapshot");
+  cmd->add_option("--read-concurrency", a->read_concurrency, "files read at once (default 8)");
+  cmd->callback([&ctx, a, cmd] {
+    ctx.run([&] { return run_backup(ctx, *a, cmd->remaining()); });
+  });
+}
+
+}  // namespace cairn::cli

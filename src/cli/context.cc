@@ -1,0 +1,171 @@
+#include "cli/context.h"
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "core/bytes.h"
+#include "storage/backend.h"
+
+namespace cairn::cli {
+
+int exit_code_for(const core::Status& st) {
+  switch (st.code()) {
+    case core::Code::kOk: return kExitOk;
+    case core::Code::kWrongPassword: return kExitWrongPassword;
+    case core::Code::kLocked: return kExitLocked;
+    case core::Code::kInvalidArgument: return kExitUsage;
+    default: return kExitFailure;
+  }
+}
+
+int Context::fail(const core::Status& st) const {
+  if (json) {
+    std::cout << nlohmann::json{{"error", st.message()}, {"code", core::code_name(st.code())}}.dump()
+              << std::endl;
+  }
+  std::cerr << "cairn: " << st.message() << std::endl;
+  return exit_code_for(st);
+}
+
+void Context::run(const std::function<core::Status()>& body) {
+  core::Status st;
+  try {
+    st = body();
+  } catch (const std::exception& e) {
+    st = core::Status(core::Code::kIOError, std::string("internal error: ") + e.what());
+  }
+  if (st.ok()) return;
+  int code = fail(st);
+  if (exit_code == kExitOk || exit_code == kExitWarnings) exit_code = code;
+}
+
+bool Context::show_progress() const { return !quiet && !json && !no_progress && isatty(2); }
+
+void Context::print_json(const nlohmann::json& j) const { std::cout << j.dump() << std::endl; }
+
+core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool load_index) {
+  if (repo.empty()) return core::invalid_argument("no repository given: use --repo or CAIRN_REPOSITORY");
+  ASSIGN_OR_RETURN(auto backend, storage::open_backend(repo));
+  std::shared_ptr<storage::Backend> shared(std::move(backend));
+  ASSIGN_OR_RETURN(bool exists, shared->exists());
+  if (!exists) {
+    exit_code = kExitNoRepository;
+    return core::not_found("no repository at " + repo + " (create one with cairn init)");
+  }
+  ASSIGN_OR_RETURN(std::string password, read_password(false));
+  auto r = repo::Repository::open(shared, password);
+  if (!r.ok()) return r.status();
+  auto c = repo::parse_compression(compression);
+  if (!c) return core::invalid_argument("--compression must be off, fast, auto or max");
+  (*r)->set_compression(*c);
+  if (load_index) {
+    std::vector<std::string> problems;
+    TRY((*r)->load_index(&problems));
+    for (const auto& p : problems) std::cerr << "cairn: warning: skipping unreadable " << p << "\n";
+  }
+  return r;
+}
+
+static std::string trim_newline(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+static core::Result<std::string> prompt(const char* text) {
+  std::cerr << text << std::flush;
+  struct termios old, quiet;
+  tcgetattr(0, &old);
+  quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  tcsetattr(0, TCSANOW, &quiet);
+  std::string line;
+  std::getline(std::cin, line);
+  tcsetattr(0, TCSANOW, &old);
+  std::cerr << "\n";
+  return trim_newline(line);
+}
+
+core::Result<std::string> read_password(bool confirm) {
+  if (const char* p = getenv("CAIRN_PASSWORD"); p && *p) return std::string(p);
+  if (const char* f = getenv("CAIRN_PASSWORD_FILE"); f && *f) {
+    std::ifstream in(f);
+    if (!in) return core::errno_status(errno, std::string("CAIRN_PASSWORD_FILE ") + f);
+    std::string line;
+    std::getline(in, line);
+    line = trim_newline(line);
+    if (line.empty()) return core::invalid_argument(std::string("password file ") + f + " is empty");
+    return line;
+  }
+  if (const char* c = getenv("CAIRN_PASSWORD_COMMAND"); c && *c) {
+    FILE* pipe = popen(c, "r");
+    if (!pipe) return core::io_error("CAIRN_PASSWORD_COMMAND could not be started");
+    std::string out;
+    char buf[256];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+    int rc = pclose(pipe);
+    if (rc != 0) return core::io_error("CAIRN_PASSWORD_COMMAND failed (exit status " + std::to_string(WEXITSTATUS(rc)) + ")");
+    out = trim_newline(out);
+    if (out.empty()) return core::invalid_argument("CAIRN_PASSWORD_COMMAND printed no password");
+    return out;
+  }
+  if (!isatty(0))
+    return core::invalid_argument("no password: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND");
+  ASSIGN_OR_RETURN(std::string pw, prompt("enter password for repository: "));
+  if (confirm) {
+    ASSIGN_OR_RETURN(std::string again, prompt("enter password again: "));
+    if (again != pw) return core::invalid_argument("passwords do not match");
+  }
+  if (pw.empty()) return core::invalid_argument("empty password");
+  return pw;
+}
+
+ProgressLine::ProgressLine(bool enabled, std::function<std::string(double)> render)
+    : enabled_(enabled), render_(std::move(render)) {
+  if (!enabled_) return;
+  thread_ = std::thread([this] {
+    auto start = std::chrono::steady_clock::now();
+    while (!stop_) {
+      double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::string line = render_(el);
+      std::cerr << "\r\033[K" << line << std::flush;
+      for (int i = 0; i < 5 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::cerr << "\r\033[K" << std::flush;
+  });
+}
+
+ProgressLine::~ProgressLine() { stop(); }
+
+void ProgressLine::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string eta(uint64_t done, uint64_t total, double elapsed) {
+  if (done == 0 || total <= done || elapsed <= 0) return "";
+  double rate = done / elapsed;
+  return "ETA " + core::format_duration((total - done) / rate);
+}
+
+std::pair<std::string, std::string> split_snapshot_path(const std::string& arg) {
+  auto colon = arg.find(':');
+  if (colon == std::string::npos) return {arg, "/"};
+  return {arg.substr(0, colon), arg.substr(colon + 1).empty() ? "/" : arg.substr(colon + 1)};
+}
+
+nlohmann::json snapshot_json(const repo::SnapshotRef& s) {
+  nlohmann::json j = s.snapshot.to_json();
+  j["id"] = s.id;
+  j["short_id"] = s.id.substr(0, 8);
+  return j;
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,88 @@
+// Shared state and helpers of the cairn command line: global options,
+// repository opening, secrets, exit codes, progress display, JSON output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "core/status.h"
+#include "repo/repository.h"
+
+namespace cairn::cli {
+
+// Exit codes scripts can trust (docs/cli.md).
+enum ExitCode {
+  kExitOk = 0,
+  kExitFailure = 1,
+  kExitUsage = 2,
+  kExitWarnings = 3,
+  kExitNoRepository = 10,
+  kExitLocked = 11,
+  kExitWrongPassword = 12,
+};
+
+struct Context {
+  std::string repo;  // --repo or CAIRN_REPOSITORY
+  bool json = false;
+  bool quiet = false;
+  int verbose = 0;
+  std::string compression = "auto";
+  bool no_progress = false;
+  int exit_code = kExitOk;
+
+  // Prints the error to stderr (or as JSON) and returns the matching exit code.
+  int fail(const core::Status& st) const;
+  // Runs a subcommand body: on failure prints the error and sets exit_code
+  // (keeping a more specific code, e.g. 10, that the body already set).
+  void run(const std::function<core::Status()>& body);
+  // Opens the repository named by --repo with the password from the environment.
+  core::Result<std::unique_ptr<repo::Repository>> open_repository(bool load_index = true);
+  bool show_progress() const;
+  void print_json(const nlohmann::json& j) const;
+};
+
+int exit_code_for(const core::Status& st);
+
+// Password from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,
+// or a prompt when stdin is a terminal (asked twice when `confirm`).
+core::Result<std::string> read_password(bool confirm);
+
+// Redraws one status line on stderr every 250 ms while alive.
+class ProgressLine {
+ public:
+  ProgressLine(bool enabled, std::function<std::string(double elapsed)> render);
+  ~ProgressLine();
+  void stop();
+
+ private:
+  bool enabled_;
+  std::function<std::string(double)> render_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// "1m12s ETA" style helpers.
+std::string eta(uint64_t done, uint64_t total, double elapsed);
+
+// Subcommand registration (one file per subcommand).
+void add_init(CLI::App& app, Context& ctx);
+void add_backup(CLI::App& app, Context& ctx);
+void add_snapshots(CLI::App& app, Context& ctx);
+void add_ls(CLI::App& app, Context& ctx);
+void add_diff(CLI::App& app, Context& ctx);
+void add_dump(CLI::App& app, Context& ctx);
+void add_restore(CLI::App& app, Context& ctx);
+void add_cat(CLI::App& app, Context& ctx);
+void add_check(CLI::App& app, Context& ctx);
+void add_stats(CLI::App& app, Context& ctx);
+
+// "<snapshot>[:path]" -> (snapshot ref, path).
+std::pair<std::string, std::string> split_snapshot_path(const std::string& arg);
+nlohmann::json snapshot_json(const repo::SnapshotRef& s);
+
+}  // namespace cairn::cli

@@ -1,0 +1,52 @@
+// cairn: backup and recovery for microservice fleets. Entry point: parses the
+// command line (CLI11) and dispatches to one subcommand file each.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/context.h"
+#include "crypto/crypto.h"
+
+int main(int argc, char** argv) {
+  using namespace cairn;
+  signal(SIGPIPE, SIG_IGN);  // a closed pipe is an EPIPE error, not a silent death
+  if (auto st = crypto::init(); !st.ok()) {
+    std::cerr << "cairn: " << st.message() << "\n";
+    return cli::kExitFailure;
+  }
+  cli::Context ctx;
+  if (const char* r = getenv("CAIRN_REPOSITORY")) ctx.repo = r;
+
+  CLI::App app{"cairn: backups that prove they can be restored"};
+  app.set_version_flag("--version", "cairn 0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("-r,--repo", ctx.repo, "repository location (or CAIRN_REPOSITORY)");
+  app.add_flag("--json", ctx.json, "machine-readable output on stdout");
+  app.add_flag("-q,--quiet", ctx.quiet, "print only errors");
+  app.add_flag("-v,--verbose", ctx.verbose, "more output (repeatable)");
+  app.add_flag("--no-progress", ctx.no_progress, "never draw progress bars");
+  app.add_option("--compression", ctx.compression, "off, fast, auto (zstd 3) or max")
+      ->check(CLI::IsMember({"off", "fast", "auto", "max"}));
+
+  cli::add_init(app, ctx);
+  cli::add_backup(app, ctx);
+  cli::add_snapshots(app, ctx);
+  cli::add_ls(app, ctx);
+  cli::add_diff(app, ctx);
+  cli::add_dump(app, ctx);
+  cli::add_restore(app, ctx);
+  cli::add_cat(app, ctx);
+  cli::add_check(app, ctx);
+  cli::add_stats(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : cli::kExitUsage;
+  }
+  return ctx.exit_code;
+}

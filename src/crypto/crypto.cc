@@ -1,0 +1,153 @@
+#include "crypto/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+namespace cairn::crypto {
+
+core::Status init() {
+  if (sodium_init() < 0) return core::Status(core::Code::kIOError, "libsodium failed to initialise");
+  return {};
+}
+
+void random_fill(uint8_t* out, size_t n) { randombytes_buf(out, n); }
+
+Bytes random_bytes(size_t n) {
+  Bytes b(n);
+  random_fill(b.data(), n);
+  return b;
+}
+
+Key random_key() {
+  Key k;
+  random_fill(k.data(), k.size());
+  return k;
+}
+
+Digest sha256(ByteView data) {
+  Digest d;
+  SHA256(data.data(), data.size(), d.data());
+  return d;
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256::update(ByteView data) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
+}
+Digest Sha256::finish() {
+  Digest d;
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), d.data(), &len);
+  return d;
+}
+
+Digest hmac_sha256(const Key& key, ByteView data) {
+  Digest d;
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), data.data(), data.size(),
+       d.data(), &len);
+  return d;
+}
+
+namespace {
+struct CipherCtxDeleter {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
+
+// One context per thread: creating an EVP_CIPHER_CTX per blob is measurable.
+EVP_CIPHER_CTX* thread_ctx() {
+  thread_local CipherCtx ctx(EVP_CIPHER_CTX_new());
+  return ctx.get();
+}
+}  // namespace
+
+void seal_append(const Key& key, ByteView plaintext, Bytes& out) {
+  size_t base = out.size();
+  out.resize(base + kNonceSize + plaintext.size() + kTagSize);
+  uint8_t* nonce = out.data() + base;
+  uint8_t* ct = nonce + kNonceSize;
+  random_fill(nonce, kNonceSize);
+  EVP_CIPHER_CTX* ctx = thread_ctx();
+  int len = 0;
+  bool ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nonce) == 1;
+  // EVP takes int lengths; blobs are at most a few MiB, but loop for safety.
+  size_t done = 0;
+  while (ok && done < plaintext.size()) {
+    int n = static_cast<int>(std::min<size_t>(plaintext.size() - done, 1u << 30));
+    ok = EVP_EncryptUpdate(ctx, ct + done, &len, plaintext.data() + done, n) == 1;
+    done += static_cast<size_t>(len);
+  }
+  ok = ok && EVP_EncryptFinal_ex(ctx, ct + done, &len) == 1;
+  ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagSize, ct + plaintext.size()) == 1;
+  if (!ok) throw std::runtime_error("AES-256-GCM encryption failed");  // cannot happen
+}
+
+Bytes seal(const Key& key, ByteView plaintext) {
+  Bytes out;
+  seal_append(key, plaintext, out);
+  return out;
+}
+
+core::Result<Bytes> open(const Key& key, ByteView sealed) {
+  if (sealed.size() < kAeadOverhead)
+    return core::corruption("ciphertext too short (" + std::to_string(sealed.size()) + " bytes)");
+  size_t n = sealed.size() - kAeadOverhead;
+  Bytes out(n);
+  EVP_CIPHER_CTX* ctx = thread_ctx();
+  int len = 0;
+  const uint8_t* nonce = sealed.data();
+  const uint8_t* ct = nonce + kNonceSize;
+  bool ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nonce) == 1;
+  size_t done = 0;
+  while (ok && done < n) {
+    int chunk = static_cast<int>(std::min<size_t>(n - done, 1u << 30));
+    ok = EVP_DecryptUpdate(ctx, out.data() + done, &len, ct + done, chunk) == 1;
+    done += static_cast<size_t>(len);
+  }
+  ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagSize,
+                                 const_cast<uint8_t*>(ct + n)) == 1;
+  ok = ok && EVP_DecryptFinal_ex(ctx, out.data() + done, &len) == 1;
+  if (!ok) return core::corruption("authentication failed (data modified or wrong key)");
+  return out;
+}
+
+core::Result<Key> derive_key(std::string_view password, ByteView salt, const KdfParams& p) {
+  if (salt.size() != crypto_pwhash_SALTBYTES) return core::invalid_argument("KDF salt must be 16 bytes");
+  if (p.ops < crypto_pwhash_OPSLIMIT_MIN || p.mem < crypto_pwhash_MEMLIMIT_MIN)
+    return core::invalid_argument("KDF parameters below argon2id minimums");
+  Key k;
+  if (crypto_pwhash(k.data(), k.size(), password.data(), password.size(), salt.data(), p.ops,
+                    static_cast<size_t>(p.mem), crypto_pwhash_ALG_ARGON2ID13) != 0)
+    return core::Status(core::Code::kIOError, "argon2id: out of memory");
+  return k;
+}
+
+KdfParams calibrate_kdf(double target_seconds, uint64_t mem) {
+  KdfParams p{1, mem};
+  Bytes salt(crypto_pwhash_SALTBYTES, 0);
+  auto start = std::chrono::steady_clock::now();
+  (void)derive_key("calibration", salt, p);
+  double one = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  uint64_t ops = one > 0 ? static_cast<uint64_t>(target_seconds / one) : 3;
+  p.ops = std::clamp<uint64_t>(ops, 1, 64);
+  return p;
+}
+
+bool equal(ByteView a, ByteView b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace cairn::crypto

@@ -1,0 +1,26 @@
+// zstd compression of blobs and repository files. Thread-safe (one zstd
+// context per thread).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/bytes.h"
+#include "core/status.h"
+
+namespace cairn::repo {
+
+enum class Compression { kOff, kFast, kAuto, kMax };
+
+std::optional<Compression> parse_compression(std::string_view s);  // off|fast|auto|max
+int zstd_level(Compression c);  // 0 for off
+
+// Returns the compressed form, or nullopt when compression is off or the data
+// does not shrink (then the caller stores it raw).
+std::optional<core::Bytes> compress(core::ByteView data, Compression c);
+// `raw_length` is the expected plaintext size (recorded beside the blob).
+core::Result<core::Bytes> decompress(core::ByteView data, size_t raw_length);
+// For repository files whose plaintext size is not recorded elsewhere.
+core::Result<core::Bytes> decompress_frame(core::ByteView data);
+
+}  // namespace cairn::repo

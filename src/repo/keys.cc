@@ -1,0 +1,118 @@
+#include "repo/keys.h"
+
+#include <nlohmann/json.hpp>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "repo/timefmt.h"
+
+namespace cairn::repo {
+
+using json = nlohmann::json;
+
+MasterKey MasterKey::generate() { return {crypto::random_key(), crypto::random_key()}; }
+
+static std::string current_hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+static std::string current_username() {
+  if (struct passwd* pw = getpwuid(getuid())) return pw->pw_name;
+  return std::to_string(getuid());
+}
+
+core::Result<std::pair<std::string, core::Bytes>> make_key_file(const MasterKey& master,
+                                                                std::string_view password,
+                                                                const crypto::KdfParams& kdf) {
+  core::Bytes salt = crypto::random_bytes(16);
+  ASSIGN_OR_RETURN(crypto::Key kek, crypto::derive_key(password, salt, kdf));
+  json inner = {{"encrypt", core::base64_encode(master.encrypt)},
+                {"mac", core::base64_encode(master.mac)}};
+  std::string inner_text = inner.dump();
+  core::Bytes sealed = crypto::seal(kek, core::as_bytes(inner_text));
+  json j = {{"version", 1},
+            {"type", "password"},
+            {"created", format_time(now_time())},
+            {"hostname", current_hostname()},
+            {"username", current_username()},
+            {"kdf",
+             {{"algorithm", "argon2id"},
+              {"ops", kdf.ops},
+              {"mem", kdf.mem},
+              {"salt", core::base64_encode(salt)}}},
+            {"data", core::base64_encode(sealed)}};
+  std::string text = j.dump(2) + "\n";
+  core::Bytes bytes = core::to_bytes(text);
+  return std::make_pair(core::hex_encode(crypto::sha256(bytes)), bytes);
+}
+
+namespace {
+struct ParsedKey {
+  KeyFileInfo info;
+  core::Bytes salt;
+  core::Bytes sealed;
+};
+
+core::Result<ParsedKey> parse(core::ByteView file) {
+  json j = json::parse(file.begin(), file.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return core::corruption("key file is not valid JSON");
+  try {
+    ParsedKey k;
+    if (j.at("version").get<int>() != 1)
+      return core::unsupported("key file version " + j.at("version").dump() + " is not supported");
+    k.info.type = j.at("type").get<std::string>();
+    if (k.info.type != "password")
+      return core::unsupported("key type '" + k.info.type + "' is not supported by this version");
+    k.info.created = j.value("created", "");
+    k.info.hostname = j.value("hostname", "");
+    k.info.username = j.value("username", "");
+    const json& kdf = j.at("kdf");
+    if (kdf.at("algorithm").get<std::string>() != "argon2id")
+      return core::unsupported("key KDF " + kdf.at("algorithm").dump() + " is not supported");
+    k.info.kdf.ops = kdf.at("ops").get<uint64_t>();
+    k.info.kdf.mem = kdf.at("mem").get<uint64_t>();
+    // Bound the memory an attacker-supplied key file can make us allocate.
+    if (k.info.kdf.mem > (4ull << 30) || k.info.kdf.ops > 1000)
+      return core::corruption("key file KDF parameters are out of range");
+    auto salt = core::base64_decode(kdf.at("salt").get<std::string>());
+    auto sealed = core::base64_decode(j.at("data").get<std::string>());
+    if (!salt || salt->size() != 16 || !sealed) return core::corruption("key file fields are malformed");
+    k.salt = std::move(*salt);
+    k.sealed = std::move(*sealed);
+    return k;
+  } catch (const json::exception& e) {
+    return core::corruption(std::string("key file: ") + e.what());
+  }
+}
+}  // namespace
+
+core::Result<KeyFileInfo> parse_key_file_info(core::ByteView file) {
+  ASSIGN_OR_RETURN(ParsedKey k, parse(file));
+  k.info.id = core::hex_encode(crypto::sha256(file));
+  return k.info;
+}
+
+core::Result<MasterKey> open_key_file(core::ByteView file, std::string_view password) {
+  ASSIGN_OR_RETURN(ParsedKey k, parse(file));
+  ASSIGN_OR_RETURN(crypto::Key kek, crypto::derive_key(password, k.salt, k.info.kdf));
+  auto inner = crypto::open(kek, k.sealed);
+  if (!inner.ok()) return core::wrong_password("wrong password");
+  json j = json::parse(inner->begin(), inner->end(), nullptr, false);
+  if (j.is_discarded()) return core::corruption("key file payload is not valid JSON");
+  try {
+    auto enc = core::base64_decode(j.at("encrypt").get<std::string>());
+    auto mac = core::base64_decode(j.at("mac").get<std::string>());
+    if (!enc || !mac || enc->size() != 32 || mac->size() != 32)
+      return core::corruption("key file payload has malformed keys");
+    MasterKey m;
+    std::copy(enc->begin(), enc->end(), m.encrypt.begin());
+    std::copy(mac->begin(), mac->end(), m.mac.begin());
+    return m;
+  } catch (const json::exception& e) {
+    return core::corruption(std::string("key file payload: ") + e.what());
+  }
+}
+
+}  // namespace cairn::repo

@@ -1,0 +1,39 @@
+// Master key and key files. The master key never leaves memory unwrapped;
+// each key file wraps it with a key-encryption key derived from a password
+// by argon2id. Several key files may unlock one repository.
+#pragma once
+
+#include <string>
+
+#include "core/bytes.h"
+#include "core/status.h"
+#include "crypto/crypto.h"
+
+namespace cairn::repo {
+
+struct MasterKey {
+  crypto::Key encrypt;  // AES-256-GCM key for everything stored
+  crypto::Key mac;      // HMAC-SHA-256 key for blob ids
+  static MasterKey generate();
+};
+
+struct KeyFileInfo {
+  std::string id;  // hex SHA-256 of the key file bytes (its name under keys/)
+  std::string type;
+  std::string created;
+  std::string hostname;
+  std::string username;
+  crypto::KdfParams kdf;
+};
+
+// Builds a key file wrapping `master` with `password`. Returns (id, bytes).
+core::Result<std::pair<std::string, core::Bytes>> make_key_file(const MasterKey& master,
+                                                                std::string_view password,
+                                                                const crypto::KdfParams& kdf);
+
+// Unwraps a key file. kWrongPassword when the password does not open it,
+// kCorruption when the file is malformed (names what is wrong).
+core::Result<MasterKey> open_key_file(core::ByteView file, std::string_view password);
+core::Result<KeyFileInfo> parse_key_file_info(core::ByteView file);
+
+}  // namespace cairn::repo

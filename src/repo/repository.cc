@@ -1,0 +1,311 @@
+#include "repo/repository.h"
+
+#include <algorithm>
+
+#include "repo/file_codec.h"
+
+namespace cairn::repo {
+
+using storage::FileType;
+using storage::Handle;
+
+namespace {
+// An index file is written after this many packs (~1 GiB) so that a long
+// backup killed midway leaves most of its packs indexed and reusable.
+constexpr size_t kPacksPerIndexFile = 64;
+constexpr size_t kBlobsPerIndexFile = 100000;
+}  // namespace
+
+Repository::Repository(std::shared_ptr<storage::Backend> backend, MasterKey key, Config config,
+                       std::string key_id)
+    : backend_(std::move(backend)),
+      key_(key),
+      config_(std::move(config)),
+      gear_(make_gear_table(config_.gear_seed)),
+      key_id_(std::move(key_id)) {}
+
+Repository::~Repository() = default;
+
+core::Result<std::unique_ptr<Repository>> Repository::init(std::shared_ptr<storage::Backend> backend,
+                                                           std::string_view password,
+                                                           const InitOptions& options) {
+  if (password.empty()) return core::invalid_argument("empty password");
+  ASSIGN_OR_RETURN(bool exists, backend->exists());
+  if (exists) return core::already_exists("a repository already exists at " + backend->location());
+  TRY(backend->create());
+  MasterKey master = MasterKey::generate();
+  Config config = Config::generate();
+  config.chunker = options.chunker;
+  ASSIGN_OR_RETURN(auto key_file, make_key_file(master, password, options.kdf));
+  TRY(backend->save({FileType::kKey, key_file.first}, key_file.second));
+  std::string cfg = config.to_json();
+  // The config is written last: its presence is what marks a repository as existing.
+  TRY(backend->save({FileType::kConfig, "config"},
+                    encode_file(master.encrypt, core::as_bytes(cfg), false)));
+  return std::unique_ptr<Repository>(new Repository(std::move(backend), master, config, key_file.first));
+}
+
+core::Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<storage::Backend> backend,
+                                                           std::string_view password) {
+  ASSIGN_OR_RETURN(bool exists, backend->exists());
+  if (!exists) return core::not_found("no repository at " + backend->location() + " (run cairn init)");
+  std::vector<std::string> key_ids;
+  TRY(backend->list(FileType::kKey, [&](const storage::FileInfo& fi) { key_ids.push_back(fi.name); }));
+  if (key_ids.empty()) return core::corruption("repository has no key files (keys/ is empty)");
+  std::sort(key_ids.begin(), key_ids.end());
+  std::vector<std::string> broken;
+  bool any_wrong = false;
+  for (const auto& id : key_ids) {
+    auto bytes = backend->load({FileType::kKey, id});
+    if (!bytes.ok()) {
+      broken.push_back("keys/" + id + ": " + bytes.status().message());
+      continue;
+    }
+    auto master = open_key_file(*bytes, password);
+    if (!master.ok()) {
+      if (master.status().code() == core::Code::kWrongPassword) {
+        any_wrong = true;
+      } else {
+        broken.push_back("keys/" + id + ": " + master.status().message());
+      }
+      continue;
+    }
+    ASSIGN_OR_RETURN(auto cfg_bytes, backend->load({FileType::kConfig, "config"}));
+    auto cfg_plain = decode_file(master->encrypt, cfg_bytes);
+    if (!cfg_plain.ok()) return cfg_plain.status().with_context("config");
+    ASSIGN_OR_RETURN(Config config, Config::from_json(*cfg_plain));
+    return std::unique_ptr<Repository>(new Repository(std::move(backend), *master, config, id));
+  }
+  if (any_wrong && broken.empty()) return core::wrong_password("wrong password: no key file opens with it");
+  std::string msg = any_wrong ? "wrong password, and some key files are unreadable" : "no readable key file";
+  for (const auto& b : broken) msg += "\n  " + b;
+  return core::Status(any_wrong ? core::Code::kWrongPassword : core::Code::kCorruption, msg);
+}
+
+core::Status Repository::load_index(std::vector<std::string>* problems) {
+  std::vector<std::string> names;
+  TRY(backend_->list(FileType::kIndex, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  for (const auto& name : names) {
+    auto plain = load_file(FileType::kIndex, name);
+    core::Result<std::vector<PackContents>> packs =
+        plain.ok() ? decode_index(*plain) : core::Result<std::vector<PackContents>>(plain.status());
+    if (!packs.ok()) {
+      if (problems) problems->push_back("index/" + name + ": " + packs.status().message());
+      continue;
+    }
+    for (const auto& pc : *packs) index_.add(pc);
+  }
+  return {};
+}
+
+Id Repository::blob_id(core::ByteView plaintext) const {
+  return Id::from_digest(crypto::hmac_sha256(key_.mac, plaintext));
+}
+
+void Repository::set_error(const core::Status& st) {
+  std::lock_guard lock(stats_mu_);
+  if (error_.ok()) error_ = st;
+}
+
+core::Result<bool> Repository::save_blob(BlobType type, const Id& id, core::ByteView plaintext) {
+  {
+    std::lock_guard lock(known_mu_);
+    if (index_.has(id) || !pending_.insert(id).second) return false;
+  }
+  PackEntry e;
+  e.type = type;
+  e.id = id;
+  e.raw_length = static_cast<uint32_t>(plaintext.size());
+  auto packed = compress(plaintext, compression_);
+  if (packed) e.flags |= kBlobCompressed;
+  thread_local core::Bytes sealed;
+  sealed.clear();
+  crypto::seal_append(key_.encrypt, packed ? core::ByteView(*packed) : plaintext, sealed);
+  e.length = static_cast<uint32_t>(sealed.size());
+
+  OpenPack full;
+  bool is_full = false;
+  {
+    std::lock_guard lock(pack_mu_);
+    OpenPack& p = open_packs_[static_cast<int>(type)];
+    if (p.data.capacity() == 0) p.data.reserve(kTargetPackSize + config_.chunker.max_size + 4096);
+    e.offset = static_cast<uint32_t>(p.data.size());
+    p.data.insert(p.data.end(), sealed.begin(), sealed.end());
+    p.entries.push_back(e);
+    if (p.data.size() >= kTargetPackSize) {
+      full = std::move(p);
+      p = OpenPack{};
+      is_full = true;
+    }
+  }
+  {
+    std::lock_guard lock(stats_mu_);
+    (type == BlobType::kData ? stats_.data_blobs : stats_.tree_blobs)++;
+    stats_.stored_bytes += e.length;
+    stats_.raw_bytes += e.raw_length;
+  }
+  if (is_full) TRY(write_pack(std::move(full)));
+  return true;
+}
+
+core::Status Repository::write_pack(OpenPack pack) {
+  if (pack.entries.empty()) return {};
+  core::Bytes header = encode_pack_header(key_.encrypt, pack.entries);
+  pack.data.insert(pack.data.end(), header.begin(), header.end());
+  Id pack_id = Id::from_digest(crypto::sha256(pack.data));
+  core::Status st = backend_->save({FileType::kPack, pack_id.hex()}, pack.data);
+  if (!st.ok()) {
+    st = st.with_context("storing pack " + pack_id.hex());
+    set_error(st);
+    return st;
+  }
+  pack.data = core::Bytes();  // release the buffer before indexing
+  PackContents pc{pack_id, std::move(pack.entries)};
+  std::lock_guard lock(index_mu_);
+  index_.add(pc);
+  {
+    std::lock_guard klock(known_mu_);
+    for (const auto& e : pc.blobs) pending_.erase(e.id);
+  }
+  {
+    std::lock_guard slock(stats_mu_);
+    stats_.packs++;
+  }
+  unindexed_blobs_ += pc.blobs.size();
+  unindexed_.push_back(std::move(pc));
+  if (unindexed_.size() >= kPacksPerIndexFile || unindexed_blobs_ >= kBlobsPerIndexFile)
+    return write_index_locked();
+  return {};
+}
+
+core::Status Repository::write_index_locked() {
+  if (unindexed_.empty()) return {};
+  core::Bytes plain = encode_index(unindexed_);
+  auto saved = save_file(FileType::kIndex, plain);
+  if (!saved.ok()) {
+    set_error(saved.status());
+    return saved.status().with_context("storing index");
+  }
+  unindexed_.clear();
+  unindexed_blobs_ = 0;
+  return {};
+}
+
+core::Status Repository::flush() {
+  OpenPack packs[2];
+  {
+    std::lock_guard lock(pack_mu_);
+    for (int i = 0; i < 2; ++i) {
+      packs[i] = std::move(open_packs_[i]);
+      open_packs_[i] = OpenPack{};
+    }
+  }
+  for (auto& p : packs) TRY(write_pack(std::move(p)));
+  {
+    std::lock_guard lock(index_mu_);
+    TRY(write_index_locked());
+  }
+  std::lock_guard lock(stats_mu_);
+  return error_;
+}
+
+WriteStats Repository::write_stats() const {
+  std::lock_guard lock(stats_mu_);
+  return stats_;
+}
+
+core::Result<core::Bytes> Repository::load_blob(const Id& id) {
+  auto loc = index_.lookup(id);
+  if (!loc) return core::not_found("blob " + id.hex() + " is not in the index");
+  auto sealed = backend_->load({FileType::kPack, loc->pack.hex()}, loc->entry.offset, loc->entry.length);
+  if (!sealed.ok()) return sealed.status().with_context("pack " + loc->pack.hex());
+  auto plain = open_blob(key_.encrypt, key_.mac, loc->entry, *sealed);
+  if (!plain.ok())
+    return plain.status().with_context("blob " + id.short_hex() + " in pack " + loc->pack.hex());
+  return plain;
+}
+
+core::Result<Tree> Repository::load_tree(const Id& id) {
+  ASSIGN_OR_RETURN(core::Bytes bytes, load_blob(id));
+  auto tree = decode_tree(bytes);
+  if (!tree.ok()) return tree.status().with_context("tree " + id.short_hex());
+  return tree;
+}
+
+core::Result<Id> Repository::save_tree(const Tree& tree, bool* added) {
+  std::string text = encode_tree(tree);
+  Id id = blob_id(core::as_bytes(text));
+  ASSIGN_OR_RETURN(bool was_added, save_blob(BlobType::kTree, id, core::as_bytes(text)));
+  if (added) *added = was_added;
+  return id;
+}
+
+core::Result<core::Bytes> Repository::load_file(FileType type, const std::string& name) {
+  Handle h{type, name};
+  ASSIGN_OR_RETURN(core::Bytes stored, backend_->load(h));
+  if (core::hex_encode(crypto::sha256(stored)) != name)
+    return core::corruption(h.to_string() + ": content does not match its name (damaged file)");
+  auto plain = decode_file(key_.encrypt, stored);
+  if (!plain.ok()) return plain.status().with_context(h.to_string());
+  return plain;
+}
+
+core::Result<std::string> Repository::save_file(FileType type, core::ByteView plaintext) {
+  core::Bytes stored = encode_file(key_.encrypt, plaintext, true);
+  std::string name = core::hex_encode(crypto::sha256(stored));
+  TRY(backend_->save({type, name}, stored));
+  return name;
+}
+
+core::Result<std::string> Repository::save_snapshot(const Snapshot& s) {
+  std::string text = s.to_json().dump(2);
+  return save_file(FileType::kSnapshot, core::as_bytes(text));
+}
+
+core::Result<std::vector<SnapshotRef>> Repository::list_snapshots(std::vector<std::string>* problems) {
+  std::vector<std::string> names;
+  TRY(backend_->list(FileType::kSnapshot, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  std::vector<SnapshotRef> out;
+  for (const auto& name : names) {
+    auto plain = load_file(FileType::kSnapshot, name);
+    auto snap = plain.ok() ? Snapshot::from_json(*plain) : core::Result<Snapshot>(plain.status());
+    if (!snap.ok()) {
+      if (problems) problems->push_back("snapshots/" + name + ": " + snap.status().message());
+      continue;
+    }
+    out.push_back({name, std::move(*snap)});
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotRef& a, const SnapshotRef& b) {
+    return a.snapshot.time.unix_ns != b.snapshot.time.unix_ns
+               ? a.snapshot.time.unix_ns < b.snapshot.time.unix_ns
+               : a.id < b.id;
+  });
+  return out;
+}
+
+core::Result<SnapshotRef> Repository::find_snapshot(const std::string& ref, const std::string& service,
+                                                    const std::string& host) {
+  if (ref.size() < 4 && ref != "latest")
+    return core::invalid_argument("snapshot id '" + ref + "' is too short (use at least 4 hex chars)");
+  ASSIGN_OR_RETURN(auto all, list_snapshots());
+  if (ref == "latest") {
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      if (!service.empty() && it->snapshot.service != service) continue;
+      if (!host.empty() && it->snapshot.hostname != host) continue;
+      return *it;
+    }
+    return core::not_found("no snapshot matches 'latest'" +
+                           (service.empty() ? std::string() : " for service " + service));
+  }
+  const SnapshotRef* found = nullptr;
+  for (const auto& s : all) {
+    if (s.id.compare(0, ref.size(), ref) == 0) {
+      if (found) return core::invalid_argument("snapshot id prefix '" + ref + "' is ambiguous");
+      found = &s;
+    }
+  }
+  if (!found) return core::not_found("no snapshot with id " + ref);
+  return *found;
+}
+
+}  // namespace cairn::repo

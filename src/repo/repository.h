@@ -1,0 +1,129 @@
+// Repository: the encrypted, deduplicating content store on top of a
+// storage::Backend. Owns the master key, config, index and the packer.
+//
+// Thread safety: after open()/load_index(), save_blob/load_blob and friends
+// may be called from many threads at once. flush() must not race save_blob.
+//
+// Write order makes crashes harmless: a pack is stored before any index file
+// names it, and index files are stored before the snapshot that needs them.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "core/bytes.h"
+#include "core/status.h"
+#include "repo/chunker.h"
+#include "repo/compression.h"
+#include "repo/config.h"
+#include "repo/ids.h"
+#include "repo/index.h"
+#include "repo/keys.h"
+#include "repo/snapshot.h"
+#include "repo/tree.h"
+#include "storage/backend.h"
+
+namespace cairn::repo {
+
+struct InitOptions {
+  crypto::KdfParams kdf;  // from crypto::calibrate_kdf unless set
+  ChunkerParams chunker;
+};
+
+struct SnapshotRef {
+  std::string id;  // hex file id
+  Snapshot snapshot;
+};
+
+// Counters of what a writer stored (for backup summaries).
+struct WriteStats {
+  uint64_t data_blobs = 0, tree_blobs = 0, stored_bytes = 0, raw_bytes = 0, packs = 0;
+};
+
+class Repository {
+ public:
+  static core::Result<std::unique_ptr<Repository>> init(std::shared_ptr<storage::Backend> backend,
+                                                        std::string_view password,
+                                                        const InitOptions& options);
+  // Tries every key file; kWrongPassword if none opens, kNotFound (mapped to
+  // exit code 10 by the CLI) when there is no repository at the location.
+  static core::Result<std::unique_ptr<Repository>> open(std::shared_ptr<storage::Backend> backend,
+                                                        std::string_view password);
+  ~Repository();
+
+  // Reads every index file. Unreadable index files are skipped and described
+  // in `problems` (check reports them); the data they described is then
+  // simply unknown, never misread.
+  core::Status load_index(std::vector<std::string>* problems = nullptr);
+
+  storage::Backend& backend() { return *backend_; }
+  const Config& config() const { return config_; }
+  const MasterKey& key() const { return key_; }
+  const GearTable& gear() const { return gear_; }
+  const std::string& key_id() const { return key_id_; }
+  Index& index() { return index_; }
+  void set_compression(Compression c) { compression_ = c; }
+
+  Id blob_id(core::ByteView plaintext) const;
+
+  // Stores a blob unless the index (or an open pack) already has it.
+  // Returns true if it was newly added.
+  core::Result<bool> save_blob(BlobType type, const Id& id, core::ByteView plaintext);
+  // Writes all open packs and the index for everything stored so far.
+  core::Status flush();
+  WriteStats write_stats() const;
+
+  core::Result<core::Bytes> load_blob(const Id& id);
+  core::Result<Tree> load_tree(const Id& id);
+  core::Result<Id> save_tree(const Tree& tree, bool* added = nullptr);
+
+  // Whole encrypted files (index, snapshots): decode and verify the name.
+  core::Result<core::Bytes> load_file(storage::FileType type, const std::string& name);
+  core::Result<std::string> save_file(storage::FileType type, core::ByteView plaintext);
+
+  core::Result<std::string> save_snapshot(const Snapshot& s);
+  // All readable snapshots, oldest first; unreadable ones go to `problems`.
+  core::Result<std::vector<SnapshotRef>> list_snapshots(std::vector<std::string>* problems = nullptr);
+  // "latest" or a unique id prefix (at least 4 hex chars).
+  core::Result<SnapshotRef> find_snapshot(const std::string& ref, const std::string& service = "",
+                                          const std::string& host = "");
+
+ private:
+  Repository(std::shared_ptr<storage::Backend> backend, MasterKey key, Config config,
+             std::string key_id);
+
+  struct OpenPack {
+    core::Bytes data;
+    std::vector<PackEntry> entries;
+  };
+  core::Status write_pack(OpenPack pack);
+  core::Status write_index_locked();  // index_mu_ held
+  void set_error(const core::Status& st);
+
+  std::shared_ptr<storage::Backend> backend_;
+  MasterKey key_;
+  Config config_;
+  GearTable gear_;
+  std::string key_id_;
+  Index index_;
+  Compression compression_ = Compression::kAuto;
+
+  std::mutex known_mu_;
+  std::unordered_set<Id, IdHash> pending_;  // in open or in-flight packs
+
+  std::mutex pack_mu_;
+  OpenPack open_packs_[2];  // by BlobType: data and trees go to separate packs
+
+  std::mutex index_mu_;
+  std::vector<PackContents> unindexed_;
+  size_t unindexed_blobs_ = 0;
+
+  mutable std::mutex stats_mu_;
+  WriteStats stats_;
+  core::Status error_;  // first failure of a background write; sticky
+};
+
+}  // namespace cairn::repo

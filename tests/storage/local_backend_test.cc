@@ -1,0 +1,270 @@
+// LocalBackend specifics (layout, temp files, disk full) and open_backend().
+#include "storage/local_backend.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace cairn::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using core::Bytes;
+using core::Code;
+
+std::string hex_id(std::mt19937_64& rng, const std::string& prefix = "") {
+  Bytes id(32);
+  for (auto& b : id) b = static_cast<uint8_t>(rng());
+  std::string s = core::hex_encode(id);
+  return prefix + s.substr(prefix.size());
+}
+
+// Every ".tmp-" file anywhere under dir.
+std::vector<std::string> temp_files(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->path().filename().string().starts_with(".tmp-")) out.push_back(it->path().string());
+  }
+  return out;
+}
+
+class LocalBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "cairn-local-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    root_ = dir_ + "/repo";
+    backend_ = std::make_unique<LocalBackend>(root_);
+  }
+  void TearDown() override {
+    if (mounted_) ::umount2(mount_point_.c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string dir_, root_;
+  std::unique_ptr<LocalBackend> backend_;
+  std::mt19937_64 rng_{7};
+  bool mounted_ = false;
+  std::string mount_point_;
+};
+
+TEST(BackendHandleTest, PathsInRepository) {
+  const std::string id = "1a2b3c";
+  EXPECT_EQ((Handle{FileType::kPack, id}).to_string(), "data/1a/1a2b3c");
+  EXPECT_EQ((Handle{FileType::kKey, id}).to_string(), "keys/1a2b3c");
+  EXPECT_EQ((Handle{FileType::kIndex, id}).to_string(), "index/1a2b3c");
+  EXPECT_EQ((Handle{FileType::kSnapshot, id}).to_string(), "snapshots/1a2b3c");
+  EXPECT_EQ((Handle{FileType::kLock, id}).to_string(), "locks/1a2b3c");
+  EXPECT_EQ((Handle{FileType::kConfig, "config"}).to_string(), "config");
+  EXPECT_STREQ(type_dir(FileType::kConfig), "");
+  EXPECT_STREQ(type_dir(FileType::kPack), "data");
+}
+
+TEST(OpenBackendTest, LocalLocations) {
+  auto abs = open_backend("/srv/backups/repo/");
+  ASSERT_TRUE(abs.ok()) << abs.status().to_string();
+  EXPECT_EQ((*abs)->location(), "/srv/backups/repo");
+
+  auto prefixed = open_backend("local:/srv/backups/./repo");
+  ASSERT_TRUE(prefixed.ok());
+  EXPECT_EQ((*prefixed)->location(), "/srv/backups/repo");
+
+  auto rel = open_backend("some/repo");
+  ASSERT_TRUE(rel.ok());
+  EXPECT_EQ((*rel)->location(), (fs::current_path() / "some/repo").string());
+
+  // A colon after a slash is part of a path, not a scheme.
+  auto colon = open_backend("./backup:2024");
+  ASSERT_TRUE(colon.ok());
+  EXPECT_TRUE((*colon)->location().ends_with("/backup:2024"));
+}
+
+TEST(OpenBackendTest, RejectsOtherSchemes) {
+  auto s3 = open_backend("s3:https://s3.example.com/bucket");
+  ASSERT_FALSE(s3.ok());
+  EXPECT_EQ(s3.status().code(), Code::kUnsupported);
+  EXPECT_TRUE(s3.status().message().starts_with("S3 backend is not built yet: "));
+
+  for (const char* bad : {"ftp:host/repo", "sftp:user@host:/repo", "", "local:"}) {
+    auto r = open_backend(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+  }
+}
+
+TEST_F(LocalBackendTest, CreateMakesLayout) {
+  ASSERT_TRUE(backend_->create().ok());
+  for (const char* sub : {"", "/keys", "/data", "/index", "/snapshots", "/locks", "/data/00",
+                          "/data/7f", "/data/ff"}) {
+    struct stat st;
+    ASSERT_EQ(::stat((root_ + sub).c_str(), &st), 0) << sub;
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << sub;
+    EXPECT_EQ(st.st_mode & 077, 0u) << sub;
+  }
+  int subdirs = 0;
+  for (const auto& e : fs::directory_iterator(root_ + "/data")) subdirs += e.is_directory();
+  EXPECT_EQ(subdirs, 256);
+  auto ex = backend_->exists();
+  ASSERT_TRUE(ex.ok());
+  EXPECT_FALSE(*ex);  // no config yet
+}
+
+TEST_F(LocalBackendTest, CreateRefusedOnceConfigExists) {
+  ASSERT_TRUE(backend_->create().ok());
+  // An interrupted init (no config yet) may be re-run.
+  ASSERT_TRUE(backend_->create().ok());
+  ASSERT_TRUE(backend_->save(Handle{FileType::kConfig, "config"}, core::to_bytes("{}")).ok());
+  core::Status st = backend_->create();
+  EXPECT_EQ(st.code(), Code::kAlreadyExists);
+  EXPECT_NE(st.message().find(root_), std::string::npos);
+  auto ex = backend_->exists();
+  ASSERT_TRUE(ex.ok());
+  EXPECT_TRUE(*ex);
+}
+
+TEST_F(LocalBackendTest, ExistsFalseWithoutRoot) {
+  auto ex = backend_->exists();
+  ASSERT_TRUE(ex.ok());
+  EXPECT_FALSE(*ex);
+  // Saving into a repository that was never created fails rather than creating one.
+  EXPECT_FALSE(backend_->save(Handle{FileType::kPack, hex_id(rng_)}, core::to_bytes("x")).ok());
+  EXPECT_FALSE(fs::exists(root_));
+  EXPECT_FALSE(backend_->list(FileType::kPack, [](const FileInfo&) {}).ok());
+}
+
+TEST_F(LocalBackendTest, ObjectsLandAtTheirPaths) {
+  ASSERT_TRUE(backend_->create().ok());
+  Handle h{FileType::kPack, hex_id(rng_, "c3")};
+  ASSERT_TRUE(backend_->save(h, core::to_bytes("pack")).ok());
+  EXPECT_TRUE(fs::is_regular_file(root_ + "/data/c3/" + h.name));
+  EXPECT_EQ(fs::file_size(root_ + "/" + h.to_string()), 4u);
+}
+
+TEST_F(LocalBackendTest, NoTempFilesLeftAfterSaves) {
+  ASSERT_TRUE(backend_->create().ok());
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(backend_->save(Handle{FileType::kPack, hex_id(rng_)}, Bytes(i * 100, 1)).ok());
+  }
+  ASSERT_TRUE(backend_->save(Handle{FileType::kSnapshot, hex_id(rng_)}, Bytes(10, 2)).ok());
+  ASSERT_TRUE(backend_->save(Handle{FileType::kConfig, "config"}, Bytes(10, 3)).ok());
+  EXPECT_EQ(temp_files(root_), std::vector<std::string>{});
+}
+
+TEST_F(LocalBackendTest, RefusedOverwriteLeavesNoTempFile) {
+  // The temp file is fully written before link() refuses: it must still go.
+  ASSERT_TRUE(backend_->create().ok());
+  Handle h{FileType::kIndex, hex_id(rng_)};
+  ASSERT_TRUE(backend_->save(h, core::to_bytes("one")).ok());
+  EXPECT_EQ(backend_->save(h, Bytes(100000, 9)).code(), Code::kAlreadyExists);
+  EXPECT_EQ(temp_files(root_), std::vector<std::string>{});
+  EXPECT_EQ(backend_->load(h).value(), core::to_bytes("one"));
+}
+
+TEST_F(LocalBackendTest, SaveWhereFolderIsAFileFails) {
+  ASSERT_TRUE(backend_->create().ok());
+  fs::remove(root_ + "/keys");
+  std::ofstream(root_ + "/keys") << "not a folder";
+  core::Status st = backend_->save(Handle{FileType::kKey, hex_id(rng_)}, core::to_bytes("k"));
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find(root_ + "/keys/"), std::string::npos) << st.to_string();
+  EXPECT_EQ(temp_files(root_), std::vector<std::string>{});
+}
+
+TEST_F(LocalBackendTest, SaveInReadOnlyFolderFails) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
+  ASSERT_TRUE(backend_->create().ok());
+  fs::permissions(root_ + "/snapshots", fs::perms::owner_read | fs::perms::owner_exec);
+  core::Status st = backend_->save(Handle{FileType::kSnapshot, hex_id(rng_)}, Bytes(10, 1));
+  EXPECT_EQ(st.code(), Code::kPermissionDenied) << st.to_string();
+  fs::permissions(root_ + "/snapshots", fs::perms::owner_all);
+  EXPECT_EQ(temp_files(root_), std::vector<std::string>{});
+}
+
+TEST_F(LocalBackendTest, PackFolderCreatedOnDemand) {
+  ASSERT_TRUE(backend_->create().ok());
+  fs::remove_all(root_ + "/data");
+  Handle h{FileType::kPack, hex_id(rng_, "ab")};
+  ASSERT_TRUE(backend_->save(h, core::to_bytes("p")).ok());
+  EXPECT_TRUE(fs::is_directory(root_ + "/data/ab"));
+  int n = 0;
+  ASSERT_TRUE(backend_
+                  ->list(FileType::kPack,
+                         [&](const FileInfo& fi) {
+                           EXPECT_EQ(fi.name, h.name);
+                           ++n;
+                         })
+                  .ok());
+  EXPECT_EQ(n, 1);
+}
+
+TEST_F(LocalBackendTest, ListIgnoresTempAndStrayEntries) {
+  ASSERT_TRUE(backend_->create().ok());
+  Handle h{FileType::kPack, hex_id(rng_, "ab")};
+  ASSERT_TRUE(backend_->save(h, core::to_bytes("p")).ok());
+  std::ofstream(root_ + "/data/ab/.tmp-" + h.name + "-123") << "partial";
+  std::ofstream(root_ + "/data/README") << "stray";
+  fs::create_directory(root_ + "/data/ab/subdir");
+  fs::create_directory(root_ + "/index/subdir");
+  std::ofstream(root_ + "/index/.tmp-x") << "partial";
+  std::vector<std::string> packs, indexes;
+  ASSERT_TRUE(
+      backend_->list(FileType::kPack, [&](const FileInfo& fi) { packs.push_back(fi.name); }).ok());
+  ASSERT_TRUE(
+      backend_->list(FileType::kIndex, [&](const FileInfo& fi) { indexes.push_back(fi.name); })
+          .ok());
+  EXPECT_EQ(packs, std::vector<std::string>{h.name});
+  EXPECT_TRUE(indexes.empty());
+}
+
+TEST_F(LocalBackendTest, DiskFullIsNoSpace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root";
+  mount_point_ = dir_ + "/small";
+  fs::create_directory(mount_point_);
+  if (::mount("tmpfs", mount_point_.c_str(), "tmpfs", 0, "size=4m") != 0) {
+    GTEST_SKIP() << "cannot mount tmpfs: " << std::strerror(errno);
+  }
+  mounted_ = true;
+  const std::string root = mount_point_ + "/repo";
+  LocalBackend small(root);
+  ASSERT_TRUE(small.create().ok());
+
+  std::vector<std::pair<Handle, Bytes>> saved;
+  core::Status st;
+  for (int i = 0; i < 64 && st.ok(); ++i) {
+    Handle h{FileType::kPack, hex_id(rng_)};
+    Bytes data(256 << 10, static_cast<uint8_t>(i));
+    st = small.save(h, data);
+    if (st.ok()) saved.emplace_back(h, std::move(data));
+  }
+  ASSERT_FALSE(st.ok()) << "4 MiB tmpfs never filled up";
+  EXPECT_EQ(st.code(), Code::kNoSpace) << st.to_string();
+  EXPECT_NE(st.message().find(root + "/data/"), std::string::npos) << st.to_string();
+  EXPECT_GT(saved.size(), 5u);
+  for (const auto& [h, data] : saved) {
+    auto r = small.load(h);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_TRUE(*r == data);
+  }
+  EXPECT_EQ(temp_files(root), std::vector<std::string>{});
+
+  ASSERT_EQ(::umount(mount_point_.c_str()), 0) << std::strerror(errno);
+  mounted_ = false;
+}
+
+}  // namespace
+}  // namespace cairn::storage
