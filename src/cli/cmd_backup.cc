@@ -167,7 +167,8 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
 
   core::Result<archive::BackupResult> result = core::invalid_argument("unset");
   if (a.stdin_from_command) {
-    auto src = command_source(command.empty() ? a.paths : command, a.stdin_filename);
+    if (!a.paths.empty()) return core::invalid_argument("--stdin-from-command takes no paths (put the command after --)");
+    auto src = command_source(command, a.stdin_filename);
     if (!src.ok()) return src.status();
     result = archive::backup_stream(*repo, std::move(*src), opt, &progress);
   } else if (a.use_stdin) {
@@ -208,10 +209,13 @@ void add_backup(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("backup", "back up files, stdin or a command's output");
   auto a = std::make_shared<BackupArgs>();
   cmd->add_option("paths", a->paths, "files and directories to back up");
-  cmd->add_option("-e,--exclude", a->excludes, "exclude pattern (repeatable)");
-  cmd->add_option("--exclude-file", a->exclude_files, "file with one exclude pattern per line");
+  cmd->add_option("-e,--exclude", a->excludes, "exclude pattern (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--exclude-file", a->exclude_files, "file with one exclude pattern per line")
+      ->allow_extra_args(false);
   cmd->add_flag("-x,--one-file-system", a->one_file_system, "do not cross file system boundaries");
-  cmd->add_option("--tag", a->tags, "tag(s) for the snapshot (repeatable, comma-separated)");
+  cmd->add_option("--tag", a->tags, "tag(s) for the snapshot (repeatable, comma-separated)")
+      ->allow_extra_args(false);
   cmd->add_option("--host", a->host, "host name to record (default: this host)");
   cmd->add_option("--service", a->service, "service the snapshot belongs to");
   cmd->add_option("--parent", a->parent, "snapshot to compare with for change detection");
@@ -222,8 +226,8 @@ void add_backup(CLI::App& app, Context& ctx) {
   cmd->add_flag("--stdin-from-command", a->stdin_from_command,
                 "back up the stdout of the command given after --; its failure means no snapshot");
   cmd->add_option("--read-concurrency", a->read_concurrency, "files read at once (default 8)");
-  cmd->callback([&ctx, a, cmd] {
-    ctx.run([&] { return run_backup(ctx, *a, cmd->remaining()); });
+  cmd->callback([&ctx, a] {
+    ctx.run([&] { return run_backup(ctx, *a, ctx.command); });
   });
 }
 

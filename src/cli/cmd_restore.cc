@@ -18,8 +18,10 @@ void add_restore(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<Opts>();
   cmd->add_option("snapshot", o->ref, "<snapshot>[:path], snapshot is an id prefix or 'latest'")->required();
   cmd->add_option("-t,--target", o->opt.target, "folder to restore into (created if missing)")->required();
-  cmd->add_option("-i,--include", o->opt.includes, "restore only matching paths (repeatable)");
-  cmd->add_option("-e,--exclude", o->opt.excludes, "skip matching paths (repeatable)");
+  cmd->add_option("-i,--include", o->opt.includes, "restore only matching paths (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("-e,--exclude", o->opt.excludes, "skip matching paths (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_flag("--verify", o->opt.verify, "re-read every restored file and check it against the snapshot");
   cmd->add_option("--workers", o->opt.workers, "packs read at once (default 8)");
   cmd->callback([&ctx, o] {

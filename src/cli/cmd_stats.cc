@@ -28,7 +28,7 @@ void add_stats(CLI::App& app, Context& ctx) {
         }
       }
       uint64_t restore_size = 0, files = 0, raw = 0, stored = 0;
-      std::unordered_set<repo::Id, repo::IdHash> blobs, trees;
+      std::unordered_set<repo::Id, repo::IdHash> blobs;
       for (const auto& s : snaps) {
         TRY(archive::walk(*repo, s.snapshot.tree, "/", [&](const std::string&, const repo::Node& n) {
           if (n.type == repo::NodeType::kFile) {
@@ -42,7 +42,6 @@ void add_stats(CLI::App& app, Context& ctx) {
               }
             }
           }
-          if (n.subtree && !trees.insert(*n.subtree).second) return false;  // counted via another snapshot
           return true;
         }));
       }

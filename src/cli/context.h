@@ -34,6 +34,7 @@ struct Context {
   std::string compression = "auto";
   bool no_progress = false;
   int exit_code = kExitOk;
+  std::vector<std::string> command;  // arguments after "--"
 
   // Prints the error to stderr (or as JSON) and returns the matching exit code.
   int fail(const core::Status& st) const;

@@ -42,6 +42,15 @@ int main(int argc, char** argv) {
   cli::add_check(app, ctx);
   cli::add_stats(app, ctx);
 
+  // Everything after "--" is a command line of its own (backup
+  // --stdin-from-command); CLI11 never sees it.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--") {
+      ctx.command.assign(argv + i + 1, argv + argc);
+      argc = i;
+      break;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

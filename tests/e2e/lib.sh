@@ -1,0 +1,168 @@
+# Tiny assertion library for cairn's end-to-end tests.
+#
+# Usage, at the top of tests/e2e/test_X.sh:
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"   # $1 = path to the cairn binary
+#
+# Provides:
+#   $CAIRN_BIN          absolute path of the binary under test
+#   $T                  a private temp dir, removed on exit (see on_exit for more cleanup)
+#   cairn ARGS...       runs the binary with --no-progress
+#   new_repo DIR        creates a repository with cheap KDF settings
+#   expect_exit CODE cmd...   runs cmd, fails unless it exits with CODE
+#                       (CODE "nonzero" accepts any non-zero exit). Its stdout and
+#                       stderr are kept in $OUT_FILE / $ERR_FILE (and $OUT / $ERR).
+#   assert_same_tree A B      contents, types, modes, sizes, link counts, mtimes
+#                       (seconds) and symlink targets of two trees are equal
+#   assert_eq / assert_contains / assert_not_contains / assert_file_same / fail / skip
+#   json_get JSONFILE JQ_EXPR
+#   on_exit 'shell code'      extra cleanup, run (in reverse order) before $T is removed
+# Set CAIRN_E2E_KEEP=1 to keep $T for debugging.
+set -euo pipefail
+export LC_ALL=C
+
+CAIRN_BIN=${1:?usage: bash $0 /path/to/cairn}
+CAIRN_BIN=$(readlink -f -- "$CAIRN_BIN")
+[[ -x $CAIRN_BIN ]] || { echo "FAIL: $CAIRN_BIN is not an executable" >&2; exit 1; }
+
+TEST_NAME=$(basename -- "$0" .sh)
+T=$(mktemp -d "${TMPDIR:-/tmp}/cairn-e2e-$TEST_NAME.XXXXXX")
+export CAIRN_PASSWORD="e2e correct horse"
+unset CAIRN_REPOSITORY CAIRN_PASSWORD_FILE CAIRN_PASSWORD_COMMAND
+
+_exit_hooks=()
+on_exit() { _exit_hooks+=("$1"); }
+_run_exit_hooks() {
+  local rc=$? i
+  set +e
+  for ((i = ${#_exit_hooks[@]} - 1; i >= 0; i--)); do eval "${_exit_hooks[i]}"; done
+  # Restored trees may contain 0000 dirs / files; make sure rm can get through.
+  if [[ ${CAIRN_E2E_KEEP:-} == 1 ]]; then
+    echo "keeping $T (CAIRN_E2E_KEEP=1)"
+  else
+    chmod -R u+rwX -- "$T" 2>/dev/null
+    rm -rf -- "$T"
+  fi
+  if ((rc == 0)); then
+    echo "PASS: $TEST_NAME (${SECONDS}s)"
+  else
+    echo "FAIL: $TEST_NAME (exit $rc after ${SECONDS}s)" >&2
+  fi
+  exit "$rc"
+}
+trap _run_exit_hooks EXIT
+trap 'exit 130' INT TERM
+
+_where() {
+  # Caller of the assertion: "test_x.sh:123".
+  local i=1
+  while [[ ${FUNCNAME[i]:-} == @(assert_*|expect_exit|fail|_where|json_*) ]]; do ((i++)); done
+  echo "$(basename -- "${BASH_SOURCE[i]:-?}"):${BASH_LINENO[i - 1]:-?}"
+}
+
+fail() {
+  echo "FAIL [$(_where)]: $*" >&2
+  exit 1
+}
+
+skip() { echo "SKIP [$(_where)]: $*"; }
+
+step() { echo "--- $* (${SECONDS}s)"; }
+
+cairn() { "$CAIRN_BIN" --no-progress "$@"; }
+
+new_repo() {
+  cairn --repo "$1" --quiet init --kdf-iterations 1 --kdf-memory 8 >/dev/null ||
+    fail "cairn init $1 failed"
+}
+
+OUT_FILE=$T/.last.out
+ERR_FILE=$T/.last.err
+OUT= ERR=
+
+expect_exit() {
+  local want=$1 rc=0
+  shift
+  "$@" >"$OUT_FILE" 2>"$ERR_FILE" || rc=$?
+  OUT=$(cat -- "$OUT_FILE")
+  ERR=$(cat -- "$ERR_FILE")
+  if [[ $want == nonzero ]]; then
+    ((rc != 0)) && return 0
+  elif ((rc == want)); then
+    return 0
+  fi
+  {
+    echo "FAIL [$(_where)]: expected exit $want, got $rc from: $*"
+    echo "  stdout (last 20 lines):"
+    tail -n 20 -- "$OUT_FILE" | sed 's/^/    /'
+    echo "  stderr (last 20 lines):"
+    tail -n 20 -- "$ERR_FILE" | sed 's/^/    /'
+  } >&2
+  exit 1
+}
+
+assert_eq() {  # assert_eq EXPECTED ACTUAL [what]
+  [[ $1 == "$2" ]] || fail "${3:-value}: expected '$1', got '$2'"
+}
+
+assert_contains() {  # assert_contains HAYSTACK NEEDLE [what]
+  [[ $1 == *"$2"* ]] || fail "${3:-output} does not contain '$2'; it was:"$'\n'"$1"
+}
+
+assert_not_contains() {
+  [[ $1 != *"$2"* ]] || fail "${3:-output} unexpectedly contains '$2'; it was:"$'\n'"$1"
+}
+
+assert_file_same() {  # assert_file_same A B
+  [[ -f $1 ]] || fail "missing file: $1"
+  [[ -f $2 ]] || fail "missing file: $2"
+  cmp -s -- "$1" "$2" || fail "files differ: $1 vs $2 ($(cmp -- "$1" "$2" 2>&1 | head -1))"
+}
+
+json_get() {  # json_get FILE EXPR: prints the jq result (raw)
+  if command -v jq >/dev/null 2>&1; then
+    jq -r "$2" <"$1" || fail "jq '$2' failed on $1: $(head -c 500 "$1")"
+  else
+    fail "jq is required for this test"
+  fi
+}
+
+# One NUL-separated record per entry below $1 (the root itself excluded):
+# type, mode, size (files), link count (files), mtime seconds (not for
+# symlinks), path and symlink target. Sorted, so two listings compare with cmp.
+tree_listing() {
+  (cd -- "$1" && find . -mindepth 1 \
+    \( -type l -printf 'l %P -> %l\0' \) -o \
+    \( -type d -printf 'd %m %TY-%Tm-%Td %TH:%TM:%.2TS %P\0' \) -o \
+    \( -type f -printf 'f %m %s n=%n %TY-%Tm-%Td %TH:%TM:%.2TS %P\0' \) -o \
+    -printf '%y %m %P\0') | sort -z
+}
+
+assert_same_tree() {  # assert_same_tree EXPECTED ACTUAL
+  local a=$1 b=$2
+  [[ -d $a ]] || fail "assert_same_tree: $a is not a directory"
+  [[ -d $b ]] || fail "assert_same_tree: $b is not a directory"
+  if ! diff -r --no-dereference -- "$a" "$b" >"$T/.tree.diff" 2>&1; then
+    fail "trees differ in content ($a vs $b):"$'\n'"$(head -n 30 "$T/.tree.diff")"
+  fi
+  tree_listing "$a" >"$T/.tree.a"
+  tree_listing "$b" >"$T/.tree.b"
+  if ! cmp -s "$T/.tree.a" "$T/.tree.b"; then
+    diff <(tr '\0' '\n' <"$T/.tree.a") <(tr '\0' '\n' <"$T/.tree.b") | head -n 30 >"$T/.tree.diff" || true
+    fail "trees differ in metadata ($a vs $b; < expected, > actual):"$'\n'"$(cat "$T/.tree.diff")"
+  fi
+}
+
+# Number of snapshots in a repository.
+snapshot_count() {
+  cairn --repo "$1" --json snapshots | jq length
+}
+
+# sha256 of every file in a repository (path + hash), for "unchanged" checks.
+repo_fingerprint() {
+  (cd -- "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+}
+
+# Random bytes: random_file PATH BYTES
+random_file() {
+  head -c "$2" /dev/urandom >"$1"
+}
