@@ -87,6 +87,14 @@ WORK=$BENCH_DIR/work
 rm -rf "$LOGS" "$WORK"
 mkdir -p "$LOGS" "$WORK"
 
+# Run a private copy of cairn: others may rebuild build/release/cairn while we run.
+if has_tool cairn; then
+  cp "$CAIRN" "$WORK/cairn"
+  CAIRN_SHA=$(sha256sum "$WORK/cairn" | cut -c1-16)
+  CAIRN_ORIG=$CAIRN
+  CAIRN=$WORK/cairn
+fi
+
 # ---------------------------------------------------------------- corpus
 # Built once and reused while the stamp matches. Whole directories are copied
 # with cp -a, then, if over the cap, files are removed in a pseudo-random but
@@ -301,6 +309,7 @@ for tool in "${TOOL_LIST[@]}"; do
   clean_tool "$tool"
 done
 reset_change_file
+rm -rf "$WORK"
 UPTIME_END=$(uptime)
 DATE_END=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 log "end: $UPTIME_END"
@@ -341,7 +350,7 @@ if has_tool cairn; then for t in "${TOOL_LIST[@]}"; do [[ $t != cairn ]] && OTHE
 
 md=$BENCH_DIR/results.md
 {
-  printf '# cairn vs restic vs borg\n\n'
+  printf '# %s\n\n' "$(printf '%s vs ' "${TOOL_LIST[@]}" | sed 's/ vs $//')"
   printf -- '- date: %s to %s\n' "$DATE_START" "$DATE_END"
   printf -- '- machine: %s, %s CPUs, %s GiB RAM, Linux %s\n' "$CPU_MODEL" "$NPROC" "$MEM_GB" "$KERNEL"
   printf -- '- load at start: `%s`\n' "$(echo "$UPTIME_START" | sed 's/^ *//')"
@@ -351,7 +360,7 @@ md=$BENCH_DIR/results.md
   printf -- '- step 3 changes 4 KiB in the middle of `%s` (%s bytes)\n' "$CHANGE_FILE" "$(stat -c %s "$CORPUS/$CHANGE_FILE")"
   printf -- '- page cache dropped before cold steps: %s\n' "$CACHES_DROPPED"
   for t in "${TOOL_LIST[@]}"; do
-    printf -- '- %s: %s%s\n' "$t" "${VERSION[$t]}" "$([[ $t == cairn ]] && echo " (commit $CAIRN_COMMIT)")"
+    printf -- '- %s: %s%s\n' "$t" "${VERSION[$t]}" "$([[ $t == cairn ]] && echo " (commit $CAIRN_COMMIT, $CAIRN_ORIG, sha256 $CAIRN_SHA…)")"
   done
   printf -- '- settings: cairn default compression (auto = zstd 3), default KDF tuning (0.5 s); restic repo v2, --compression auto; borg -e repokey, --compression zstd,3\n\n'
 
@@ -368,7 +377,7 @@ md=$BENCH_DIR/results.md
     printf '\n'
     if [[ $step == check_read_data ]]; then
       printf '| total steps 1-5 (s) |'
-      for t in "${TOOL_LIST[@]}"; do s=$(total_secs "$t"); printf ' %s |' "${s:+$(fnum "$s" 2)}"; done
+      for t in "${TOOL_LIST[@]}"; do s=$(total_secs "$t"); printf ' %s |' "$([[ -n $s ]] && fnum "$s" 2 || echo n/a)"; done
       for t in "${OTHERS[@]}"; do printf ' %s |' "$(ratio "$(total_secs cairn)" "$(total_secs "$t")")"; done
       printf '\n'
     fi

@@ -16,7 +16,8 @@
 #   assert_eq / assert_contains / assert_not_contains / assert_file_same / fail / skip
 #   json_get JSONFILE JQ_EXPR
 #   on_exit 'shell code'      extra cleanup, run (in reverse order) before $T is removed
-# Set CAIRN_E2E_KEEP=1 to keep $T for debugging.
+# Set CAIRN_E2E_KEEP=1 to keep $T for debugging, CAIRN_E2E_VERBOSE=1 to see
+# the exit code and stderr of every expect_exit.
 set -euo pipefail
 export LC_ALL=C
 
@@ -83,8 +84,12 @@ expect_exit() {
   local want=$1 rc=0
   shift
   "$@" >"$OUT_FILE" 2>"$ERR_FILE" || rc=$?
-  OUT=$(cat -- "$OUT_FILE")
-  ERR=$(cat -- "$ERR_FILE")
+  OUT=$(tr -d '\0' <"$OUT_FILE")
+  ERR=$(tr -d '\0' <"$ERR_FILE")
+  if [[ ${CAIRN_E2E_VERBOSE:-} == 1 ]]; then
+    echo "+ [exit $rc] $*"
+    head -c 2000 "$ERR_FILE" | sed 's/^/  stderr: /'
+  fi
   if [[ $want == nonzero ]]; then
     ((rc != 0)) && return 0
   elif ((rc == want)); then

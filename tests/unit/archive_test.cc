@@ -1,0 +1,293 @@
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "archive/archiver.h"
+#include "archive/restorer.h"
+#include "archive/tree_walk.h"
+#include "core/file.h"
+#include "repo/checker.h"
+#include "storage/local_backend.h"
+#include "unit/test_util.h"
+
+namespace cairn::archive {
+namespace {
+
+namespace fs = std::filesystem;
+using repo::Id;
+using repo::Node;
+using repo::NodeType;
+using repo::Tree;
+using testing::read_file;
+using testing::TempDir;
+using testing::write_file;
+
+class ArchiveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_ = std::make_shared<storage::MemoryBackend>();
+    repo_ = testing::make_repo(backend_);
+    src_ = dir_ / "src";
+    fs::create_directories(src_);
+  }
+
+  BackupResult backup(const BackupOptions& opt = {}) {
+    auto r = backup_paths(*repo_, {src_}, opt, nullptr);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return std::move(r).value();
+  }
+
+  RestoreResult restore_to(const repo::Snapshot& s, const std::string& target, const std::string& path = "/") {
+    RestoreOptions opt;
+    opt.target = target;
+    opt.verify = true;
+    auto r = restore(*repo_, s, path, opt, nullptr);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return std::move(r).value();
+  }
+
+  // Forges a snapshot whose root tree is `t` (what an attacker with the key could write).
+  repo::Snapshot forge(const Tree& t) {
+    repo::Snapshot s;
+    s.time = repo::now_time();
+    s.tree = repo_->save_tree(t).value();
+    EXPECT_TRUE(repo_->flush().ok());
+    return s;
+  }
+
+  Node file_node(const std::string& name, const std::string& content) {
+    Node n;
+    n.name = name;
+    n.type = NodeType::kFile;
+    n.mode = 0644;
+    n.size = content.size();
+    if (!content.empty()) {
+      Id id = repo_->blob_id(core::as_bytes(content));
+      EXPECT_TRUE(repo_->save_blob(repo::BlobType::kData, id, core::as_bytes(content)).ok());
+      n.content = {id};
+    }
+    return n;
+  }
+
+  TempDir dir_;
+  std::string src_;
+  std::shared_ptr<storage::MemoryBackend> backend_;
+  std::unique_ptr<repo::Repository> repo_;
+};
+
+TEST_F(ArchiveTest, RoundTripFilesLinksAndMetadata) {
+  fs::create_directories(src_ + "/sub/deeper");
+  write_file(src_ + "/empty", {});
+  write_file(src_ + "/small.txt", core::as_bytes("hello"));
+  auto big = testing::random_data(5 << 20, 9);
+  write_file(src_ + "/sub/big.bin", big);
+  write_file(src_ + "/sub/deeper/odd\nname\xff", core::as_bytes("odd"));
+  ASSERT_EQ(symlink("../small.txt", (src_ + "/sub/link").c_str()), 0);
+  ASSERT_EQ(link((src_ + "/small.txt").c_str(), (src_ + "/hard").c_str()), 0);
+  chmod((src_ + "/small.txt").c_str(), 0640);
+  auto res = backup();
+  EXPECT_TRUE(res.warnings.empty());
+  EXPECT_EQ(res.snapshot.summary.files_new, 5u);
+
+  std::string out = dir_ / "out";
+  auto r = restore_to(res.snapshot, out);
+  EXPECT_TRUE(r.errors.empty()) << r.errors.front();
+  std::string base = out + src_;
+  EXPECT_EQ(read_file(base + "/small.txt"), "hello");
+  EXPECT_EQ(read_file(base + "/sub/big.bin"), std::string(big.begin(), big.end()));
+  EXPECT_EQ(read_file(base + "/sub/deeper/odd\nname\xff"), "odd");
+  EXPECT_EQ(fs::read_symlink(base + "/sub/link").string(), "../small.txt");
+  struct stat a, b;
+  ASSERT_EQ(stat((base + "/small.txt").c_str(), &a), 0);
+  ASSERT_EQ(stat((base + "/hard").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_mode & 07777, 0640u);
+  struct stat orig;
+  stat((src_ + "/sub/big.bin").c_str(), &orig);
+  struct stat restored;
+  stat((base + "/sub/big.bin").c_str(), &restored);
+  EXPECT_EQ(orig.st_mtim.tv_sec, restored.st_mtim.tv_sec);
+  EXPECT_EQ(orig.st_mtim.tv_nsec, restored.st_mtim.tv_nsec);
+}
+
+TEST_F(ArchiveTest, UnchangedFilesAreReusedFromParent) {
+  for (int i = 0; i < 20; ++i) write_file(src_ + "/f" + std::to_string(i), testing::random_data(1000 + i, i));
+  auto first = backup();
+  BackupOptions opt;
+  opt.parent = repo::SnapshotRef{first.snapshot_id, first.snapshot};
+  auto second = backup(opt);
+  EXPECT_EQ(second.snapshot.summary.files_unmodified, 20u);
+  EXPECT_EQ(second.snapshot.summary.data_blobs, 0u);
+  EXPECT_EQ(second.snapshot.tree, first.snapshot.tree);
+  write_file(src_ + "/f3", core::as_bytes("changed"));
+  opt.parent = repo::SnapshotRef{second.snapshot_id, second.snapshot};
+  auto third = backup(opt);
+  EXPECT_EQ(third.snapshot.summary.files_changed, 1u);
+  EXPECT_EQ(third.snapshot.summary.files_unmodified, 19u);
+}
+
+TEST_F(ArchiveTest, SparseFileKeepsHoles) {
+  std::string path = src_ + "/sparse";
+  {
+    auto fd = core::open_file(path, O_WRONLY | O_CREAT, 0644);
+    ASSERT_TRUE(fd.ok());
+    ASSERT_EQ(ftruncate(fd->get(), 1ll << 30), 0);
+    ASSERT_EQ(pwrite(fd->get(), "data", 4, 512ll << 20), 4);
+  }
+  auto res = backup();
+  EXPECT_EQ(res.snapshot.summary.total_bytes, 1ull << 30);
+  std::string out = dir_ / "out";
+  auto r = restore_to(res.snapshot, out);
+  EXPECT_TRUE(r.errors.empty());
+  struct stat st;
+  ASSERT_EQ(stat((out + path).c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 1ll << 30);
+  EXPECT_LT(st.st_blocks * 512, 64ll << 20);  // still sparse
+  auto fd = core::open_file(out + path, O_RDONLY);
+  char buf[4];
+  ASSERT_EQ(pread(fd->get(), buf, 4, 512ll << 20), 4);
+  EXPECT_EQ(std::string(buf, 4), "data");
+}
+
+TEST_F(ArchiveTest, RestoreRefusesTraversalNames) {
+  std::string out = dir_ / "out";
+  for (std::string bad : {"..", "../escape", "/etc/passwd", "a/../../b"}) {
+    Tree t;
+    t.nodes.push_back(file_node(bad, "pwned"));
+    auto s = forge(t);
+    RestoreOptions opt;
+    opt.target = out;
+    auto r = restore(*repo_, s, "/", opt, nullptr);
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r->errors.empty()) << bad;
+    EXPECT_EQ(r->files, 0u);
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "escape"));
+  EXPECT_FALSE(fs::exists(dir_.path() + "/b"));
+  EXPECT_TRUE(fs::is_empty(out));
+}
+
+TEST_F(ArchiveTest, RestoreNeverWritesThroughSymlinks) {
+  std::string outside = dir_ / "outside";
+  fs::create_directories(outside);
+  // Duplicate names: a symlink "d" to outside and a directory "d" with a file.
+  Tree inner;
+  inner.nodes.push_back(file_node("victim", "pwned"));
+  Node link;
+  link.name = "d";
+  link.type = NodeType::kSymlink;
+  link.link_target = outside;
+  Node dir;
+  dir.name = "d";
+  dir.type = NodeType::kDir;
+  dir.mode = 0755;
+  dir.subtree = repo_->save_tree(inner).value();
+  Tree root;
+  root.nodes = {link, dir};
+  auto s = forge(root);
+  std::string out = dir_ / "out";
+  RestoreOptions opt;
+  opt.target = out;
+  auto r = restore(*repo_, s, "/", opt, nullptr);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->errors.empty());
+  EXPECT_TRUE(fs::is_empty(outside));
+
+  // A symlink already in the target where the snapshot has a directory.
+  Tree root2;
+  root2.nodes = {dir};
+  auto s2 = forge(root2);
+  std::string out2 = dir_ / "out2";
+  fs::create_directories(out2);
+  fs::create_directory_symlink(outside, out2 + "/d");
+  opt.target = out2;
+  auto r2 = restore(*repo_, s2, "/", opt, nullptr);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_FALSE(r2->errors.empty());
+  EXPECT_TRUE(fs::is_empty(outside));
+}
+
+TEST_F(ArchiveTest, SymlinkPointingOutsideIsRestoredAsLinkOnly) {
+  Tree t;
+  Node link;
+  link.name = "escape";
+  link.type = NodeType::kSymlink;
+  link.link_target = "../../../../etc";
+  t.nodes = {link};
+  auto s = forge(t);
+  std::string out = dir_ / "out";
+  auto r = restore_to(s, out);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_TRUE(fs::is_symlink(out + "/escape"));
+}
+
+TEST_F(ArchiveTest, CorruptBlobMeansFileIsNotWritten) {
+  write_file(src_ + "/good", core::as_bytes("good content"));
+  auto res = backup();
+  write_file(src_ + "/bad", testing::random_data(200000, 5));
+  BackupOptions opt;
+  opt.parent = repo::SnapshotRef{res.snapshot_id, res.snapshot};
+  auto res2 = backup(opt);
+  // Damage the pack holding "bad" (the newest data pack).
+  auto tree = locate(*repo_, res2.snapshot.tree, src_ + "/bad").value();
+  auto loc = repo_->index().lookup(tree.node.content[0]).value();
+  auto bytes = backend_->load({storage::FileType::kPack, loc.pack.hex()}).value();
+  bytes[loc.entry.offset + 20] ^= 0xff;
+  ASSERT_TRUE(backend_->remove({storage::FileType::kPack, loc.pack.hex()}).ok());
+  ASSERT_TRUE(backend_->save({storage::FileType::kPack, loc.pack.hex()}, bytes).ok());
+
+  std::string out = dir_ / "out";
+  RestoreOptions ro;
+  ro.target = out;
+  auto r = restore(*repo_, res2.snapshot, "/", ro, nullptr);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->errors.empty());
+  EXPECT_FALSE(fs::exists(out + src_ + "/bad"));
+  EXPECT_EQ(read_file(out + src_ + "/good"), "good content");
+
+  repo::CheckOptions co;
+  co.read_data = true;
+  auto report = repo::check(*repo_, co).value();
+  ASSERT_FALSE(report.errors.empty());
+  EXPECT_EQ(report.damaged_packs, std::vector<std::string>{loc.pack.hex()});
+  EXPECT_EQ(report.affected_snapshots, std::vector<std::string>{res2.snapshot_id});
+}
+
+TEST_F(ArchiveTest, UnreadableFileIsAWarningNotAFailure) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads everything";
+  write_file(src_ + "/ok", core::as_bytes("ok"));
+  write_file(src_ + "/secret", core::as_bytes("no"));
+  chmod((src_ + "/secret").c_str(), 0);
+  auto res = backup();
+  EXPECT_EQ(res.warnings.size(), 1u);
+  EXPECT_EQ(res.snapshot.summary.total_files, 1u);
+}
+
+TEST_F(ArchiveTest, StreamVetoedByFinishWritesNoSnapshot) {
+  size_t calls = 0;
+  StreamSource src;
+  src.filename = "dump.sql";
+  src.read = [&](uint8_t* b, size_t n) -> core::Result<size_t> {
+    if (calls++ > 0) return size_t{0};
+    std::memset(b, 'x', std::min<size_t>(n, 100));
+    return std::min<size_t>(n, 100);
+  };
+  src.finish = [] { return core::io_error("pg_dump exited with status 1"); };
+  auto r = backup_stream(*repo_, src, {}, nullptr);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(repo_->list_snapshots().value().empty());
+
+  calls = 0;
+  src.finish = [] { return core::Status(); };
+  auto ok = backup_stream(*repo_, src, {}, nullptr);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->snapshot.summary.total_bytes, 100u);
+  EXPECT_EQ(repo_->list_snapshots().value().size(), 1u);
+}
+
+}  // namespace
+}  // namespace cairn::archive

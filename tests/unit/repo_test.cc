@@ -1,0 +1,301 @@
+#include <gtest/gtest.h>
+
+#include "repo/checker.h"
+#include "repo/file_codec.h"
+#include "repo/index.h"
+#include "repo/keys.h"
+#include "repo/pack.h"
+#include "repo/repository.h"
+#include "repo/timefmt.h"
+#include "repo/tree.h"
+#include "storage/fault_backend.h"
+#include "storage/memory_backend.h"
+#include "unit/test_util.h"
+
+namespace cairn::repo {
+namespace {
+
+using storage::FileType;
+using testing::fast_kdf;
+using testing::make_repo;
+using testing::random_data;
+
+std::shared_ptr<storage::MemoryBackend> mem() { return std::make_shared<storage::MemoryBackend>(); }
+
+TEST(Repository, InitThenOpenWithRightAndWrongPassword) {
+  auto backend = mem();
+  auto repo = make_repo(backend, "correct horse");
+  auto again = Repository::open(backend, "correct horse");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ((*again)->config().id, repo->config().id);
+  auto wrong = Repository::open(backend, "battery staple");
+  EXPECT_EQ(wrong.status().code(), core::Code::kWrongPassword);
+}
+
+TEST(Repository, InitRefusesExistingAndOpenMissingIsNotFound) {
+  auto backend = mem();
+  make_repo(backend);
+  InitOptions opt;
+  opt.kdf = fast_kdf();
+  EXPECT_EQ(Repository::init(backend, "pw", opt).status().code(), core::Code::kAlreadyExists);
+  EXPECT_EQ(Repository::open(mem(), "pw").status().code(), core::Code::kNotFound);
+}
+
+TEST(Repository, CorruptOnlyKeyIsReportedNotWrongPassword) {
+  auto backend = mem();
+  auto repo = make_repo(backend);
+  std::string key = repo->key_id();
+  ASSERT_TRUE(backend->remove({FileType::kKey, key}).ok());
+  ASSERT_TRUE(backend->save({FileType::kKey, key}, core::as_bytes("{\"version\":1,")).ok());
+  auto r = Repository::open(backend, "pw");
+  EXPECT_EQ(r.status().code(), core::Code::kCorruption);
+  EXPECT_NE(r.status().message().find("keys/" + key), std::string::npos);
+}
+
+TEST(Repository, BlobsRoundTripDedupAndSurviveReopen) {
+  auto backend = mem();
+  auto repo = make_repo(backend);
+  auto data = random_data(3 << 20, 1);
+  Id id = repo->blob_id(data);
+  auto first = repo->save_blob(BlobType::kData, id, data);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  EXPECT_FALSE(*repo->save_blob(BlobType::kData, id, data));  // dedup before flush
+  ASSERT_TRUE(repo->flush().ok());
+  EXPECT_FALSE(*repo->save_blob(BlobType::kData, id, data));  // dedup after flush
+  auto loaded = repo->load_blob(id);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(*loaded, data);
+
+  auto reopened = Repository::open(backend, "pw");
+  ASSERT_TRUE(reopened.ok());
+  ASSERT_TRUE((*reopened)->load_index().ok());
+  EXPECT_EQ((*reopened)->load_blob(id).value(), data);
+}
+
+TEST(Repository, CompressibleBlobIsStoredSmaller) {
+  auto backend = mem();
+  auto repo = make_repo(backend);
+  core::Bytes text(1 << 20, 'a');
+  Id id = repo->blob_id(text);
+  ASSERT_TRUE(repo->save_blob(BlobType::kData, id, text).ok());
+  ASSERT_TRUE(repo->flush().ok());
+  auto loc = repo->index().lookup(id);
+  ASSERT_TRUE(loc.has_value());
+  EXPECT_TRUE(loc->entry.compressed());
+  EXPECT_LT(loc->entry.length, 10000u);
+  EXPECT_EQ(repo->load_blob(id).value(), text);
+}
+
+TEST(Repository, FlippedPackByteIsCorruptionNamingThePack) {
+  auto inner = mem();
+  auto faulty = std::make_shared<storage::FaultBackend>(inner);
+  auto repo = make_repo(faulty);
+  auto data = random_data(100000, 2);
+  Id id = repo->blob_id(data);
+  ASSERT_TRUE(repo->save_blob(BlobType::kData, id, data).ok());
+  ASSERT_TRUE(repo->flush().ok());
+  faulty->flip_byte_on_load([](const storage::Handle& h) { return h.type == FileType::kPack; }, 500);
+  auto r = repo->load_blob(id);
+  EXPECT_EQ(r.status().code(), core::Code::kCorruption);
+  EXPECT_NE(r.status().message().find(repo->index().lookup(id)->pack.hex()), std::string::npos);
+}
+
+TEST(Repository, FailedPackWriteFailsFlushAndIsSticky) {
+  auto inner = mem();
+  auto faulty = std::make_shared<storage::FaultBackend>(inner);
+  auto repo = make_repo(faulty);
+  faulty->fail_next(storage::FaultBackend::Op::kSave, 1, core::Code::kNoSpace);
+  auto data = random_data(1000, 3);
+  ASSERT_TRUE(repo->save_blob(BlobType::kData, repo->blob_id(data), data).ok());
+  auto st = repo->flush();
+  EXPECT_EQ(st.code(), core::Code::kNoSpace);
+  // Nothing was indexed, so the blob is unknown, not misplaced.
+  EXPECT_FALSE(repo->index().has(repo->blob_id(data)));
+}
+
+TEST(Repository, FindSnapshotByPrefixAndLatest) {
+  auto repo = make_repo(mem());
+  Tree empty;
+  auto root = repo->save_tree(empty);
+  ASSERT_TRUE(root.ok());
+  ASSERT_TRUE(repo->flush().ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    Snapshot s;
+    s.time = Time{1700000000000000000LL + i * 1000000000LL, 3600};
+    s.tree = *root;
+    s.service = i == 2 ? "shop" : "media";
+    ids.push_back(repo->save_snapshot(s).value());
+  }
+  EXPECT_EQ(repo->find_snapshot("latest").value().id, ids[2]);
+  EXPECT_EQ(repo->find_snapshot("latest", "media").value().id, ids[1]);
+  EXPECT_EQ(repo->find_snapshot(ids[0].substr(0, 10)).value().id, ids[0]);
+  EXPECT_EQ(repo->find_snapshot("abc").status().code(), core::Code::kInvalidArgument);
+  EXPECT_EQ(repo->find_snapshot("latest", "nope").status().code(), core::Code::kNotFound);
+}
+
+TEST(PackFormat, HeaderRoundTripAndTruncation) {
+  auto key = crypto::random_key();
+  std::vector<PackEntry> entries(3);
+  uint32_t off = 0;
+  for (int i = 0; i < 3; ++i) {
+    entries[i].type = i == 1 ? BlobType::kTree : BlobType::kData;
+    entries[i].flags = i == 2 ? kBlobCompressed : 0;
+    entries[i].length = 100 + i;
+    entries[i].raw_length = 90 + i;
+    entries[i].id.bytes[0] = static_cast<uint8_t>(i + 1);
+    entries[i].offset = off;
+    off += entries[i].length;
+  }
+  core::Bytes pack(off, 0x5a);
+  auto header = encode_pack_header(key, entries);
+  pack.insert(pack.end(), header.begin(), header.end());
+  auto r = decode_pack_header(key, pack, pack.size());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->entries.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(r->entries[i].offset, entries[i].offset);
+    EXPECT_EQ(r->entries[i].id, entries[i].id);
+    EXPECT_EQ(r->entries[i].type, entries[i].type);
+  }
+  // A short tail asks for more bytes instead of failing.
+  auto tail = core::ByteView(pack).last(8);
+  auto more = decode_pack_header(key, tail, pack.size());
+  ASSERT_TRUE(more.ok());
+  EXPECT_EQ(more->needed, header.size());
+  // A truncated pack (length field gone) is corruption.
+  core::Bytes cut(pack.begin(), pack.end() - 3);
+  EXPECT_FALSE(decode_pack_header(key, cut, cut.size()).ok());
+}
+
+TEST(IndexFormat, RoundTripAndRejectsGarbage) {
+  std::vector<PackContents> packs(2);
+  packs[0].pack.bytes[0] = 1;
+  packs[1].pack.bytes[0] = 2;
+  PackEntry e;
+  e.id.bytes[5] = 9;
+  e.offset = 7;
+  e.length = 8;
+  e.raw_length = 9;
+  e.flags = kBlobCompressed;
+  packs[1].blobs.push_back(e);
+  auto enc = encode_index(packs);
+  auto dec = decode_index(enc);
+  ASSERT_TRUE(dec.ok());
+  ASSERT_EQ(dec->size(), 2u);
+  EXPECT_EQ((*dec)[1].blobs[0].id, e.id);
+  EXPECT_EQ((*dec)[1].blobs[0].raw_length, 9u);
+  EXPECT_FALSE(decode_index(core::ByteView(enc.data(), enc.size() - 1)).ok());
+  enc.push_back(0);
+  EXPECT_FALSE(decode_index(enc).ok());
+  EXPECT_FALSE(decode_index(core::as_bytes("nonsense")).ok());
+}
+
+TEST(FileCodec, CompressesAndDetectsTampering) {
+  auto key = crypto::random_key();
+  std::string text(5000, 'x');
+  auto stored = encode_file(key, core::as_bytes(text), true);
+  EXPECT_LT(stored.size(), 200u);
+  EXPECT_EQ(core::as_chars(decode_file(key, stored).value()), text);
+  stored[stored.size() / 2] ^= 1;
+  EXPECT_EQ(decode_file(key, stored).status().code(), core::Code::kCorruption);
+}
+
+TEST(TimeFormat, RoundTripKeepsOffsetAndNanoseconds) {
+  Time t{1764108497123456789LL, -5 * 3600};
+  std::string s = format_time(t);
+  EXPECT_EQ(s, "2025-11-25T17:08:17.123456789-05:00");
+  auto back = parse_time(s);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->unix_ns, t.unix_ns);
+  EXPECT_EQ(back->utc_offset_s, t.utc_offset_s);
+  EXPECT_EQ(parse_time("2025-11-25T22:08:17Z")->unix_ns, 1764108497000000000LL);
+  EXPECT_FALSE(parse_time("yesterday").has_value());
+  EXPECT_FALSE(parse_time("2025-11-25T22:08:17Zjunk").has_value());
+}
+
+TEST(TreeFormat, RoundTripOddNamesAndDeterminism) {
+  Tree t;
+  Node a;
+  a.name = "b\xff\xfe-not-utf8";
+  a.type = NodeType::kFile;
+  a.size = 3;
+  a.content.push_back(Id{});
+  a.xattrs.push_back({"user.k", core::to_bytes("v\0x")});
+  Node b;
+  b.name = "a with\nnewline";
+  b.type = NodeType::kSymlink;
+  b.link_target = "../t\xff";
+  t.nodes = {a, b};
+  std::string enc = encode_tree(t);
+  Tree reversed;
+  reversed.nodes = {b, a};
+  EXPECT_EQ(encode_tree(reversed), enc);  // order-independent
+  auto dec = decode_tree(core::as_bytes(enc));
+  ASSERT_TRUE(dec.ok()) << dec.status().message();
+  ASSERT_EQ(dec->nodes.size(), 2u);
+  EXPECT_EQ(dec->nodes[0].name, b.name);
+  EXPECT_EQ(dec->nodes[0].link_target, b.link_target);
+  EXPECT_EQ(dec->nodes[1].name, a.name);
+  EXPECT_EQ(dec->nodes[1].xattrs[0].value, a.xattrs[0].value);
+}
+
+TEST(TreeFormat, ValidationRefusesUnsafeNames) {
+  for (const std::string& bad : std::vector<std::string>{"..", ".", "", "a/b", "/etc", std::string("x\0y", 3)}) {
+    Tree t;
+    Node n;
+    n.name = bad;
+    t.nodes.push_back(n);
+    EXPECT_FALSE(validate_tree(t).ok()) << printable_name(bad);
+  }
+  Tree dup;
+  Node n;
+  n.name = "same";
+  dup.nodes = {n, n};
+  EXPECT_FALSE(validate_tree(dup).ok());
+  Tree fine;
+  n.name = "..hidden";
+  fine.nodes = {n};
+  EXPECT_TRUE(validate_tree(fine).ok());
+}
+
+TEST(Checker, CleanRepositoryHasNoErrors) {
+  auto backend = mem();
+  auto repo = make_repo(backend);
+  auto data = random_data(2 << 20, 4);
+  Id id = repo->blob_id(data);
+  ASSERT_TRUE(repo->save_blob(BlobType::kData, id, data).ok());
+  Tree t;
+  Node n;
+  n.name = "f";
+  n.size = data.size();
+  n.content = {id};
+  t.nodes = {n};
+  Snapshot s;
+  s.time = now_time();
+  s.tree = repo->save_tree(t).value();
+  ASSERT_TRUE(repo->flush().ok());
+  ASSERT_TRUE(repo->save_snapshot(s).ok());
+  CheckOptions opt;
+  opt.read_data = true;
+  auto report = check(*repo, opt);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->errors.empty()) << report->errors.front();
+  EXPECT_EQ(report->snapshots, 1u);
+  EXPECT_GE(report->packs_read, 1u);
+}
+
+TEST(Checker, SubsetParsing) {
+  CheckOptions o;
+  EXPECT_TRUE(parse_subset("10%", o).ok());
+  EXPECT_EQ(o.subset_percent, 10);
+  EXPECT_TRUE(parse_subset("2/5", o).ok());
+  EXPECT_EQ(o.subset_m, 5u);
+  EXPECT_FALSE(parse_subset("0%", o).ok());
+  EXPECT_FALSE(parse_subset("6/5", o).ok());
+  EXPECT_FALSE(parse_subset("half", o).ok());
+}
+
+}  // namespace
+}  // namespace cairn::repo
