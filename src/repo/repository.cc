@@ -154,6 +154,8 @@ core::Status Repository::write_pack(OpenPack pack) {
   pack.data.insert(pack.data.end(), header.begin(), header.end());
   Id pack_id = Id::from_digest(crypto::sha256(pack.data));
   core::Status st = backend_->save({FileType::kPack, pack_id.hex()}, pack.data);
+  // Same name = same bytes (content-addressed): an earlier attempt stored it.
+  if (st.code() == core::Code::kAlreadyExists) st = core::Status();
   if (!st.ok()) {
     st = st.with_context("storing pack " + pack_id.hex());
     set_error(st);
@@ -253,7 +255,8 @@ core::Result<core::Bytes> Repository::load_file(FileType type, const std::string
 core::Result<std::string> Repository::save_file(FileType type, core::ByteView plaintext) {
   core::Bytes stored = encode_file(key_.encrypt, plaintext, true);
   std::string name = core::hex_encode(crypto::sha256(stored));
-  TRY(backend_->save({type, name}, stored));
+  core::Status st = backend_->save({type, name}, stored);
+  if (!st.ok() && st.code() != core::Code::kAlreadyExists) return st;
   return name;
 }
 
