@@ -82,6 +82,15 @@ class Pipeline {
     std::lock_guard lock(mu_);
     return warnings_;
   }
+  // Something worth telling that does not make the snapshot incomplete.
+  void notice(const std::string& n) {
+    std::lock_guard lock(mu_);
+    notices_.push_back(n);
+  }
+  std::vector<std::string> notices() {
+    std::lock_guard lock(mu_);
+    return notices_;
+  }
 
   // Stores one chunk in the calling thread.
   core::Result<Id> store_chunk(ByteView data) {
@@ -187,7 +196,7 @@ class Pipeline {
   std::mutex mu_;
   std::atomic<bool> failed_{false};
   core::Status error_;
-  std::vector<std::string> warnings_;
+  std::vector<std::string> warnings_, notices_;
   std::map<size_t, Id> zero_ids_;
   struct FreeDeleter {
     void operator()(uint8_t* p) const { free(p); }
@@ -510,7 +519,7 @@ void Walker::process_file(DirJob* d, size_t i, bool had_parent) {
   fstat(fd->get(), &after);
   if (after.st_mtim.tv_sec != before.st_mtim.tv_sec || after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
       after.st_size != before.st_size || bytes != static_cast<uint64_t>(before.st_size)) {
-    pipe_.warn(full + ": file changed during backup (content is a mix of before and after)");
+    pipe_.notice(full + ": changed while it was read (the snapshot holds what was read)");
   }
   pipe_.total_bytes += bytes - n.size;
   n.size = bytes;
@@ -582,7 +591,7 @@ core::Result<BackupResult> finish_snapshot(repo::Repository& repo, Pipeline& pip
   m.total_bytes = pipe.total_bytes;
   m.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSIGN_OR_RETURN(std::string id, repo.save_snapshot(s));
-  return BackupResult{id, std::move(s), pipe.warnings()};
+  return BackupResult{id, std::move(s), pipe.warnings(), pipe.notices()};
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ struct BackupResult {
   std::string snapshot_id;
   repo::Snapshot snapshot;
   std::vector<std::string> warnings;  // unreadable files etc.: exit code 3
+  std::vector<std::string> notices;   // e.g. files that changed while read: exit code 0
 };
 
 // Backs up paths (files or directories). Fails (and writes no snapshot) only

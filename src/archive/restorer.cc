@@ -162,7 +162,13 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
           hardlinks_[key] = path;
         }
       }
-      int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+      // Replace, never truncate: an existing entry may be a hard link to a
+      // file outside the target, or read-only from an earlier restore.
+      if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) {
+        error(core::errno_status(errno, path).message() + " (cannot replace the existing entry)");
+        return false;
+      }
+      int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd < 0) {
         error(core::errno_status(errno, path).message() + " (not following symlinks)");
         return false;
@@ -200,7 +206,8 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
         result_.warnings.push_back(path + ": device node not restored (needs root)");
         return false;
       }
-      if (mknodat(dirfd, name, type | 0600, static_cast<dev_t>(n.rdev)) != 0 && errno != EEXIST) {
+      unlinkat(dirfd, name, 0);  // replace a previous restore's node; never a directory
+      if (mknodat(dirfd, name, type | 0600, static_cast<dev_t>(n.rdev)) != 0) {
         error(core::errno_status(errno, path).message());
         return false;
       }

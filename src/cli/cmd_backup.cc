@@ -182,10 +182,12 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
   if (!result.ok()) return result.status();
   const auto& r = *result;
   for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
+  if (!ctx.quiet)
+    for (const auto& n : r.notices) std::cerr << "note: " << n << "\n";
   const auto& m = r.snapshot.summary;
   if (ctx.json) {
     nlohmann::json j = {{"snapshot_id", r.snapshot_id}, {"summary", r.snapshot.to_json()["summary"]},
-                        {"warnings", r.warnings}};
+                        {"warnings", r.warnings}, {"notices", r.notices}};
     ctx.print_json(j);
   } else if (!ctx.quiet) {
     std::cout << fmt::format(

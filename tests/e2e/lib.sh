@@ -11,10 +11,12 @@
 #   expect_exit CODE cmd...   runs cmd, fails unless it exits with CODE
 #                       (CODE "nonzero" accepts any non-zero exit). Its stdout and
 #                       stderr are kept in $OUT_FILE / $ERR_FILE (and $OUT / $ERR).
+#   assert_same_content A B   same names, file contents and symlink targets
 #   assert_same_tree A B      contents, types, modes, sizes, link counts, mtimes
-#                       (seconds) and symlink targets of two trees are equal
+#                       (to the nanosecond) and symlink targets of two trees are equal
 #   assert_eq / assert_contains / assert_not_contains / assert_file_same / fail / skip
 #   json_get JSONFILE JQ_EXPR
+#   rm_tree DIR...      rm -rf, also through read-only directories
 #   on_exit 'shell code'      extra cleanup, run (in reverse order) before $T is removed
 # Set CAIRN_E2E_KEEP=1 to keep $T for debugging, CAIRN_E2E_VERBOSE=1 to see
 # the exit code and stderr of every expect_exit.
@@ -56,7 +58,7 @@ trap 'exit 130' INT TERM
 _where() {
   # Caller of the assertion: "test_x.sh:123".
   local i=1
-  while [[ ${FUNCNAME[i]:-} == @(assert_*|expect_exit|fail|_where|json_*) ]]; do ((i++)); done
+  while [[ ${FUNCNAME[i]:-} == @(assert_*|expect_exit|fail|skip|_where|json_*) ]]; do ((i++)); done
   echo "$(basename -- "${BASH_SOURCE[i]:-?}"):${BASH_LINENO[i - 1]:-?}"
 }
 
@@ -78,13 +80,16 @@ new_repo() {
 
 OUT_FILE=$T/.last.out
 ERR_FILE=$T/.last.err
-OUT= ERR=
+# shellcheck disable=SC2034 # OUT and ERR are for the tests
+OUT='' ERR=''
 
 expect_exit() {
   local want=$1 rc=0
   shift
   "$@" >"$OUT_FILE" 2>"$ERR_FILE" || rc=$?
+  # shellcheck disable=SC2034
   OUT=$(tr -d '\0' <"$OUT_FILE")
+  # shellcheck disable=SC2034
   ERR=$(tr -d '\0' <"$ERR_FILE")
   if [[ ${CAIRN_E2E_VERBOSE:-} == 1 ]]; then
     echo "+ [exit $rc] $*"
@@ -132,29 +137,51 @@ json_get() {  # json_get FILE EXPR: prints the jq result (raw)
 }
 
 # One NUL-separated record per entry below $1 (the root itself excluded):
-# type, mode, size (files), link count (files), mtime seconds (not for
-# symlinks), path and symlink target. Sorted, so two listings compare with cmp.
+# type, mode, size (files), link count (files), mtime with nanoseconds (not
+# for symlinks), path and symlink target. Sorted, so two listings compare with cmp.
 tree_listing() {
   (cd -- "$1" && find . -mindepth 1 \
     \( -type l -printf 'l %P -> %l\0' \) -o \
-    \( -type d -printf 'd %m %TY-%Tm-%Td %TH:%TM:%.2TS %P\0' \) -o \
-    \( -type f -printf 'f %m %s n=%n %TY-%Tm-%Td %TH:%TM:%.2TS %P\0' \) -o \
+    \( -type d -printf 'd %m %TY-%Tm-%Td %TT %P\0' \) -o \
+    \( -type f -printf 'f %m %s n=%n %TY-%Tm-%Td %TT %P\0' \) -o \
     -printf '%y %m %P\0') | sort -z
 }
 
-assert_same_tree() {  # assert_same_tree EXPECTED ACTUAL
+# Same names, file contents and symlink targets (no metadata).
+assert_same_content() {  # assert_same_content EXPECTED ACTUAL
   local a=$1 b=$2
-  [[ -d $a ]] || fail "assert_same_tree: $a is not a directory"
-  [[ -d $b ]] || fail "assert_same_tree: $b is not a directory"
-  if ! diff -r --no-dereference -- "$a" "$b" >"$T/.tree.diff" 2>&1; then
+  [[ -d $a ]] || fail "$a is not a directory"
+  [[ -d $b ]] || fail "$b is not a directory"
+  # diff reports two fifos (devices, sockets) as different even when both are
+  # of the same type; their type and mode are compared by the listing below.
+  diff -r --no-dereference -- "$a" "$b" 2>&1 |
+    grep -vE '^File .* is a (fifo|socket|character special file|block special file) while file .* is a \1$' \
+      >"$T/.tree.diff" || true
+  if [[ -s $T/.tree.diff ]]; then
     fail "trees differ in content ($a vs $b):"$'\n'"$(head -n 30 "$T/.tree.diff")"
   fi
+}
+
+# Same content (assert_same_content) and metadata (tree_listing).
+assert_same_tree() {  # assert_same_tree EXPECTED ACTUAL
+  local a=$1 b=$2
+  assert_same_content "$a" "$b"
   tree_listing "$a" >"$T/.tree.a"
   tree_listing "$b" >"$T/.tree.b"
   if ! cmp -s "$T/.tree.a" "$T/.tree.b"; then
     diff <(tr '\0' '\n' <"$T/.tree.a") <(tr '\0' '\n' <"$T/.tree.b") | head -n 30 >"$T/.tree.diff" || true
     fail "trees differ in metadata ($a vs $b; < expected, > actual):"$'\n'"$(cat "$T/.tree.diff")"
   fi
+}
+
+# rm -rf that also gets through read-only directories of a restore.
+rm_tree() {
+  local d
+  for d in "$@"; do
+    [[ -e $d || -L $d ]] || continue
+    chmod -R u+rwX -- "$d" 2>/dev/null || true
+    rm -rf -- "$d"
+  done
 }
 
 # Number of snapshots in a repository.

@@ -1,6 +1,7 @@
 # Wrong passwords, missing repositories, unreadable sources, damaged packs,
 # indexes, snapshots and keys, hostile restore targets and a full disk.
 # Usage: bash tests/e2e/test_bad_input.sh /path/to/cairn
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
 # Flips every bit of the byte at OFFSET (negative: from the end) of FILE.
@@ -11,6 +12,7 @@ flip_byte() {
   b=$(od -An -tu1 -j "$off" -N1 -- "$f" | tr -d ' ')
   [[ -n $b ]] || fail "flip_byte: $f has no byte at $off"
   chmod u+w -- "$f"
+  # shellcheck disable=SC2059 # the format is the octal escape of one byte
   printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
 }
 
@@ -68,7 +70,7 @@ repo_fingerprint "$REPO" >"$T/fp.after"
 cmp -s "$T/fp.before" "$T/fp.after" ||
   fail "repository changed after wrong-password commands:"$'\n'"$(diff "$T/fp.before" "$T/fp.after")"
 # No password at all (stdin is not a terminal) is a usage error, not a hang.
-CAIRN_PASSWORD= expect_exit nonzero R snapshots </dev/null
+CAIRN_PASSWORD='' expect_exit nonzero R snapshots </dev/null
 assert_contains "$ERR" "password" "stderr without a password"
 
 step "missing repository: exit 10"
@@ -100,12 +102,14 @@ elif id nobody >/dev/null 2>&1 && runuser -u nobody -- true 2>/dev/null; then
 elif id nobody >/dev/null 2>&1 && setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups true 2>/dev/null; then
   as_user=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
 fi
+chmod 711 "$T"
 if ((${#as_user[@]} == 0)); then
   skip "running as root and cannot switch to 'nobody': not testing unreadable files"
+elif ! "${as_user[@]}" test -x "$T" -a -x "$CAIRN_BIN"; then
+  skip "'nobody' cannot reach $T or $CAIRN_BIN: not testing unreadable files"
 else
   NB=$T/nb
   mkdir -p "$NB/src/locked"
-  chmod 711 "$T"
   echo ok1 >"$NB/src/ok1"
   random_file "$NB/src/ok2" 100000
   echo secret >"$NB/src/secret"
@@ -129,8 +133,8 @@ else
     [[ ! -e $NB/out/secret ]] || fail "the unreadable file appears in the restore"
     expect_exit 0 NBR check --read-data
   fi
-  chmod 700 "$T"
 fi
+chmod 700 "$T"
 
 step "bit flip in the middle of a pack"
 R1=$T/r-flip
@@ -155,7 +159,7 @@ cmp -s "$OUT_FILE" "$SRC/a" || fail "dump of an undamaged file from the damaged 
 # The older snapshot does not use the damaged pack and restores byte-exact.
 expect_exit 0 cairn --repo "$R1" restore "$snapA:$SRC" --target "$T/out-flipA" --verify
 assert_same_tree "$T/stateA" "$T/out-flipA"
-rm -rf "$T/out-flip" "$T/out-flipA" "$R1"
+rm_tree "$T/out-flip" "$T/out-flipA" "$R1"
 
 step "truncated pack"
 R2=$T/r-trunc
@@ -168,12 +172,12 @@ jq -e --arg p "$PNEW" --arg b "$snapB" '(.damaged_packs | index($p)) != null and
   "$OUT_FILE" >/dev/null || fail "check --read-data --json of a truncated pack: $OUT"
 expect_exit 0 cairn --repo "$R2" restore "$snapA:$SRC" --target "$T/out-trunc"
 assert_same_tree "$T/stateA" "$T/out-trunc"
-rm -rf "$T/out-trunc" "$R2"
+rm_tree "$T/out-trunc" "$R2"
 
 step "corrupted index file"
 R3=$T/r-index
 fresh_copy "$R3"
-idx=$(cd "$R3/index" && ls | head -n 1)
+idx=$(find "$R3/index" -type f ! -name ".*" -printf "%f\n" | head -n 1)
 [[ -n $idx ]] || fail "no index file"
 flip_byte "$R3/index/$idx" $(($(stat -c %s "$R3/index/$idx") / 2))
 expect_exit 1 cairn --repo "$R3" check
@@ -181,7 +185,7 @@ assert_contains "$OUT$ERR" "$idx" "check output (corrupted index)"
 truncate -s 10 "$R3/index/$idx"
 expect_exit 1 cairn --repo "$R3" check
 assert_contains "$OUT$ERR" "$idx" "check output (truncated index)"
-rm -rf "$R3"
+rm_tree "$R3"
 
 step "corrupted snapshot file"
 R4=$T/r-snap
@@ -196,12 +200,12 @@ expect_exit 1 cairn --repo "$R4" check
 assert_contains "$OUT$ERR" "$snapA" "check output (damaged snapshot file)"
 expect_exit 0 cairn --repo "$R4" restore "$snapB:$SRC" --target "$T/out-snap"
 assert_same_tree "$SRC" "$T/out-snap"
-rm -rf "$T/out-snap" "$R4"
+rm_tree "$T/out-snap" "$R4"
 
 step "damaged key file (the only key)"
 R5=$T/r-key
 fresh_copy "$R5"
-key=$(cd "$R5/keys" && ls)
+key=$(find "$R5/keys" -type f ! -name ".*" -printf "%f\n")
 [[ $(wc -w <<<"$key") == 1 ]] || fail "expected exactly one key file, got: $key"
 KEYF=$R5/keys/$key
 cp "$KEYF" "$T/key.orig"
@@ -222,7 +226,7 @@ done
 rm -f "$KEYF"
 expect_exit nonzero cairn --repo "$R5" snapshots
 assert_contains "$ERR" "key" "stderr without any key file"
-rm -rf "$R5"
+rm_tree "$R5"
 
 step "restore never writes through symlinks in the target"
 first=${SRC#/}
@@ -246,7 +250,7 @@ assert_not_crashed "$rc" "restore through a symlinked subdirectory"
 assert_eq victim "$(ls -A "$T/outside2")" "contents of the symlinked-to directory"
 assert_eq keep "$(cat "$T/outside2/victim")" "file behind a symlink in the target"
 assert_file_same "$SRC/a" "$T/esc2/a"
-rm -rf "$T/esc" "$T/esc2" "$T/outside" "$T/outside2"
+rm_tree "$T/esc" "$T/esc2" "$T/outside" "$T/outside2"
 
 step "disk full"
 if [[ $(id -u) != 0 ]]; then
@@ -284,4 +288,21 @@ else
     expect_exit 0 cairn --repo "$SR" restore "latest:$T/smallsrc" --target "$T/out-small2"
     assert_same_tree "$T/smallsrc" "$T/out-small2"
   fi
+fi
+
+step "restore never writes through hard links in the target"
+# A file in the target that is a hard link to a file elsewhere must be
+# replaced, not overwritten in place (which would change the file outside).
+mkdir -p "$T/hl-target/sub" "$T/hl-outside"
+echo precious >"$T/hl-outside/victim"
+ln "$T/hl-outside/victim" "$T/hl-target/b"
+ln "$T/hl-outside/victim" "$T/hl-target/sub/c"
+rc=0
+R restore "$snapA:$SRC" --target "$T/hl-target" >"$T/hl.out" 2>"$T/hl.err" || rc=$?
+assert_not_crashed $((rc == 0 ? 1 : rc)) "restore over hard links"
+[[ $(head -c 100 "$T/hl-outside/victim" | tr -d '\0') == precious ]] ||
+  fail "restore (exit $rc) wrote through a hard link in the target: $T/hl-outside/victim now holds" \
+    "$(stat -c %s "$T/hl-outside/victim") bytes instead of 'precious'"
+if ((rc == 0)); then
+  assert_same_tree "$T/stateA" "$T/hl-target"
 fi

@@ -1,6 +1,7 @@
 # kill -9 during backups: the repository stays consistent (check passes,
 # older snapshots restore byte-exact) and a later backup completes.
 # Usage: bash tests/e2e/test_crash.sh /path/to/cairn [rounds]
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 ROUNDS=${2:-8}
 
@@ -48,7 +49,7 @@ for round in $(seq 1 "$ROUNDS"); do
   expect_exit 0 R --json snapshots
   jq -e --arg s "$snap1" 'map(.id) | index($s) != null' "$OUT_FILE" >/dev/null ||
     fail "first snapshot gone after round $round: $OUT"
-  rm -rf "$T/restore1"
+  rm_tree "$T/restore1"
   expect_exit 0 R restore "$snap1:$SMALL" --target "$T/restore1"
   assert_same_tree "$SMALL" "$T/restore1"
 done
@@ -59,8 +60,8 @@ expect_exit 0 R --json backup "$BIG"
 snap_big=$(jq -r .snapshot_id "$OUT_FILE")
 expect_exit 0 R restore "$snap_big:$BIG" --target "$T/restore_big"
 assert_same_tree "$BIG" "$T/restore_big"
-rm -rf "$T/restore_big"
+rm_tree "$T/restore_big"
 expect_exit 0 R check --read-data
-rm -rf "$T/restore1"
+rm_tree "$T/restore1"
 expect_exit 0 R restore "$snap1:$SMALL" --target "$T/restore1" --verify
 assert_same_tree "$SMALL" "$T/restore1"

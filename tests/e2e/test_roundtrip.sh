@@ -1,6 +1,7 @@
 # Backup -> restore round trip of awkward trees, plus the read-only commands
 # (ls, diff, dump, stats, snapshots, check) on the result.
 # Usage: bash tests/e2e/test_roundtrip.sh /path/to/cairn
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
 REPO=$T/repo
@@ -10,7 +11,7 @@ R() { cairn --repo "$REPO" "$@"; }
 
 step "building the source tree"
 mkdir -p "$SRC"
-cd "$SRC"
+cd "$SRC" || exit 1
 mkdir empty_dir
 : >zero
 printf 'x' >one
@@ -52,7 +53,16 @@ echo ro >perms/p444 && chmod 0444 perms/p444
 mkdir perms/d700 && echo in >perms/d700/f && chmod 0700 perms/d700
 mkdir perms/d755 && chmod 0755 perms/d755
 mkdir perms/d555 && echo in >perms/d555/f && chmod 0555 perms/d555
+mkdir perms/d1777 && chmod 1777 perms/d1777
+echo suid >perms/s4755 && chmod 4755 perms/s4755
 touch -d '2001-02-03 04:05:06' one perms/p600
+touch -d '2020-01-01 00:00:00.123456789' perms/p444
+# Special files and more awkward names.
+mkfifo fifo
+echo long >"$(printf 'n%.0s' $(seq 1 255))"
+# Small sparse files: a hole at the end, and nothing but a hole.
+printf 'head' >hole_end && truncate -s 50M hole_end
+truncate -s 5M all_hole
 touch -h -d '2002-03-04 05:06:07' links/rel
 # Ownership (restorable as root only).
 echo owned >owned
@@ -72,7 +82,7 @@ else
 fi
 # Directory mtimes last: creating entries above changed them.
 touch -d '2003-04-05 06:07:08' empty_dir perms/d755 hl/sub
-cd "$T"
+cd "$T" || exit 1
 # Directory mtimes of the restore are compared too, so leave $SRC untouched from here.
 
 step "first backup"
@@ -100,6 +110,13 @@ assert_eq "does/not/exist" "$(readlink "$T/r1/links/dangling")" "dangling symlin
 assert_eq 700 "$(stat -c %a "$T/r1/perms/d700")" "mode of perms/d700"
 assert_eq 600 "$(stat -c %a "$T/r1/perms/p600")" "mode of perms/p600"
 assert_eq 755 "$(stat -c %a "$T/r1/perms/p755")" "mode of perms/p755"
+assert_eq 1777 "$(stat -c %a "$T/r1/perms/d1777")" "mode of perms/d1777"
+assert_eq 4755 "$(stat -c %a "$T/r1/perms/s4755")" "mode of perms/s4755"
+assert_eq "2020-01-01 00:00:00.123456789" "$(TZ=UTC stat -c %y "$T/r1/perms/p444" | cut -c1-29)" "nanosecond mtime"
+[[ -p $T/r1/fifo ]] || fail "fifo not restored as a fifo"
+assert_eq $((50 * 1024 * 1024)) "$(stat -c %s "$T/r1/hole_end")" "size of hole_end"
+(($(du -k "$T/r1/hole_end" | cut -f1) < 1024)) || fail "hole_end restored without its hole"
+(($(du -k "$T/r1/all_hole" | cut -f1) < 64)) || fail "all_hole restored without its hole"
 if ((is_root)); then
   assert_eq nobody "$(stat -c %U "$T/r1/owned")" "owner of 'owned'"
 fi
@@ -109,17 +126,26 @@ if ((have_xattr)); then
     "$(getfattr --absolute-names --only-values -n user.other "$T/r1/xfile" | od -c)" "xattr user.other"
 fi
 
+step "restore again over the previous restore"
+chmod 0644 "$T/r1/perms/p600"
+echo scribble >"$T/r1/f513k"
+rm "$T/r1/hl/b"
+expect_exit 0 R restore "$snap1:$SRC" --target "$T/r1"
+assert_same_tree "$SRC" "$T/r1"
+assert_eq "$(stat -c %i "$T/r1/hl/a")" "$(stat -c %i "$T/r1/hl/b")" "inode of hl/b after a second restore"
+rm_tree "$T/r1"
+
 step "restore of the whole snapshot recreates the absolute path"
 expect_exit 0 R restore "$snap1" --target "$T/r_all" --exclude f20m
 [[ -f $T/r_all$SRC/f513k ]] || fail "full-snapshot restore lacks $T/r_all$SRC/f513k"
 [[ ! -e $T/r_all$SRC/f20m ]] || fail "--exclude f20m restored f20m anyway"
-rm -rf "$T/r_all"
+rm_tree "$T/r_all"
 
 step "restore --verify"
 expect_exit 0 R restore "$snap1:$SRC" --target "$T/r_verify" --verify
 assert_contains "$OUT" "verified" "restore --verify output"
 assert_same_tree "$SRC" "$T/r_verify"
-rm -rf "$T/r_verify"
+rm_tree "$T/r_verify"
 
 step "single-file restore"
 expect_exit 0 R restore "$snap1:$SRC/f513k" --target "$T/r_one"
@@ -138,11 +164,11 @@ expect_exit 0 R restore "$snap1:$SRC" --target "$T/r_exc" --exclude "$SRC/deep" 
 [[ ! -e $T/r_exc/deep && ! -e $T/r_exc/f511k && ! -e $T/r_exc/f513k && ! -e $T/r_exc/f20m ]] ||
   fail "--exclude restored excluded paths: $(ls -A "$T/r_exc")"
 # Everything else is there.
-rm -rf "$T/src_exc" && mkdir "$T/src_exc"
+rm_tree "$T/src_exc" && mkdir "$T/src_exc"
 (cd "$SRC" && find . -mindepth 1 -maxdepth 1 ! -name deep ! -name 'f*k' ! -name f20m -print0 |
   xargs -0 cp -a --target-directory="$T/src_exc")
 assert_same_tree "$T/src_exc" "$T/r_exc"
-rm -rf "$T/r_inc" "$T/r_inc2" "$T/r_exc" "$T/src_exc" "$T/r_one"
+rm_tree "$T/r_inc" "$T/r_inc2" "$T/r_exc" "$T/src_exc" "$T/r_one"
 
 step "ls"
 expect_exit 0 R ls "$snap1:$SRC"
@@ -173,8 +199,11 @@ for p in one f511k hl/b hl/sub/c links/rel empty_dir "names/with space" "names/-
 done
 mkdir "$T/untar"
 tar_quiet -xf "$T/dump.tar" -C "$T/untar"
-diff -r --no-dereference "$SRC" "$T/untar" >/dev/null || fail "dump tar extracts to different content: $(diff -rq --no-dereference "$SRC" "$T/untar" | head)"
-rm -rf "$T/untar" "$T/dump.tar"
+assert_same_content "$SRC" "$T/untar"
+assert_eq 600 "$(stat -c %a "$T/untar/perms/p600")" "mode of perms/p600 in the dump tar"
+assert_eq "$(stat -c %Y "$SRC/one")" "$(stat -c %Y "$T/untar/one")" "mtime of 'one' in the dump tar"
+[[ -p $T/untar/fifo ]] || fail "dump tar lacks the fifo"
+rm_tree "$T/untar" "$T/dump.tar"
 
 step "unchanged second backup"
 expect_exit 0 R --json backup "$SRC"
@@ -203,7 +232,7 @@ expect_exit 0 R --json diff "$snap2" "$snap3"
 assert_eq 1 "$(tail -n 1 "$OUT_FILE" | jq .summary.modified)" "diff --json modified count"
 expect_exit 0 R restore latest:"$SRC" --target "$T/r3"
 assert_same_tree "$SRC" "$T/r3"
-rm -rf "$T/r3"
+rm_tree "$T/r3"
 
 step "sparse 10 GiB file"
 mkdir "$T/sparse"
@@ -235,7 +264,7 @@ done
 # dump streams the same bytes (check only the start, reading 10 GiB is slow).
 R dump latest:"$SP" 2>/dev/null | head -c $((2 * 1024 * 1024)) >"$T/sp.head" || true
 cmp -s "$T/sp.head" <(head -c $((2 * 1024 * 1024)) "$SP") || fail "dump of the sparse file differs in its first 2 MiB"
-rm -rf "$T/r_sparse" "$T/sp.head"
+rm_tree "$T/r_sparse" "$T/sp.head"
 
 step "stats, snapshots, check"
 expect_exit 0 R --json stats

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "archive/archiver.h"
 #include "archive/restorer.h"
@@ -265,6 +266,29 @@ TEST_F(ArchiveTest, UnreadableFileIsAWarningNotAFailure) {
   auto res = backup();
   EXPECT_EQ(res.warnings.size(), 1u);
   EXPECT_EQ(res.snapshot.summary.total_files, 1u);
+}
+
+TEST_F(ArchiveTest, FileGrowingDuringBackupStaysConsistent) {
+  std::string path = src_ + "/growing.log";
+  write_file(path, testing::random_data(4 << 20, 11));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    auto fd = core::open_file(path, O_WRONLY | O_APPEND);
+    auto chunk = testing::random_data(64 << 10, 12);
+    for (int i = 0; i < 400 && !stop; ++i) (void)!write(fd->get(), chunk.data(), chunk.size());
+  });
+  auto res = backup();
+  stop = true;
+  writer.join();
+  std::string out = dir_ / "out";
+  auto r = restore_to(res.snapshot, out);
+  EXPECT_TRUE(r.errors.empty());
+  // Appends only: what was captured is a prefix of the final file, with the recorded size.
+  std::string restored = read_file(out + path);
+  std::string final_content = read_file(path);
+  auto node = locate(*repo_, res.snapshot.tree, path).value().node;
+  EXPECT_EQ(restored.size(), node.size);
+  EXPECT_EQ(final_content.compare(0, restored.size(), restored), 0);
 }
 
 TEST_F(ArchiveTest, StreamVetoedByFinishWritesNoSnapshot) {
