@@ -37,7 +37,11 @@ std::string local_hostname() {
 namespace {
 
 // Bytes of chunk data queued for the CPU pool at once (memory ceiling).
-constexpr uint64_t kBytesInFlight = 32ull << 20;
+constexpr uint64_t kBytesInFlight = 16ull << 20;
+// Files read through the chunker at once. Each holds up to max_size of
+// look-ahead, and large files are CPU-bound anyway; small files, where read
+// concurrency pays off, are not limited.
+constexpr uint64_t kLargeFilesInFlight = 3;
 
 // A directory being assembled: its nodes are complete before any child job
 // starts; `pending` counts the walker's own token plus unfinished children.
@@ -48,6 +52,10 @@ struct DirJob {
   std::atomic<int> pending{1};
   DirJob* parent = nullptr;
   size_t index_in_parent = 0;
+  // The parent snapshot's version of this directory: when the finished nodes
+  // equal it, its tree id is reused without serialising or hashing again.
+  std::optional<Id> old_id;
+  std::vector<Node> old_nodes;
 };
 
 class Pipeline {
@@ -235,6 +243,7 @@ class Walker {
   Pipeline& pipe_;
   const BackupOptions& opt_;
   core::ThreadPool readers_;
+  core::Budget large_files_{kLargeFilesInFlight};
   NameCache names_;
   std::mutex root_mu_;
   std::condition_variable root_cv_;
@@ -358,6 +367,7 @@ void Walker::walk_dir(DirJob* d, const Tree* old_tree) {
     auto it = old.find(d->nodes[i].name);
     dispatch(d, i, it == old.end() ? nullptr : it->second, nullptr);
   }
+  if (old_tree && d->old_id) d->old_nodes = old_tree->nodes;
   finish_one(d);
 }
 
@@ -408,6 +418,7 @@ void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_
   child->index_in_parent = i;
   d->pending++;
   std::optional<Tree> old_tree = load_old_subtree(old);
+  if (old_tree) child->old_id = old->subtree;
   if (virtual_child) return walk_virtual(*virtual_child, child, old_tree ? &*old_tree : nullptr);
   if (opt_.one_file_system && n.device_id != current_dev_) {
     child->drop.clear();
@@ -505,7 +516,10 @@ void Walker::process_file(DirJob* d, size_t i, bool had_parent) {
                 static_cast<uint64_t>(before.st_blocks) * 512 < static_cast<uint64_t>(before.st_size);
   std::vector<Id> ids;
   uint64_t bytes = 0;
+  bool large = sparse || static_cast<uint64_t>(before.st_size) >= pipe_.repo().config().chunker.min_size;
+  if (large) large_files_.acquire(1);
   core::Status st = read_file_content(fd->get(), static_cast<uint64_t>(before.st_size), sparse, ids, bytes);
+  if (large) large_files_.release(1);
   if (!st.ok()) {
     if (!pipe_.failed()) {
       pipe_.warn(full + ": " + st.message());
@@ -536,7 +550,12 @@ void Walker::finalize(DirJob* d) {
   Tree t;
   for (size_t i = 0; i < d->nodes.size(); ++i)
     if (!d->drop[i]) t.nodes.push_back(std::move(d->nodes[i]));
-  auto id = pipe_.repo().save_tree(t);
+  core::Result<Id> id = core::invalid_argument("unset");
+  if (d->old_id && t.nodes == d->old_nodes && pipe_.repo().index().has(*d->old_id)) {
+    id = *d->old_id;  // unchanged directory
+  } else {
+    id = pipe_.repo().save_tree(t);
+  }
   if (!id.ok()) pipe_.fail(id.status().with_context("storing tree of " + d->path));
   DirJob* parent = d->parent;
   if (parent) {

@@ -27,6 +27,7 @@ namespace {
 
 constexpr uint64_t kMaxRun = 4u << 20;  // largest single ranged read of a pack
 constexpr uint64_t kMaxGap = 256u << 10;
+constexpr size_t kMaxOpenFilesPerWorker = 16;
 
 struct FileState {
   std::string path;
@@ -302,6 +303,8 @@ void Restorer::process_pack(const Id& pack,
         if (f.failed || zero) continue;  // holes are already zeros after ftruncate
         auto it = fds.find(t.file);
         if (it == fds.end()) {
+          // Packs of small files touch thousands of files: keep few open.
+          if (fds.size() >= kMaxOpenFilesPerWorker) fds.clear();
           auto fd = core::open_file(f.path, O_WRONLY | O_NOFOLLOW);
           if (!fd.ok()) {
             fail_file(t.file, fd.status().message());

@@ -1,6 +1,8 @@
 // cairn: backup and recovery for microservice fleets. Entry point: parses the
 // command line (CLI11) and dispatches to one subcommand file each.
+#include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -11,7 +13,19 @@
 
 int main(int argc, char** argv) {
   using namespace cairn;
-  signal(SIGPIPE, SIG_IGN);  // a closed pipe is an EPIPE error, not a silent death
+  // Chunk and pack buffers (0.5-24 MiB) are short-lived: give them their own
+  // mappings so that freeing returns memory to the OS. glibc would otherwise
+  // raise the mmap threshold after the first free and keep them in per-thread
+  // arenas, which tripled peak RSS in the benchmark.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mallopt(M_ARENA_MAX, 4);
+  signal(SIGPIPE, SIG_IGN);
+  // Parallel readers and restore workers hold many files open at once.
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }  // a closed pipe is an EPIPE error, not a silent death
   if (auto st = crypto::init(); !st.ok()) {
     std::cerr << "cairn: " << st.message() << "\n";
     return cli::kExitFailure;

@@ -74,25 +74,34 @@ EVP_CIPHER_CTX* thread_ctx() {
 }
 }  // namespace
 
-void seal_append(const Key& key, ByteView plaintext, Bytes& out) {
-  size_t base = out.size();
-  out.resize(base + kNonceSize + plaintext.size() + kTagSize);
-  uint8_t* nonce = out.data() + base;
-  uint8_t* ct = nonce + kNonceSize;
-  random_fill(nonce, kNonceSize);
+// Encrypts n bytes from `in` to `out` (which may be equal) and appends the tag.
+static void gcm_encrypt(const Key& key, const uint8_t* nonce, const uint8_t* in, size_t n, uint8_t* out) {
   EVP_CIPHER_CTX* ctx = thread_ctx();
   int len = 0;
   bool ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nonce) == 1;
   // EVP takes int lengths; blobs are at most a few MiB, but loop for safety.
   size_t done = 0;
-  while (ok && done < plaintext.size()) {
-    int n = static_cast<int>(std::min<size_t>(plaintext.size() - done, 1u << 30));
-    ok = EVP_EncryptUpdate(ctx, ct + done, &len, plaintext.data() + done, n) == 1;
+  while (ok && done < n) {
+    int step = static_cast<int>(std::min<size_t>(n - done, 1u << 30));
+    ok = EVP_EncryptUpdate(ctx, out + done, &len, in + done, step) == 1;
     done += static_cast<size_t>(len);
   }
-  ok = ok && EVP_EncryptFinal_ex(ctx, ct + done, &len) == 1;
-  ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagSize, ct + plaintext.size()) == 1;
+  ok = ok && EVP_EncryptFinal_ex(ctx, out + done, &len) == 1;
+  ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagSize, out + n) == 1;
   if (!ok) throw std::runtime_error("AES-256-GCM encryption failed");  // cannot happen
+}
+
+void seal_append(const Key& key, ByteView plaintext, Bytes& out) {
+  size_t base = out.size();
+  out.resize(base + kNonceSize + plaintext.size() + kTagSize);
+  uint8_t* nonce = out.data() + base;
+  random_fill(nonce, kNonceSize);
+  gcm_encrypt(key, nonce, plaintext.data(), plaintext.size(), nonce + kNonceSize);
+}
+
+void seal_in_place(const Key& key, uint8_t* buf, size_t body_len) {
+  random_fill(buf, kNonceSize);
+  gcm_encrypt(key, buf, buf + kNonceSize, body_len, buf + kNonceSize);
 }
 
 Bytes seal(const Key& key, ByteView plaintext) {

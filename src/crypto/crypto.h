@@ -53,6 +53,9 @@ Digest hmac_sha256(const Key& key, ByteView data);
 Bytes seal(const Key& key, ByteView plaintext);
 // Appends the sealed form to `out` (avoids a copy when building packs).
 void seal_append(const Key& key, ByteView plaintext, Bytes& out);
+// Seals buf[kNonceSize .. kNonceSize + body_len) in place: writes the nonce to
+// buf[0..12) and the tag after the body. buf must hold body_len + kAeadOverhead.
+void seal_in_place(const Key& key, uint8_t* buf, size_t body_len);
 // Fails with kCorruption when the tag does not verify (tampered or wrong key).
 core::Result<Bytes> open(const Key& key, ByteView sealed);
 

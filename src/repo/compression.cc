@@ -33,16 +33,23 @@ struct DCtxDeleter {
 };
 }  // namespace
 
-std::optional<core::Bytes> compress(core::ByteView data, Compression c) {
+size_t max_compressed_size(size_t n) { return ZSTD_compressBound(n); }
+
+std::optional<size_t> compress_into(core::ByteView data, Compression c, uint8_t* out, size_t cap) {
   if (c == Compression::kOff || data.size() < 64) return std::nullopt;
   thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
-  core::Bytes out(ZSTD_compressBound(data.size()));
-  size_t n = ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), data.data(), data.size(),
-                               zstd_level(c));
+  size_t n = ZSTD_compressCCtx(cctx.get(), out, cap, data.data(), data.size(), zstd_level(c));
   // Keep the raw form unless compression saves at least 1/64: decompressing
   // incompressible data costs restore time for nothing.
   if (ZSTD_isError(n) || n >= data.size() - data.size() / 64) return std::nullopt;
-  out.resize(n);
+  return n;
+}
+
+std::optional<core::Bytes> compress(core::ByteView data, Compression c) {
+  core::Bytes out(max_compressed_size(data.size()));
+  auto n = compress_into(data, c, out.data(), out.size());
+  if (!n) return std::nullopt;
+  out.resize(*n);
   return out;
 }
 

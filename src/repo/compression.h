@@ -18,6 +18,10 @@ int zstd_level(Compression c);  // 0 for off
 // Returns the compressed form, or nullopt when compression is off or the data
 // does not shrink (then the caller stores it raw).
 std::optional<core::Bytes> compress(core::ByteView data, Compression c);
+// Compresses into out[0..cap); returns the compressed size, or nullopt under
+// the same conditions as compress(). cap >= max_compressed_size(data.size()).
+std::optional<size_t> compress_into(core::ByteView data, Compression c, uint8_t* out, size_t cap);
+size_t max_compressed_size(size_t n);
 // `raw_length` is the expected plaintext size (recorded beside the blob).
 core::Result<core::Bytes> decompress(core::ByteView data, size_t raw_length);
 // For repository files whose plaintext size is not recorded elsewhere.

@@ -30,16 +30,6 @@ static void put_raw(json& j, const char* key, const std::string& raw) {
   }
 }
 
-static std::optional<std::string> get_raw(const json& j, const char* key) {
-  if (auto it = j.find(key); it != j.end()) return it->get<std::string>();
-  if (auto it = j.find(std::string(key) + "_b64"); it != j.end()) {
-    auto b = core::base64_decode(it->get<std::string>());
-    if (!b) return std::nullopt;
-    return std::string(b->begin(), b->end());
-  }
-  return std::string();
-}
-
 std::string encode_tree(const Tree& tree) {
   std::vector<const Node*> sorted;
   for (const auto& n : tree.nodes) sorted.push_back(&n);
@@ -85,60 +75,134 @@ std::string encode_tree(const Tree& tree) {
   return root.dump();
 }
 
-core::Result<Tree> decode_tree(core::ByteView bytes) {
-  json root = json::parse(bytes.begin(), bytes.end(), nullptr, false);
-  if (root.is_discarded() || !root.is_object()) return core::corruption("tree is not valid JSON");
-  try {
-    Tree t;
-    for (const auto& j : root.at("nodes")) {
-      Node n;
-      auto name = get_raw(j, "name");
-      if (!name) return core::corruption("tree node name is malformed");
-      n.name = *name;
-      auto type = parse_type(j.at("type").get<std::string>());
-      if (!type) return core::corruption("tree node has unknown type " + j.at("type").dump());
-      n.type = *type;
-      n.mode = j.value("mode", 0u);
-      n.uid = j.value("uid", 0u);
-      n.gid = j.value("gid", 0u);
-      n.user = j.value("user", "");
-      n.group = j.value("group", "");
-      n.mtime_ns = j.value("mtime_ns", int64_t{0});
-      n.ctime_ns = j.value("ctime_ns", int64_t{0});
-      n.inode = j.value("inode", uint64_t{0});
-      n.device_id = j.value("device_id", uint64_t{0});
-      n.links = j.value("links", uint64_t{0});
-      n.size = j.value("size", uint64_t{0});
-      n.rdev = j.value("rdev", uint64_t{0});
-      if (auto it = j.find("content"); it != j.end()) {
-        for (const auto& c : *it) {
-          auto id = Id::from_hex(c.get<std::string>());
-          if (!id) return core::corruption("tree node content id is malformed");
-          n.content.push_back(*id);
-        }
-      }
-      if (auto it = j.find("subtree"); it != j.end()) {
-        auto id = Id::from_hex(it->get<std::string>());
-        if (!id) return core::corruption("tree node subtree id is malformed");
-        n.subtree = *id;
-      }
-      auto target = get_raw(j, "link_target");
-      if (!target) return core::corruption("tree node link target is malformed");
-      n.link_target = *target;
-      if (auto it = j.find("xattrs"); it != j.end()) {
-        for (const auto& xj : *it) {
-          auto xname = get_raw(xj, "name");
-          auto value = core::base64_decode(xj.value("value_b64", ""));
-          if (!xname || !value) return core::corruption("tree node xattr is malformed");
-          n.xattrs.push_back({*xname, std::move(*value)});
-        }
-      }
-      t.nodes.push_back(std::move(n));
-    }
-    return t;
-  } catch (const nlohmann::json::exception& e) {
-    return core::corruption(std::string("tree: ") + e.what());
+namespace {
+
+// SAX decoder for trees: the unchanged-backup path decodes one tree per
+// directory, and building a DOM first doubled the time. Unknown keys are
+// ignored (forward compatibility); malformed known fields are corruption.
+class TreeSax : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  Tree tree;
+  std::string error;
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t v) override { return number(static_cast<int64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return number(static_cast<int64_t>(v)); }
+  bool number_float(number_float_t, const string_t&) override { return fail("unexpected number"); }
+  bool binary(binary_t&) override { return true; }
+
+  bool start_object(std::size_t) override {
+    ++depth_;
+    if (depth_ == 3 && in_nodes_) tree.nodes.emplace_back();
+    if (depth_ == 5 && array_ == "xattrs" && node()) node()->xattrs.emplace_back();
+    return true;
   }
+  bool end_object() override {
+    if (depth_ == 3 && node() && node()->name.empty()) return fail("tree node without a name");
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    if (depth_ == 2) in_nodes_ = key_ == "nodes";
+    if (depth_ == 4) array_ = key_;
+    return true;
+  }
+  bool end_array() override {
+    if (depth_ == 4) array_.clear();
+    --depth_;
+    return true;
+  }
+  bool key(string_t& k) override {
+    key_ = k;
+    return true;
+  }
+  bool string(string_t& v) override {
+    Node* n = node();
+    if (!n) return true;
+    if (depth_ == 3) {
+      if (key_ == "name") n->name = std::move(v);
+      else if (key_ == "name_b64") return b64(v, n->name);
+      else if (key_ == "type") return set_type(v);
+      else if (key_ == "user") n->user = std::move(v);
+      else if (key_ == "group") n->group = std::move(v);
+      else if (key_ == "subtree") return id(v, n->subtree.emplace());
+      else if (key_ == "link_target") n->link_target = std::move(v);
+      else if (key_ == "link_target_b64") return b64(v, n->link_target);
+      return true;
+    }
+    if (depth_ == 4 && array_ == "content") return id(v, n->content.emplace_back());
+    if (depth_ == 5 && array_ == "xattrs" && !n->xattrs.empty()) {
+      Xattr& x = n->xattrs.back();
+      if (key_ == "name") x.name = std::move(v);
+      else if (key_ == "name_b64") return b64(v, x.name);
+      else if (key_ == "value_b64") {
+        auto b = core::base64_decode(v);
+        if (!b) return fail("tree node xattr is malformed");
+        x.value = std::move(*b);
+      }
+    }
+    return true;
+  }
+  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception&) override {
+    return fail("tree is not valid JSON (at byte " + std::to_string(pos) + ")");
+  }
+
+ private:
+  Node* node() { return in_nodes_ && !tree.nodes.empty() && depth_ >= 3 ? &tree.nodes.back() : nullptr; }
+  bool fail(std::string e) {
+    if (error.empty()) error = std::move(e);
+    return false;
+  }
+  bool number(int64_t v) {
+    Node* n = node();
+    if (!n || depth_ != 3) return true;
+    auto u = static_cast<uint64_t>(v);
+    if (key_ == "mode") n->mode = static_cast<uint32_t>(u);
+    else if (key_ == "uid") n->uid = static_cast<uint32_t>(u);
+    else if (key_ == "gid") n->gid = static_cast<uint32_t>(u);
+    else if (key_ == "mtime_ns") n->mtime_ns = v;
+    else if (key_ == "ctime_ns") n->ctime_ns = v;
+    else if (key_ == "inode") n->inode = u;
+    else if (key_ == "device_id") n->device_id = u;
+    else if (key_ == "links") n->links = u;
+    else if (key_ == "size") n->size = u;
+    else if (key_ == "rdev") n->rdev = u;
+    return true;
+  }
+  bool set_type(const std::string& v) {
+    auto t = parse_type(v);
+    if (!t) return fail("tree node has unknown type '" + v + "'");
+    node()->type = *t;
+    return true;
+  }
+  bool id(const std::string& hex, Id& out) {
+    auto parsed = Id::from_hex(hex);
+    if (!parsed) return fail("tree node id '" + hex + "' is malformed");
+    out = *parsed;
+    return true;
+  }
+  bool b64(const std::string& text, std::string& out) {
+    auto b = core::base64_decode(text);
+    if (!b) return fail("tree node field is not valid base64");
+    out.assign(b->begin(), b->end());
+    return true;
+  }
+
+  int depth_ = 0;
+  bool in_nodes_ = false;
+  std::string key_, array_;
+};
+
+}  // namespace
+
+core::Result<Tree> decode_tree(core::ByteView bytes) {
+  TreeSax sax;
+  bool ok = nlohmann::json::sax_parse(bytes.begin(), bytes.end(), &sax);
+  if (!ok || !sax.error.empty())
+    return core::corruption(sax.error.empty() ? "tree is not valid JSON" : sax.error);
+  return std::move(sax.tree);
 }
 
 bool is_safe_name(const std::string& name) {

@@ -20,6 +20,7 @@ const char* node_type_name(NodeType t);
 struct Xattr {
   std::string name;
   core::Bytes value;
+  bool operator==(const Xattr&) const = default;
 };
 
 struct Node {
@@ -36,6 +37,7 @@ struct Node {
   std::optional<Id> subtree;         // directories
   std::string link_target;           // symlinks (raw bytes)
   std::vector<Xattr> xattrs;
+  bool operator==(const Node&) const = default;
 };
 
 struct Tree {
