@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -213,10 +214,26 @@ class Pipeline {
   std::unique_ptr<uint8_t, FreeDeleter> zeros_;
 };
 
+// A directory's listing, read ahead of the walker by the scanner pool: the
+// walker is a single thread, and cold lstat()s and parent-tree decoding are
+// what it would otherwise wait on.
+struct Scan {
+  std::vector<Node> nodes;  // sorted by name, excludes applied
+  std::vector<std::string> warnings;
+  std::optional<Tree> old_tree;
+  std::optional<Id> old_id;
+};
+
+// Directories listed ahead of the walker (per directory being walked).
+constexpr size_t kScanWindow = 8;
+
 class Walker {
  public:
   Walker(Pipeline& pipe, const BackupOptions& opt)
-      : pipe_(pipe), opt_(opt), readers_(std::max<size_t>(1, opt.read_concurrency), 256) {}
+      : pipe_(pipe),
+        opt_(opt),
+        readers_(std::max<size_t>(1, opt.read_concurrency), 256),
+        scanners_(std::max<size_t>(2, opt.read_concurrency / 2), 1024) {}
 
   // Walks `paths`, returns the root tree id once every file is stored.
   core::Result<Id> run(const std::vector<std::string>& paths);
@@ -228,14 +245,17 @@ class Walker {
   };
 
   void walk_virtual(const VDir& v, DirJob* d, const Tree* old_tree);
-  void walk_dir(DirJob* d, const Tree* old_tree);
-  void dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_child);
+  void walk_dir(DirJob* d, Scan scan);
+  Scan scan_dir(const std::string& path, const Node* old) const;
+  std::future<Scan> scan_async(const std::string& path, const Node* old);
+  void dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_child,
+                std::future<Scan>* scan = nullptr);
   void process_file(DirJob* d, size_t i, bool had_parent);
   core::Status read_file_content(int fd, uint64_t size, bool sparse, std::vector<Id>& ids,
                                  uint64_t& bytes);
   void finish_one(DirJob* d);
   void finalize(DirJob* d);
-  std::optional<Tree> load_old_subtree(const Node* old);
+  std::optional<Tree> load_old_subtree(const Node* old) const;
   std::string child_path(const DirJob* d, const std::string& name) const {
     return d->path == "/" ? "/" + name : d->path + "/" + name;
   }
@@ -243,6 +263,7 @@ class Walker {
   Pipeline& pipe_;
   const BackupOptions& opt_;
   core::ThreadPool readers_;
+  core::ThreadPool scanners_;
   core::Budget large_files_{kLargeFilesInFlight};
   NameCache names_;
   std::mutex root_mu_;
@@ -253,7 +274,7 @@ class Walker {
   dev_t current_dev_ = 0;
 };
 
-std::optional<Tree> Walker::load_old_subtree(const Node* old) {
+std::optional<Tree> Walker::load_old_subtree(const Node* old) const {
   if (!old || old->type != NodeType::kDir || !old->subtree) return std::nullopt;
   auto t = pipe_.repo().load_tree(*old->subtree);
   if (!t.ok()) return std::nullopt;  // parent unreadable: just read everything
@@ -295,7 +316,9 @@ core::Result<Id> Walker::run(const std::vector<std::string>& paths) {
     // Backing up "/" itself.
     struct stat st;
     if (lstat("/", &st) == 0) current_dev_ = st.st_dev;
-    walk_dir(job, old_root ? &*old_root : nullptr);
+    Scan scan = scan_dir("/", nullptr);
+    scan.old_tree = std::move(old_root);
+    walk_dir(job, std::move(scan));
   } else {
     walk_virtual(root, job, old_root ? &*old_root : nullptr);
   }
@@ -338,40 +361,88 @@ void Walker::walk_virtual(const VDir& v, DirJob* d, const Tree* old_tree) {
   finish_one(d);
 }
 
-void Walker::walk_dir(DirJob* d, const Tree* old_tree) {
-  if (pipe_.failed()) return finish_one(d);
+Scan Walker::scan_dir(const std::string& path, const Node* old) const {
+  Scan scan;
   std::vector<std::string> names;
-  if (DIR* dir = opendir(d->path.c_str())) {
-    while (struct dirent* e = readdir(dir)) {
-      std::string name = e->d_name;
-      if (name != "." && name != "..") names.push_back(std::move(name));
-    }
-    closedir(dir);
-  } else {
-    pipe_.warn(core::errno_status(errno, d->path).message());
+  int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  DIR* dir = dfd >= 0 ? fdopendir(dfd) : nullptr;
+  if (!dir) {
+    scan.warnings.push_back(core::errno_status(errno, path).message());
+    if (dfd >= 0) close(dfd);
+    return scan;
+  }
+  while (struct dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
   }
   std::sort(names.begin(), names.end());
+  std::string prefix = path == "/" ? "/" : path + "/";
   for (const auto& name : names) {
-    std::string full = child_path(d, name);
+    std::string full = prefix + name;
     if (matches_any(opt_.excludes, full)) continue;
     struct stat st;
-    if (lstat(full.c_str(), &st) != 0) {
-      if (errno != ENOENT) pipe_.warn(core::errno_status(errno, full).message());
+    // Relative to the open directory: no path walk per entry.
+    if (fstatat(dirfd(dir), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno != ENOENT) scan.warnings.push_back(core::errno_status(errno, full).message());
       continue;  // vanished since readdir: not an error
     }
-    d->nodes.push_back(node_from_stat(name, st));
+    scan.nodes.push_back(node_from_stat(name, st));
   }
+  closedir(dir);
+  scan.old_tree = load_old_subtree(old);
+  if (scan.old_tree) scan.old_id = old->subtree;
+  return scan;
+}
+
+std::future<Scan> Walker::scan_async(const std::string& path, const Node* old) {
+  // `old` points into the parent's old tree, which outlives the scan: the
+  // walker keeps it until the directory's children are dispatched.
+  auto task = std::make_shared<std::packaged_task<Scan()>>([this, path, old] { return scan_dir(path, old); });
+  std::future<Scan> f = task->get_future();
+  scanners_.submit([task] { (*task)(); });
+  return f;
+}
+
+void Walker::walk_dir(DirJob* d, Scan scan) {
+  if (pipe_.failed()) return finish_one(d);
+  for (const auto& w : scan.warnings) pipe_.warn(w);
+  d->nodes = std::move(scan.nodes);
+  d->old_id = scan.old_id;
   d->drop.assign(d->nodes.size(), 0);
-  auto old = by_name(old_tree);
-  for (size_t i = 0; i < d->nodes.size(); ++i) {
+  auto old = by_name(scan.old_tree ? &*scan.old_tree : nullptr);
+  auto old_of = [&](size_t i) -> const Node* {
     auto it = old.find(d->nodes[i].name);
-    dispatch(d, i, it == old.end() ? nullptr : it->second, nullptr);
+    return it == old.end() ? nullptr : it->second;
+  };
+  // List the next few subdirectories in the background while this one is walked.
+  std::vector<size_t> subdirs;
+  for (size_t i = 0; i < d->nodes.size(); ++i) {
+    const Node& n = d->nodes[i];
+    if (n.type == NodeType::kDir && !(opt_.one_file_system && n.device_id != current_dev_))
+      subdirs.push_back(i);
   }
-  if (old_tree && d->old_id) d->old_nodes = old_tree->nodes;
+  std::map<size_t, std::future<Scan>> ahead;
+  size_t next = 0, done = 0;
+  for (size_t i = 0; i < d->nodes.size(); ++i) {
+    while (next < subdirs.size() && next < done + kScanWindow) {
+      size_t k = subdirs[next++];
+      ahead[k] = scan_async(child_path(d, d->nodes[k].name), old_of(k));
+    }
+    auto it = ahead.find(i);
+    if (it != ahead.end()) {
+      ++done;
+      dispatch(d, i, old_of(i), nullptr, &it->second);
+      ahead.erase(it);
+    } else {
+      dispatch(d, i, old_of(i), nullptr);
+    }
+  }
+  if (scan.old_tree && d->old_id) d->old_nodes = std::move(scan.old_tree->nodes);
   finish_one(d);
 }
 
-void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_child) {
+void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_child,
+                      std::future<Scan>* scan) {
   Node& n = d->nodes[i];
   std::string full = child_path(d, n.name);
   n.user = names_.user(n.uid);
@@ -417,14 +488,15 @@ void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_
   child->parent = d;
   child->index_in_parent = i;
   d->pending++;
-  std::optional<Tree> old_tree = load_old_subtree(old);
-  if (old_tree) child->old_id = old->subtree;
-  if (virtual_child) return walk_virtual(*virtual_child, child, old_tree ? &*old_tree : nullptr);
+  if (virtual_child) {
+    std::optional<Tree> old_tree = load_old_subtree(old);
+    return walk_virtual(*virtual_child, child, old_tree ? &*old_tree : nullptr);
+  }
   if (opt_.one_file_system && n.device_id != current_dev_) {
     child->drop.clear();
     return finish_one(child);  // mount point: kept as an empty directory
   }
-  walk_dir(child, old_tree ? &*old_tree : nullptr);
+  walk_dir(child, scan ? scan->get() : scan_dir(full, old));
 }
 
 core::Status Walker::read_file_content(int fd, uint64_t size, bool sparse, std::vector<Id>& ids,
