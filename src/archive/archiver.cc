@@ -38,11 +38,11 @@ std::string local_hostname() {
 namespace {
 
 // Bytes of chunk data queued for the CPU pool at once (memory ceiling).
-constexpr uint64_t kBytesInFlight = 16ull << 20;
+constexpr uint64_t kBytesInFlight = 8ull << 20;
 // Files read through the chunker at once. Each holds up to max_size of
 // look-ahead, and large files are CPU-bound anyway; small files, where read
 // concurrency pays off, are not limited.
-constexpr uint64_t kLargeFilesInFlight = 3;
+constexpr uint64_t kLargeFilesInFlight = 2;
 
 // A directory being assembled: its nodes are complete before any child job
 // starts; `pending` counts the walker's own token plus unfinished children.

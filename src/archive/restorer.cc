@@ -25,13 +25,17 @@ using repo::NodeType;
 
 namespace {
 
-constexpr uint64_t kMaxRun = 4u << 20;  // largest single ranged read of a pack
+// Largest merged ranged read of a pack; kept under the 2 MiB mmap threshold
+// (cli/main.cc) so read buffers are reused instead of mapped and faulted in.
+constexpr uint64_t kMaxRun = 1792u << 10;
 constexpr uint64_t kMaxGap = 256u << 10;
 constexpr size_t kMaxOpenFilesPerWorker = 16;
 
 struct FileState {
   std::string path;
+  uint64_t size = 0;
   std::atomic<bool> failed{false};
+  std::atomic<bool> created{false};  // exists with its final size
   std::string error;  // guarded by Restorer::mu_
 };
 
@@ -63,6 +67,7 @@ class Restorer {
   void write_data();
   void process_pack(const Id& pack, std::vector<std::pair<repo::PackEntry, const std::vector<Target>*>>& blobs);
   void fail_file(uint32_t file, const std::string& why);
+  core::Result<core::UniqueFd> open_for_write(FileState& f);
   void apply_metadata();
   void verify();
   void error(const std::string& e) {
@@ -169,18 +174,24 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
         error(core::errno_status(errno, path).message() + " (cannot replace the existing entry)");
         return false;
       }
-      int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (fd < 0) {
-        error(core::errno_status(errno, path).message() + " (not following symlinks)");
-        return false;
-      }
-      if (ftruncate(fd, static_cast<off_t>(n.size)) != 0) {
-        error(core::errno_status(errno, path).message());
+      // Files with data are created by the first write (one open instead of
+      // two); empty files and hard-link targets must exist now.
+      bool create_now = n.content.empty() || n.links > 1;
+      if (create_now) {
+        int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+          error(core::errno_status(errno, path).message() + " (not following symlinks)");
+          return false;
+        }
+        bool sized = ftruncate(fd, static_cast<off_t>(n.size)) == 0;
         close(fd);
-        return false;
+        if (!sized) {
+          error(core::errno_status(errno, path).message());
+          return false;
+        }
       }
-      close(fd);
       plan_file(n, path);
+      files_.back()->created = create_now;
       MetaEntry m{path, n, static_cast<int>(files_.size() - 1), false};
       m.node.content.clear();
       meta_.push_back(std::move(m));
@@ -225,6 +236,7 @@ void Restorer::plan_file(const Node& n, const std::string& path) {
   auto idx = static_cast<uint32_t>(files_.size());
   auto fs = std::make_unique<FileState>();
   fs->path = path;
+  fs->size = n.size;
   files_.push_back(std::move(fs));
   uint64_t offset = 0;
   for (const auto& id : n.content) {
@@ -244,6 +256,16 @@ void Restorer::plan_file(const Node& n, const std::string& path) {
   }
   progress_->files_total++;
   progress_->bytes_total += n.size;
+}
+
+core::Result<core::UniqueFd> Restorer::open_for_write(FileState& f) {
+  // O_CREAT without O_EXCL: several workers may hold parts of one file. The
+  // old entry was removed in pass 1, and O_NOFOLLOW refuses a symlink.
+  ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(f.path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0600));
+  // Setting the final size is idempotent, so racing first writers are harmless.
+  if (!f.created.exchange(true) && ftruncate(fd.get(), static_cast<off_t>(f.size)) != 0)
+    return core::errno_status(errno, f.path);
+  return fd;
 }
 
 void Restorer::fail_file(uint32_t file, const std::string& why) {
@@ -305,7 +327,7 @@ void Restorer::process_pack(const Id& pack,
         if (it == fds.end()) {
           // Packs of small files touch thousands of files: keep few open.
           if (fds.size() >= kMaxOpenFilesPerWorker) fds.clear();
-          auto fd = core::open_file(f.path, O_WRONLY | O_NOFOLLOW);
+          auto fd = open_for_write(f);
           if (!fd.ok()) {
             fail_file(t.file, fd.status().message());
             continue;
@@ -335,6 +357,11 @@ void Restorer::apply_metadata() {
     const char* p = m.path.c_str();
     if (m.file >= 0) {
       FileState& f = *files_[static_cast<size_t>(m.file)];
+      if (!f.failed && !f.created) {
+        // Nothing was written (all blobs were holes): create it sparse now.
+        auto fd = open_for_write(f);
+        if (!fd.ok()) fail_file(static_cast<uint32_t>(m.file), fd.status().message());
+      }
       if (f.failed) {
         unlink(p);  // never leave a file with unverified content
         result_.errors.push_back(m.path + ": not restored: " + f.error);

@@ -163,8 +163,8 @@ core::Result<FileInfo> LocalBackend::stat(const Handle& h) {
   return FileInfo{h.name, static_cast<uint64_t>(st.st_size)};
 }
 
-core::Status LocalBackend::list_dir(const std::string& dir,
-                                    const std::function<void(const FileInfo&)>& fn) const {
+core::Status LocalBackend::for_each_entry(
+    const std::string& dir, const std::function<core::Status(int dir_fd, const struct dirent&)>& fn) const {
   DirPtr d(::opendir(dir.c_str()));  // glibc opens with O_CLOEXEC
   if (!d) {
     int err = errno;
@@ -180,17 +180,24 @@ core::Status LocalBackend::list_dir(const std::string& dir,
       if (errno != 0) return core::errno_status(errno, dir);
       return core::ok_status();
     }
-    // Skips ".", ".." and in-flight ".tmp-" files; valid names never start with '.'.
-    if (e->d_name[0] == '.') continue;
-    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) continue;
-    struct stat st;
-    if (::fstatat(::dirfd(d.get()), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;  // removed while we listed
-      return core::errno_status(errno, dir + "/" + e->d_name);
-    }
-    if (!S_ISREG(st.st_mode)) continue;
-    fn(FileInfo{e->d_name, static_cast<uint64_t>(st.st_size)});
+    TRY(fn(::dirfd(d.get()), *e));
   }
+}
+
+core::Status LocalBackend::list_dir(const std::string& dir,
+                                    const std::function<void(const FileInfo&)>& fn) const {
+  return for_each_entry(dir, [&](int dir_fd, const struct dirent& e) -> core::Status {
+    // Skips ".", ".." and in-flight ".tmp-" files; valid names never start with '.'.
+    if (e.d_name[0] == '.') return core::ok_status();
+    if (e.d_type != DT_REG && e.d_type != DT_UNKNOWN) return core::ok_status();
+    struct stat st;
+    if (::fstatat(dir_fd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) return core::ok_status();  // removed while we listed
+      return core::errno_status(errno, dir + "/" + e.d_name);
+    }
+    if (S_ISREG(st.st_mode)) fn(FileInfo{e.d_name, static_cast<uint64_t>(st.st_size)});
+    return core::ok_status();
+  });
 }
 
 core::Status LocalBackend::list(FileType t, const std::function<void(const FileInfo&)>& fn) {
@@ -202,25 +209,12 @@ core::Status LocalBackend::list(FileType t, const std::function<void(const FileI
   }
   const std::string dir = root_ + "/" + type_dir(t);
   if (t != FileType::kPack) return list_dir(dir, fn);
-
   // Walk whatever fan-out folders exist rather than assuming all 256 do.
-  DirPtr d(::opendir(dir.c_str()));
-  if (!d) {
-    int err = errno;
-    if (err == ENOENT && ::access(root_.c_str(), F_OK) == 0) return core::ok_status();
-    return core::errno_status(err, dir);
-  }
-  for (;;) {
-    errno = 0;
-    struct dirent* e = ::readdir(d.get());
-    if (e == nullptr) {
-      if (errno != 0) return core::errno_status(errno, dir);
-      return core::ok_status();
-    }
-    if (!is_pack_subdir_name(e->d_name)) continue;
-    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
-    TRY(list_dir(dir + "/" + e->d_name, fn));
-  }
+  return for_each_entry(dir, [&](int, const struct dirent& e) -> core::Status {
+    if (!is_pack_subdir_name(e.d_name)) return core::ok_status();
+    if (e.d_type != DT_DIR && e.d_type != DT_UNKNOWN) return core::ok_status();
+    return list_dir(dir + "/" + e.d_name, fn);
+  });
 }
 
 core::Status LocalBackend::remove(const Handle& h) {

@@ -6,6 +6,8 @@
 // state lives in the filesystem.
 #pragma once
 
+#include <dirent.h>
+
 #include <string>
 
 #include "storage/backend.h"
@@ -37,6 +39,10 @@ class LocalBackend : public Backend {
  private:
   std::string path_of(const Handle& h) const { return root_ + "/" + h.to_string(); }
   core::Status ensure_pack_dir(const std::string& dir);
+  // Calls fn for every entry of dir (a missing type folder lists nothing).
+  core::Status for_each_entry(
+      const std::string& dir,
+      const std::function<core::Status(int dir_fd, const struct dirent&)>& fn) const;
   core::Status list_dir(const std::string& dir,
                         const std::function<void(const FileInfo&)>& fn) const;
 
