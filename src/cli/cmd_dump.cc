@@ -81,12 +81,16 @@ core::Status dump_tar(repo::Repository& repo, const archive::Located& start) {
 void add_dump(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("dump", "write a file (or a directory as tar) from a snapshot to stdout");
   auto ref = std::make_shared<std::string>();
+  auto service = std::make_shared<std::string>();
+  auto host = std::make_shared<std::string>();
   cmd->add_option("target", *ref, "<snapshot>:<path>")->required();
-  cmd->callback([&ctx, ref] {
+  cmd->add_option("--service", *service, "with 'latest': the newest snapshot of this service");
+  cmd->add_option("--host", *host, "with 'latest': the newest snapshot of this host");
+  cmd->callback([&ctx, ref, service, host] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
       auto [sref, path] = split_snapshot_path(*ref);
-      ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(sref));
+      ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(sref, *service, *host));
       ASSIGN_OR_RETURN(auto start, archive::locate(*repo, snap.snapshot.tree, path));
       if (start.node.type == repo::NodeType::kDir) return dump_tar(*repo, start);
       if (start.node.type != repo::NodeType::kFile)

@@ -36,18 +36,19 @@ nlohmann::json node_json(const std::string& path, const repo::Node& n) {
 void add_ls(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("ls", "list files in a snapshot");
   struct Opts {
-    std::string ref;
+    std::string ref, service, host;
     bool long_format = false;
-    bool recursive = true;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("snapshot", o->ref, "<snapshot>[:path], snapshot is an id prefix or 'latest'")->required();
   cmd->add_flag("-l,--long", o->long_format, "show mode, owner, size and time");
+  cmd->add_option("--service", o->service, "with 'latest': the newest snapshot of this service");
+  cmd->add_option("--host", o->host, "with 'latest': the newest snapshot of this host");
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
       auto [ref, path] = split_snapshot_path(o->ref);
-      ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(ref));
+      ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(ref, o->service, o->host));
       ASSIGN_OR_RETURN(auto start, archive::locate(*repo, snap.snapshot.tree, path));
       auto print = [&](const std::string& p, const repo::Node& n) {
         if (ctx.json) {

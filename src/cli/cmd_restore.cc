@@ -12,7 +12,7 @@ namespace cairn::cli {
 void add_restore(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("restore", "restore a snapshot into a folder");
   struct Opts {
-    std::string ref;
+    std::string ref, service, host;
     archive::RestoreOptions opt;
   };
   auto o = std::make_shared<Opts>();
@@ -22,13 +22,15 @@ void add_restore(CLI::App& app, Context& ctx) {
       ->allow_extra_args(false);
   cmd->add_option("-e,--exclude", o->opt.excludes, "skip matching paths (repeatable)")
       ->allow_extra_args(false);
+  cmd->add_option("--service", o->service, "with 'latest': the newest snapshot of this service");
+  cmd->add_option("--host", o->host, "with 'latest': the newest snapshot of this host");
   cmd->add_flag("--verify", o->opt.verify, "re-read every restored file and check it against the snapshot");
   cmd->add_option("--workers", o->opt.workers, "packs read at once (default 8)");
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
       auto [ref, path] = split_snapshot_path(o->ref);
-      ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(ref));
+      ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(ref, o->service, o->host));
       archive::RestoreProgress progress;
       ProgressLine line(ctx.show_progress(), [&](double el) {
         uint64_t b = progress.bytes_done;
