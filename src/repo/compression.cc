@@ -35,9 +35,37 @@ struct DCtxDeleter {
 
 size_t max_compressed_size(size_t n) { return ZSTD_compressBound(n); }
 
+namespace {
+
+constexpr size_t kSampleSize = 8 * 1024;
+constexpr size_t kSampleFrom = 128 * 1024;  // smaller blobs are just compressed
+
+// Compresses three small samples (start, middle, end) at level 1. Already
+// compressed data (archives, media, .gz man pages) does not shrink, and
+// running the full level-3 match finder over it is the largest single cost
+// of a backup; a sample that does not shrink by 1/32 decides "store raw".
+bool looks_incompressible(core::ByteView data) {
+  // Its own context: switching one context between levels resets its tables
+  // on every call, which cost more than the sampling saves.
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
+  uint8_t out[kSampleSize + 512];
+  size_t in_total = 0, out_total = 0;
+  for (size_t pos : {size_t{0}, data.size() / 2 - kSampleSize / 2, data.size() - kSampleSize}) {
+    size_t n = ZSTD_compressCCtx(cctx.get(), out, sizeof out, data.data() + pos, kSampleSize, 1);
+    if (ZSTD_isError(n)) return false;
+    in_total += kSampleSize;
+    out_total += n;
+  }
+  return out_total >= in_total - in_total / 32;
+}
+
+}  // namespace
+
 std::optional<size_t> compress_into(core::ByteView data, Compression c, uint8_t* out, size_t cap) {
   if (c == Compression::kOff || data.size() < 64) return std::nullopt;
   thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
+  if (c == Compression::kAuto && data.size() >= kSampleFrom && looks_incompressible(data))
+    return std::nullopt;
   size_t n = ZSTD_compressCCtx(cctx.get(), out, cap, data.data(), data.size(), zstd_level(c));
   // Keep the raw form unless compression saves at least 1/64: decompressing
   // incompressible data costs restore time for nothing.

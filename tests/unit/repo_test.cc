@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "repo/checker.h"
+#include "repo/compression.h"
 #include "repo/file_codec.h"
 #include "repo/index.h"
 #include "repo/keys.h"
@@ -85,6 +86,18 @@ TEST(Repository, CompressibleBlobIsStoredSmaller) {
   EXPECT_TRUE(loc->entry.compressed());
   EXPECT_LT(loc->entry.length, 10000u);
   EXPECT_EQ(repo->load_blob(id).value(), text);
+}
+
+TEST(Compression, AutoSkipsIncompressibleDataButNotMixedData) {
+  auto random = random_data(1 << 20, 7);
+  EXPECT_FALSE(compress(random, Compression::kAuto).has_value());
+  auto mixed = random;
+  std::fill(mixed.begin() + mixed.size() / 3, mixed.end(), 'z');  // 2/3 compressible
+  auto packed = compress(mixed, Compression::kAuto);
+  ASSERT_TRUE(packed.has_value());
+  EXPECT_LT(packed->size(), mixed.size() / 2);
+  EXPECT_EQ(decompress(*packed, mixed.size()).value(), mixed);
+  EXPECT_FALSE(compress(mixed, Compression::kOff).has_value());
 }
 
 TEST(Repository, FlippedPackByteIsCorruptionNamingThePack) {
