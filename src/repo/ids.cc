@@ -3,11 +3,21 @@
 namespace cairn::repo {
 
 std::optional<Id> Id::from_hex(std::string_view hex) {
+  // Decodes in place: trees hold one id per chunk, and a heap buffer per id
+  // showed up in the unchanged-backup profile.
   if (hex.size() != 64) return std::nullopt;
-  auto b = core::hex_decode(hex);
-  if (!b) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
   Id id;
-  std::memcpy(id.bytes.data(), b->data(), 32);
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    id.bytes[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
   return id;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 
 namespace cairn::repo {
 
@@ -81,6 +82,23 @@ namespace {
 // directory, and building a DOM first doubled the time. Unknown keys are
 // ignored (forward compatibility); malformed known fields are corruption.
 class TreeSax : public nlohmann::json_sax<nlohmann::json> {
+  enum class Key {
+    kOther, kNodes, kName, kNameB64, kType, kMode, kUid, kGid, kUser, kGroup, kMtime, kCtime,
+    kInode, kDevice, kLinks, kSize, kRdev, kContent, kSubtree, kTarget, kTargetB64, kXattrs, kValueB64
+  };
+  static Key key_of(const std::string& k) {
+    static const std::unordered_map<std::string, Key> kKeys = {
+        {"nodes", Key::kNodes}, {"name", Key::kName}, {"name_b64", Key::kNameB64}, {"type", Key::kType},
+        {"mode", Key::kMode}, {"uid", Key::kUid}, {"gid", Key::kGid}, {"user", Key::kUser},
+        {"group", Key::kGroup}, {"mtime_ns", Key::kMtime}, {"ctime_ns", Key::kCtime},
+        {"inode", Key::kInode}, {"device_id", Key::kDevice}, {"links", Key::kLinks},
+        {"size", Key::kSize}, {"rdev", Key::kRdev}, {"content", Key::kContent},
+        {"subtree", Key::kSubtree}, {"link_target", Key::kTarget},
+        {"link_target_b64", Key::kTargetB64}, {"xattrs", Key::kXattrs}, {"value_b64", Key::kValueB64}};
+    auto it = kKeys.find(k);
+    return it == kKeys.end() ? Key::kOther : it->second;
+  }
+
  public:
   Tree tree;
   std::string error;
@@ -95,7 +113,7 @@ class TreeSax : public nlohmann::json_sax<nlohmann::json> {
   bool start_object(std::size_t) override {
     ++depth_;
     if (depth_ == 3 && in_nodes_) tree.nodes.emplace_back();
-    if (depth_ == 5 && array_ == "xattrs" && node()) node()->xattrs.emplace_back();
+    if (depth_ == 5 && array_ == Key::kXattrs && node()) node()->xattrs.emplace_back();
     return true;
   }
   bool end_object() override {
@@ -105,39 +123,44 @@ class TreeSax : public nlohmann::json_sax<nlohmann::json> {
   }
   bool start_array(std::size_t) override {
     ++depth_;
-    if (depth_ == 2) in_nodes_ = key_ == "nodes";
+    if (depth_ == 2) in_nodes_ = key_ == Key::kNodes;
     if (depth_ == 4) array_ = key_;
     return true;
   }
   bool end_array() override {
-    if (depth_ == 4) array_.clear();
+    if (depth_ == 4) array_ = Key::kOther;
     --depth_;
     return true;
   }
   bool key(string_t& k) override {
-    key_ = k;
+    key_ = key_of(k);
     return true;
   }
   bool string(string_t& v) override {
     Node* n = node();
     if (!n) return true;
     if (depth_ == 3) {
-      if (key_ == "name") n->name = std::move(v);
-      else if (key_ == "name_b64") return b64(v, n->name);
-      else if (key_ == "type") return set_type(v);
-      else if (key_ == "user") n->user = std::move(v);
-      else if (key_ == "group") n->group = std::move(v);
-      else if (key_ == "subtree") return id(v, n->subtree.emplace());
-      else if (key_ == "link_target") n->link_target = std::move(v);
-      else if (key_ == "link_target_b64") return b64(v, n->link_target);
+      switch (key_) {
+        case Key::kName: n->name = std::move(v); break;
+        case Key::kNameB64: return b64(v, n->name);
+        case Key::kType: return set_type(v);
+        case Key::kUser: n->user = std::move(v); break;
+        case Key::kGroup: n->group = std::move(v); break;
+        case Key::kSubtree: return id(v, n->subtree.emplace());
+        case Key::kTarget: n->link_target = std::move(v); break;
+        case Key::kTargetB64: return b64(v, n->link_target);
+        default: break;
+      }
       return true;
     }
-    if (depth_ == 4 && array_ == "content") return id(v, n->content.emplace_back());
-    if (depth_ == 5 && array_ == "xattrs" && !n->xattrs.empty()) {
+    if (depth_ == 4 && array_ == Key::kContent) return id(v, n->content.emplace_back());
+    if (depth_ == 5 && array_ == Key::kXattrs && !n->xattrs.empty()) {
       Xattr& x = n->xattrs.back();
-      if (key_ == "name") x.name = std::move(v);
-      else if (key_ == "name_b64") return b64(v, x.name);
-      else if (key_ == "value_b64") {
+      if (key_ == Key::kName) {
+        x.name = std::move(v);
+      } else if (key_ == Key::kNameB64) {
+        return b64(v, x.name);
+      } else if (key_ == Key::kValueB64) {
         auto b = core::base64_decode(v);
         if (!b) return fail("tree node xattr is malformed");
         x.value = std::move(*b);
@@ -159,16 +182,19 @@ class TreeSax : public nlohmann::json_sax<nlohmann::json> {
     Node* n = node();
     if (!n || depth_ != 3) return true;
     auto u = static_cast<uint64_t>(v);
-    if (key_ == "mode") n->mode = static_cast<uint32_t>(u);
-    else if (key_ == "uid") n->uid = static_cast<uint32_t>(u);
-    else if (key_ == "gid") n->gid = static_cast<uint32_t>(u);
-    else if (key_ == "mtime_ns") n->mtime_ns = v;
-    else if (key_ == "ctime_ns") n->ctime_ns = v;
-    else if (key_ == "inode") n->inode = u;
-    else if (key_ == "device_id") n->device_id = u;
-    else if (key_ == "links") n->links = u;
-    else if (key_ == "size") n->size = u;
-    else if (key_ == "rdev") n->rdev = u;
+    switch (key_) {
+      case Key::kMode: n->mode = static_cast<uint32_t>(u); break;
+      case Key::kUid: n->uid = static_cast<uint32_t>(u); break;
+      case Key::kGid: n->gid = static_cast<uint32_t>(u); break;
+      case Key::kMtime: n->mtime_ns = v; break;
+      case Key::kCtime: n->ctime_ns = v; break;
+      case Key::kInode: n->inode = u; break;
+      case Key::kDevice: n->device_id = u; break;
+      case Key::kLinks: n->links = u; break;
+      case Key::kSize: n->size = u; break;
+      case Key::kRdev: n->rdev = u; break;
+      default: break;
+    }
     return true;
   }
   bool set_type(const std::string& v) {
@@ -192,7 +218,7 @@ class TreeSax : public nlohmann::json_sax<nlohmann::json> {
 
   int depth_ = 0;
   bool in_nodes_ = false;
-  std::string key_, array_;
+  Key key_ = Key::kOther, array_ = Key::kOther;
 };
 
 }  // namespace
