@@ -81,6 +81,7 @@ void add_restore(CLI::App& app, Context& ctx);
 void add_cat(CLI::App& app, Context& ctx);
 void add_check(CLI::App& app, Context& ctx);
 void add_stats(CLI::App& app, Context& ctx);
+void add_key(CLI::App& app, Context& ctx);
 
 // "<snapshot>[:path]" -> (snapshot ref, path).
 std::pair<std::string, std::string> split_snapshot_path(const std::string& arg);

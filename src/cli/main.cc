@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   cli::add_cat(app, ctx);
   cli::add_check(app, ctx);
   cli::add_stats(app, ctx);
+  cli::add_key(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

@@ -99,6 +99,42 @@ core::Status Repository::load_index(std::vector<std::string>* problems) {
   return {};
 }
 
+core::Result<std::vector<KeyFileInfo>> Repository::list_keys() {
+  std::vector<std::string> ids;
+  TRY(backend_->list(FileType::kKey, [&](const storage::FileInfo& fi) { ids.push_back(fi.name); }));
+  std::sort(ids.begin(), ids.end());
+  std::vector<KeyFileInfo> out;
+  for (const auto& id : ids) {
+    ASSIGN_OR_RETURN(core::Bytes bytes, backend_->load({FileType::kKey, id}));
+    auto info = parse_key_file_info(bytes);
+    if (!info.ok()) return info.status().with_context("keys/" + id);
+    out.push_back(std::move(*info));
+  }
+  return out;
+}
+
+core::Result<std::string> Repository::add_key(std::string_view password, const crypto::KdfParams& kdf) {
+  if (password.empty()) return core::invalid_argument("empty password");
+  ASSIGN_OR_RETURN(auto key_file, make_key_file(key_, password, kdf));
+  TRY(backend_->save({FileType::kKey, key_file.first}, key_file.second));
+  return key_file.first;
+}
+
+core::Status Repository::remove_key(const std::string& id_or_prefix) {
+  std::vector<std::string> ids, matches;
+  TRY(backend_->list(FileType::kKey, [&](const storage::FileInfo& fi) { ids.push_back(fi.name); }));
+  for (const auto& id : ids)
+    if (!id_or_prefix.empty() && id.compare(0, id_or_prefix.size(), id_or_prefix) == 0) matches.push_back(id);
+  if (matches.empty()) return core::not_found("no key " + id_or_prefix);
+  if (matches.size() > 1) return core::invalid_argument("key id prefix '" + id_or_prefix + "' is ambiguous");
+  const std::string& id = matches.front();
+  if (id == key_id_)
+    return core::invalid_argument("refusing to remove key " + id.substr(0, 8) +
+                                  ": it is the key in use (open the repository with another password)");
+  if (ids.size() <= 1) return core::invalid_argument("refusing to remove the last key");
+  return backend_->remove({FileType::kKey, id});
+}
+
 Id Repository::blob_id(core::ByteView plaintext) const {
   return Id::from_digest(crypto::hmac_sha256(key_.mac, plaintext));
 }

@@ -69,6 +69,14 @@ class Repository {
 
   Id blob_id(core::ByteView plaintext) const;
 
+  // Key files (several passwords can open one repository).
+  core::Result<std::vector<KeyFileInfo>> list_keys();
+  // Wraps this repository's master key with `password`; returns the new key id.
+  core::Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf);
+  // Removes a key file by id or unique prefix. Refuses the key this session
+  // opened with and the last remaining key (either would lock users out).
+  core::Status remove_key(const std::string& id_or_prefix);
+
   // Stores a blob unless the index (or an open pack) already has it.
   // Returns true if it was newly added.
   core::Result<bool> save_blob(BlobType type, const Id& id, core::ByteView plaintext);

@@ -42,6 +42,23 @@ TEST(Repository, InitRefusesExistingAndOpenMissingIsNotFound) {
   EXPECT_EQ(Repository::open(mem(), "pw").status().code(), core::Code::kNotFound);
 }
 
+TEST(Repository, KeysCanBeAddedAndRemovedButNeverTheLastOrCurrent) {
+  auto backend = mem();
+  auto repo = make_repo(backend, "one");
+  std::string first = repo->key_id();
+  auto second = repo->add_key("two", fast_kdf());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(repo->list_keys().value().size(), 2u);
+  EXPECT_EQ(repo->remove_key(first.substr(0, 6)).code(), core::Code::kInvalidArgument);  // in use
+  auto via_two = Repository::open(backend, "two");
+  ASSERT_TRUE(via_two.ok());
+  EXPECT_EQ((*via_two)->config().id, repo->config().id);
+  EXPECT_TRUE((*via_two)->remove_key(first).ok());
+  EXPECT_EQ(Repository::open(backend, "one").status().code(), core::Code::kWrongPassword);
+  EXPECT_EQ((*via_two)->remove_key(*second).code(), core::Code::kInvalidArgument);  // last and in use
+  EXPECT_EQ((*via_two)->remove_key("ffff").code(), core::Code::kNotFound);
+}
+
 TEST(Repository, CorruptOnlyKeyIsReportedNotWrongPassword) {
   auto backend = mem();
   auto repo = make_repo(backend);

@@ -1,0 +1,48 @@
+# cairn key list|add|remove|passwd: several passwords open one repository,
+# the key in use and the last key cannot be removed, passwd swaps keys.
+# Usage: bash tests/e2e/test_keys.sh /path/to/cairn
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
+
+REPO=$T/repo
+new_repo "$REPO"
+R() { cairn --repo "$REPO" "$@"; }
+FAST=(--kdf-iterations 1 --kdf-memory 8)
+mkdir -p "$T/src" && echo hello >"$T/src/f"
+R --quiet backup "$T/src" || fail "backup failed"
+
+step "list shows one key, marked current"
+expect_exit 0 R --json key list
+assert_eq 1 "$(jq length <<<"$OUT")" "number of keys"
+assert_eq true "$(jq -r '.[0].current' <<<"$OUT")" "current marker"
+first=$(jq -r '.[0].id' <<<"$OUT")
+
+step "add a second password; both open the repository"
+expect_exit 2 R key add "${FAST[@]}" </dev/null  # no new password given
+CAIRN_NEW_PASSWORD=second expect_exit 0 R --json key add "${FAST[@]}"
+second=$(jq -r .added <<<"$OUT")
+CAIRN_PASSWORD=second expect_exit 0 R snapshots
+expect_exit 0 R snapshots
+expect_exit 0 R --json key list
+assert_eq 2 "$(jq length <<<"$OUT")" "number of keys after add"
+
+step "the key in use cannot be removed; another one can"
+expect_exit 2 R key remove "${first:0:8}"
+assert_contains "$ERR" "in use"
+CAIRN_PASSWORD=second expect_exit 0 R key remove "${first:0:8}"
+expect_exit 12 R snapshots  # the first password no longer opens it
+CAIRN_PASSWORD=second expect_exit 1 R key remove nosuchkey
+
+step "the last key cannot be removed"
+printf 'second\n' >"$T/pw"
+CAIRN_PASSWORD='' CAIRN_PASSWORD_FILE=$T/pw expect_exit 2 R key remove "${second:0:8}"
+
+step "passwd replaces the key in use"
+CAIRN_PASSWORD=second CAIRN_NEW_PASSWORD=third expect_exit 0 R key passwd "${FAST[@]}"
+CAIRN_PASSWORD=second expect_exit 12 R snapshots
+CAIRN_PASSWORD=third expect_exit 0 R --json key list
+assert_eq 1 "$(jq length <<<"$OUT")" "number of keys after passwd"
+CAIRN_PASSWORD=third expect_exit 0 R restore latest --target "$T/out" --verify
+assert_file_same "$T/src/f" "$T/out$T/src/f"
+CAIRN_PASSWORD=third expect_exit 0 R check --read-data
+echo "PASS test_keys"
