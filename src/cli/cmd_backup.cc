@@ -12,6 +12,7 @@
 #include "archive/archiver.h"
 #include "cli/context.h"
 #include "core/bytes.h"
+#include "repo/lock.h"
 
 namespace cairn::cli {
 
@@ -117,6 +118,7 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
     }
   }
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
   archive::BackupOptions opt;
   opt.excludes = a.excludes;
   opt.one_file_system = a.one_file_system;

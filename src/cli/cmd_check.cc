@@ -5,6 +5,7 @@
 
 #include "cli/context.h"
 #include "core/bytes.h"
+#include "repo/lock.h"
 #include "repo/checker.h"
 
 namespace cairn::cli {
@@ -24,6 +25,7 @@ void add_check(CLI::App& app, Context& ctx) {
       opt.read_data = o->read_data || !o->subset.empty();
       if (!o->subset.empty()) TRY(repo::parse_subset(o->subset, opt));
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+      ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
       std::string stage;
       std::mutex mu;
       ProgressLine line(ctx.show_progress(), [&](double el) {

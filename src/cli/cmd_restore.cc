@@ -6,6 +6,7 @@
 #include "archive/restorer.h"
 #include "cli/context.h"
 #include "core/bytes.h"
+#include "repo/lock.h"
 
 namespace cairn::cli {
 
@@ -29,6 +30,7 @@ void add_restore(CLI::App& app, Context& ctx) {
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+      ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
       auto [ref, path] = split_snapshot_path(o->ref);
       ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(ref, o->service, o->host));
       archive::RestoreProgress progress;

@@ -82,6 +82,8 @@ void add_cat(CLI::App& app, Context& ctx);
 void add_check(CLI::App& app, Context& ctx);
 void add_stats(CLI::App& app, Context& ctx);
 void add_key(CLI::App& app, Context& ctx);
+void add_forget(CLI::App& app, Context& ctx);
+void add_unlock(CLI::App& app, Context& ctx);
 
 // "<snapshot>[:path]" -> (snapshot ref, path).
 std::pair<std::string, std::string> split_snapshot_path(const std::string& arg);

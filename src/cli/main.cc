@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
   cli::add_check(app, ctx);
   cli::add_stats(app, ctx);
   cli::add_key(app, ctx);
+  cli::add_forget(app, ctx);
+  cli::add_unlock(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "storage/local_backend.h"
+#include "storage/s3_backend.h"
 
 namespace cairn::storage {
 
@@ -64,7 +65,8 @@ core::Result<std::unique_ptr<Backend>> open_local(const std::string& location,
 core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location) {
   if (location.starts_with("local:")) return open_local(location, location.substr(6));
   if (location.starts_with("s3:")) {
-    return core::unsupported("S3 backend is not built yet: " + location);
+    ASSIGN_OR_RETURN(S3Options options, S3Options::from_location(location));
+    return std::unique_ptr<Backend>(std::make_unique<S3Backend>(std::move(options)));
   }
   size_t colon = location.find(':');
   if (colon != std::string::npos && looks_like_scheme(location.substr(0, colon)) &&

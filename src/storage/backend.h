@@ -56,8 +56,9 @@ class Backend {
   virtual std::string location() const = 0;
 };
 
-// Opens a backend from a location string: "/path" or "local:/path".
-// (s3: is added by the S3 backend issue.)
+// Opens a backend from a location string: "/path", "local:/path" or
+// "s3:http(s)://host[:port]/bucket[/prefix]" (credentials from the environment,
+// see storage/s3_backend.h).
 core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location);
 
 }  // namespace cairn::storage

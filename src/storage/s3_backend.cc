@@ -1,0 +1,743 @@
+#include "storage/s3_backend.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "storage/local_backend.h"
+
+namespace cairn::storage {
+
+struct S3Backend::Request {
+  std::string method;  // GET, HEAD, PUT or DELETE
+  std::string key;     // object key in the bucket; "" addresses the bucket itself
+  std::string query;   // percent-encoded, parameters sorted by name (SigV4 canonical form)
+  core::ByteView body;
+  std::vector<std::string> headers;  // extra "Name: value" lines
+
+  // "GET bucket/key", for messages (no secrets: those only live in curl options).
+  std::string describe(const std::string& bucket) const {
+    return method + " " + bucket + (key.empty() ? "" : "/" + key);
+  }
+};
+
+struct S3Backend::Response {
+  long status = 0;
+  core::Bytes body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  int attempts = 0;                            // tries it took
+
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+namespace {
+
+// --- RAII for libcurl handles -------------------------------------------------
+
+struct EasyDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
+
+class HeaderList {
+ public:
+  HeaderList() = default;
+  HeaderList(const HeaderList&) = delete;
+  HeaderList& operator=(const HeaderList&) = delete;
+  ~HeaderList() { curl_slist_free_all(list_); }
+
+  bool append(const std::string& line) {
+    curl_slist* next = curl_slist_append(list_, line.c_str());
+    if (next == nullptr) return false;
+    list_ = next;
+    return true;
+  }
+  curl_slist* get() const { return list_; }
+
+ private:
+  curl_slist* list_ = nullptr;
+};
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// --- small helpers ---------------------------------------------------------------
+
+core::Bytes digest(const EVP_MD* md, core::ByteView data) {
+  static const uint8_t kEmpty = 0;
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(data.empty() ? &kEmpty : data.data(), data.size(), out, &n, md, nullptr) != 1) {
+    return {};
+  }
+  return core::Bytes(out, out + n);
+}
+
+// RFC 3986 percent-encoding as SigV4 wants it (unreserved characters kept,
+// everything else - '/' included - as %XX with upper-case hex).
+std::string uri_encode(std::string_view s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string xml_unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '&') {
+      out += s[i];
+      continue;
+    }
+    size_t semi = s.find(';', i);
+    if (semi == std::string_view::npos) {
+      out += s.substr(i);
+      break;
+    }
+    std::string_view ent = s.substr(i + 1, semi - i - 1);
+    if (ent == "amp") {
+      out += '&';
+    } else if (ent == "lt") {
+      out += '<';
+    } else if (ent == "gt") {
+      out += '>';
+    } else if (ent == "quot") {
+      out += '"';
+    } else if (ent == "apos") {
+      out += '\'';
+    } else if (ent.size() > 1 && ent[0] == '#') {
+      unsigned code = 0;
+      bool hex = ent[1] == 'x' || ent[1] == 'X';
+      std::string_view digits = ent.substr(hex ? 2 : 1);
+      auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), code,
+                                     hex ? 16 : 10);
+      if (ec != std::errc() || p != digits.data() + digits.size() || code > 0x7f) {
+        out += s.substr(i, semi - i + 1);  // non-ASCII: never in our keys; keep verbatim
+      } else {
+        out += static_cast<char>(code);
+      }
+    } else {
+      out += s.substr(i, semi - i + 1);
+    }
+    i = semi;
+  }
+  return out;
+}
+
+// Text of the first <tag>...</tag> in xml at or after *pos (advancing *pos
+// past it), or nullopt.
+std::optional<std::string_view> xml_element(std::string_view xml, std::string_view tag,
+                                            size_t* pos = nullptr) {
+  const std::string open = "<" + std::string(tag) + ">";
+  const std::string close = "</" + std::string(tag) + ">";
+  size_t start = xml.find(open, pos ? *pos : 0);
+  if (start == std::string_view::npos) return std::nullopt;
+  start += open.size();
+  size_t end = xml.find(close, start);
+  if (end == std::string_view::npos) return std::nullopt;
+  if (pos) *pos = end + close.size();
+  return xml.substr(start, end - start);
+}
+
+// "Code: Message" of an S3 error body, or "".
+std::string s3_error_detail(const core::Bytes& body) {
+  std::string_view xml = core::as_chars(body);
+  auto code = xml_element(xml, "Code");
+  if (!code) return "";
+  std::string out = xml_unescape(*code);
+  if (auto msg = xml_element(xml, "Message")) out += ": " + xml_unescape(*msg);
+  return out;
+}
+
+std::string s3_error_code(const core::Bytes& body) {
+  auto code = xml_element(core::as_chars(body), "Code");
+  return code ? std::string(*code) : std::string();
+}
+
+bool parse_u64(std::string_view s, uint64_t* out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool is_retryable_http(long status, const core::Bytes& body) {
+  if (status >= 500 || status == 429) return true;
+  // S3 answers 400 RequestTimeout when the client was too slow to send.
+  return status == 400 && s3_error_code(body) == "RequestTimeout";
+}
+
+bool is_transient_curl(CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// --- libcurl callbacks (no exception may cross into C) -----------------------------
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* body = static_cast<core::Bytes*>(user);
+  try {
+    body->insert(body->end(), data, data + size * n);
+  } catch (...) {
+    return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+  }
+  return size * n;
+}
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+  std::string_view line(data, size * n);
+  try {
+    if (line.starts_with("HTTP/")) {
+      headers->clear();  // a new response (after "100 Continue", say)
+      return size * n;
+    }
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return size * n;
+    std::string name(line.substr(0, colon));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
+      value.remove_suffix(1);
+    }
+    (*headers)[name] = std::string(value);
+  } catch (...) {
+    return 0;
+  }
+  return size * n;
+}
+
+struct UploadCursor {
+  const uint8_t* data;
+  size_t left;
+};
+
+size_t on_read(char* buffer, size_t size, size_t n, void* user) {
+  auto* cur = static_cast<UploadCursor*>(user);
+  size_t take = std::min(size * n, cur->left);
+  std::copy_n(cur->data, take, buffer);
+  cur->data += take;
+  cur->left -= take;
+  return take;
+}
+
+std::chrono::milliseconds jittered_backoff(const S3Options& o, int retry) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  int64_t cap = o.initial_backoff.count();
+  for (int i = 0; i < retry && cap < o.max_backoff.count(); ++i) cap *= 2;
+  cap = std::min<int64_t>(cap, o.max_backoff.count());
+  if (cap <= 0) return std::chrono::milliseconds(0);
+  // "Equal jitter": at least half the step, so retries really do back off.
+  std::uniform_int_distribution<int64_t> dist(cap / 2, cap);
+  return std::chrono::milliseconds(dist(rng));
+}
+
+bool valid_bucket(const std::string& b) {
+  if (b.empty() || b.size() > 255) return false;
+  return std::all_of(b.begin(), b.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  });
+}
+
+// Prefix segments: non-empty, of [A-Za-z0-9._-], not "." or "..".
+bool valid_prefix(const std::string& p) {
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t slash = p.find('/', start);
+    std::string seg = p.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (seg.empty() || seg == "." || seg == "..") return false;
+    for (char c : seg) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
+        return false;
+      }
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+}  // namespace
+
+// --- options ------------------------------------------------------------------------
+
+core::Result<S3Options> S3Options::from_location(const std::string& location) {
+  auto bad = [&](const std::string& why) {
+    return core::invalid_argument("bad S3 location '" + location + "': " + why +
+                                  " (use s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX])");
+  };
+  if (!location.starts_with("s3:")) return bad("does not start with s3:");
+  std::string url = location.substr(3);
+  size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return bad("no http:// or https:// endpoint");
+  std::string scheme = url.substr(0, scheme_end);
+  if (scheme != "http" && scheme != "https") return bad("scheme must be http or https");
+  size_t host_start = scheme_end + 3;
+  size_t path_start = url.find('/', host_start);
+  if (path_start == std::string::npos) return bad("no bucket");
+  std::string host = url.substr(host_start, path_start - host_start);
+  if (host.empty()) return bad("no host");
+  if (host.find_first_of("@?#") != std::string::npos) {
+    return bad("credentials, queries and fragments do not belong in the location");
+  }
+  std::string path = url.substr(path_start + 1);
+  if (path.find_first_of("?#") != std::string::npos) return bad("queries are not allowed");
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  size_t slash = path.find('/');
+  S3Options o;
+  o.endpoint = scheme + "://" + host;
+  o.bucket = path.substr(0, slash);
+  o.prefix = slash == std::string::npos ? "" : path.substr(slash + 1);
+  if (!valid_bucket(o.bucket)) return bad("invalid bucket name '" + o.bucket + "'");
+  if (!o.prefix.empty() && !valid_prefix(o.prefix)) {
+    return bad("invalid prefix '" + o.prefix + "' (segments of letters, digits, '.', '-', '_')");
+  }
+  o.access_key_id = env_or("AWS_ACCESS_KEY_ID", "");
+  o.secret_access_key = env_or("AWS_SECRET_ACCESS_KEY", "");
+  o.session_token = env_or("AWS_SESSION_TOKEN", "");
+  o.region = env_or("AWS_DEFAULT_REGION", env_or("AWS_REGION", "us-east-1"));
+  o.ca_file = env_or("CAIRN_S3_CACERT", "");
+  if (o.access_key_id.empty() || o.secret_access_key.empty()) {
+    return core::Status(core::Code::kPermissionDenied,
+                        "no S3 credentials for " + location +
+                            ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+  }
+  return o;
+}
+
+// --- shared curl state ---------------------------------------------------------------
+
+struct S3Backend::Shared {
+  CURLSH* share = nullptr;
+  std::array<std::mutex, CURL_LOCK_DATA_LAST> locks;
+
+  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+    static_cast<Shared*>(user)->locks[data].lock();
+  }
+  static void unlock(CURL*, curl_lock_data data, void* user) {
+    static_cast<Shared*>(user)->locks[data].unlock();
+  }
+
+  Shared() {
+    share = curl_share_init();
+    if (share == nullptr) return;
+    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Shared::lock);
+    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Shared::unlock);
+    curl_share_setopt(share, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  }
+  ~Shared() {
+    if (share != nullptr) curl_share_cleanup(share);
+  }
+};
+
+S3Backend::S3Backend(S3Options options) : options_(std::move(options)) {
+  global_init();
+  shared_ = std::make_unique<Shared>();
+}
+
+S3Backend::~S3Backend() = default;
+
+std::string S3Backend::location() const {
+  return "s3:" + options_.endpoint + "/" + options_.bucket +
+         (options_.prefix.empty() ? "" : "/" + options_.prefix);
+}
+
+std::string S3Backend::key_of(const Handle& h) const {
+  return options_.prefix.empty() ? h.to_string() : options_.prefix + "/" + h.to_string();
+}
+
+// --- requests ------------------------------------------------------------------------
+
+core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
+  const std::string what = "s3 " + req.describe(options_.bucket);
+  EasyPtr easy(curl_easy_init());
+  if (!easy) return core::io_error(what + ": curl_easy_init failed");
+  CURL* e = easy.get();
+
+  const std::string url = options_.endpoint + "/" + options_.bucket +
+                          (req.key.empty() ? "" : "/" + req.key) +
+                          (req.query.empty() ? "" : "?" + req.query);
+  const std::string sigv4 = "aws:amz:" + options_.region + ":s3";
+
+  HeaderList headers;
+  bool headers_ok = headers.append("x-amz-content-sha256: " +
+                                   core::hex_encode(digest(EVP_sha256(), req.body)));
+  if (!options_.session_token.empty()) {
+    headers_ok &= headers.append("x-amz-security-token: " + options_.session_token);
+  }
+  for (const auto& line : req.headers) headers_ok &= headers.append(line);
+  if (!headers_ok) return core::io_error(what + ": out of memory building headers");
+
+  Response resp;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  UploadCursor cursor{req.body.data(), req.body.size()};
+
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  if (shared_->share != nullptr) curl_easy_setopt(e, CURLOPT_SHARE, shared_->share);
+  curl_easy_setopt(e, CURLOPT_AWS_SIGV4, sigv4.c_str());
+  curl_easy_setopt(e, CURLOPT_USERNAME, options_.access_key_id.c_str());
+  curl_easy_setopt(e, CURLOPT_PASSWORD, options_.secret_access_key.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.stall_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp.body);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &resp.headers);
+  if (req.method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "PUT") {
+    curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, &on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, &cursor);
+    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  } else if (req.method != "GET") {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
+
+  CURLcode rc = curl_easy_perform(e);
+  if (rc != CURLE_OK) {
+    std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
+    if (is_transient_curl(rc)) return core::Status(core::Code::kTransient, what + ": " + detail);
+    if (rc == CURLE_PEER_FAILED_VERIFICATION) {
+      return core::io_error(what + ": TLS certificate not trusted (" + detail +
+                            "; set CAIRN_S3_CACERT to the CA file for a private CA)");
+    }
+    if (rc == CURLE_SSL_CACERT_BADFILE) {
+      return core::invalid_argument(what + ": cannot use CA file '" + options_.ca_file +
+                                    "': " + detail);
+    }
+    return core::io_error(what + ": " + detail);
+  }
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp.status);
+  return resp;
+}
+
+core::Result<S3Backend::Response> S3Backend::call(const Request& req) {
+  const int max_attempts = std::max(1, options_.max_attempts);
+  std::chrono::milliseconds waited{0};
+  core::Status last;
+  for (int attempt = 1;; ++attempt) {
+    auto r = perform_once(req);
+    if (r.ok()) {
+      r->attempts = attempt;
+      if (!is_retryable_http(r->status, r->body)) return r;
+      std::string detail = s3_error_detail(r->body);
+      last = core::Status(core::Code::kTransient,
+                          "s3 " + req.describe(options_.bucket) + ": HTTP " +
+                              std::to_string(r->status) + (detail.empty() ? "" : " " + detail));
+    } else if (r.status().code() == core::Code::kTransient) {
+      last = r.status();
+    } else {
+      return r.status();
+    }
+    std::chrono::milliseconds budget = options_.max_total_backoff - waited;
+    if (attempt >= max_attempts || budget.count() <= 0) {
+      return core::Status(core::Code::kTransient, last.message() + " (gave up after " +
+                                                      std::to_string(attempt) + " attempts)");
+    }
+    std::chrono::milliseconds delay = std::min(jittered_backoff(options_, attempt - 1), budget);
+    std::this_thread::sleep_for(delay);
+    waited += delay;
+  }
+}
+
+core::Status S3Backend::error_of(const Request& req, const Response& resp) const {
+  const std::string what = "s3 " + req.describe(options_.bucket);
+  const std::string detail = s3_error_detail(resp.body);
+  const std::string http = "HTTP " + std::to_string(resp.status) + (detail.empty() ? "" : " " + detail);
+  if (resp.status == 401 || resp.status == 403) {
+    return core::Status(core::Code::kPermissionDenied,
+                        what + ": access denied (" + http +
+                            "); check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's "
+                            "permissions");
+  }
+  if (resp.status == 404) {
+    if (s3_error_code(resp.body) == "NoSuchBucket") {
+      return core::not_found("bucket " + options_.bucket + " does not exist at " +
+                             options_.endpoint);
+    }
+    return core::not_found(what + ": no such object");
+  }
+  if (resp.status == 412) return core::already_exists(what + ": object already exists");
+  if (resp.status == 416) return core::invalid_argument(what + ": range not satisfiable");
+  if (is_retryable_http(resp.status, resp.body)) {
+    return core::Status(core::Code::kTransient, what + ": " + http);
+  }
+  return core::io_error(what + ": unexpected answer " + http);
+}
+
+core::Status S3Backend::check_bucket() {
+  Request req{"HEAD", "", "", {}, {}};
+  ASSIGN_OR_RETURN(Response resp, call(req));
+  if (resp.status == 200) return core::ok_status();
+  if (resp.status == 404) {
+    // HEAD answers carry no body, so the bucket is named here.
+    return core::not_found("bucket " + options_.bucket + " does not exist at " + options_.endpoint +
+                           " (create it first; cairn does not create buckets)");
+  }
+  return error_of(req, resp);
+}
+
+core::Result<bool> S3Backend::object_exists(const std::string& key) {
+  Request req{"HEAD", key, "", {}, {}};
+  ASSIGN_OR_RETURN(Response resp, call(req));
+  if (resp.status == 200) return true;
+  if (resp.status == 404) return false;
+  return error_of(req, resp);
+}
+
+// --- Backend -------------------------------------------------------------------------
+
+core::Status S3Backend::save(const Handle& h, core::ByteView data) {
+  TRY(LocalBackend::check_handle(h));
+  const std::string key = key_of(h);
+
+  // Saves of one key in this process take turns, so the HEAD below sees the
+  // winner's object and exactly one save succeeds. Another process can still
+  // slip in between HEAD and PUT: servers that honour "If-None-Match: *"
+  // (AWS S3) then answer 412; others (s3rver, older MinIO) let the later PUT
+  // replace the object. Content-addressed names make that replacement carry
+  // identical bytes; lock files have random names.
+  {
+    std::unique_lock<std::mutex> lock(saving_mu_);
+    saving_cv_.wait(lock, [&] { return saving_.count(key) == 0; });
+    saving_.insert(key);
+  }
+  struct Release {
+    S3Backend* self;
+    const std::string& key;
+    ~Release() {
+      {
+        std::lock_guard<std::mutex> lock(self->saving_mu_);
+        self->saving_.erase(key);
+      }
+      self->saving_cv_.notify_all();
+    }
+  } release{this, key};
+
+  ASSIGN_OR_RETURN(bool present, object_exists(key));
+  if (present) {
+    return core::already_exists("s3 " + options_.bucket + "/" + key +
+                                ": object already exists (objects are immutable)");
+  }
+  const core::Bytes md5 = digest(EVP_md5(), data);
+  Request req{"PUT", key, "", data,
+              {"Content-MD5: " + core::base64_encode(md5), "If-None-Match: *"}};
+  ASSIGN_OR_RETURN(Response resp, call(req));
+  if (resp.status == 200 || resp.status == 201 || resp.status == 204) return core::ok_status();
+  if (resp.status == 412 && resp.attempts > 1) {
+    // An earlier attempt may have stored the object before its answer got
+    // lost: if the stored object has our bytes, that attempt was ours.
+    Request head{"HEAD", key, "", {}, {}};
+    ASSIGN_OR_RETURN(Response stored, call(head));
+    if (stored.status == 200 && stored.header("etag") == "\"" + core::hex_encode(md5) + "\"") {
+      return core::ok_status();
+    }
+  }
+  return error_of(req, resp);
+}
+
+core::Result<core::Bytes> S3Backend::load(const Handle& h, uint64_t offset, uint64_t length) {
+  TRY(LocalBackend::check_handle(h));
+  const std::string key = key_of(h);
+  auto beyond_end = [&](const std::string& size) {
+    return core::invalid_argument("s3 " + options_.bucket + "/" + key + ": range [" +
+                                  std::to_string(offset) + ", +" + std::to_string(length) +
+                                  ") is beyond the end (size " + size + ")");
+  };
+  auto size_for_message = [&]() -> core::Result<std::string> {
+    ASSIGN_OR_RETURN(FileInfo info, stat(h));
+    return std::to_string(info.size);
+  };
+  if (length > UINT64_MAX - offset) {
+    ASSIGN_OR_RETURN(std::string size, size_for_message());
+    return beyond_end(size);
+  }
+
+  Request req{"GET", key, "", {}, {}};
+  if (offset != 0 || length != 0) {
+    std::string range = "Range: bytes=" + std::to_string(offset) + "-";
+    if (length != 0) range += std::to_string(offset + length - 1);
+    req.headers.push_back(range);
+  }
+  ASSIGN_OR_RETURN(Response resp, call(req));
+  if (resp.status == 416) {
+    // Also the answer for "bytes=SIZE-", which asks for the empty tail.
+    ASSIGN_OR_RETURN(FileInfo info, stat(h));
+    if (length == 0 && offset == info.size) return core::Bytes{};
+    return beyond_end(std::to_string(info.size));
+  }
+  if (resp.status == 206) {
+    // A range that starts inside the object but runs past its end is cut
+    // short by S3: that is a range beyond the end for us.
+    if (length != 0 && resp.body.size() != length) {
+      std::string total = resp.header("content-range");
+      size_t slash = total.rfind('/');
+      return beyond_end(slash == std::string::npos ? "unknown" : total.substr(slash + 1));
+    }
+    return std::move(resp.body);
+  }
+  if (resp.status == 200) {
+    // The whole object (no Range sent, or a server that ignores Range).
+    const uint64_t size = resp.body.size();
+    if (offset > size || length > size - offset) return beyond_end(std::to_string(size));
+    if (offset == 0 && (length == 0 || length == size)) return std::move(resp.body);
+    const uint64_t n = length == 0 ? size - offset : length;
+    return core::Bytes(resp.body.begin() + static_cast<ptrdiff_t>(offset),
+                       resp.body.begin() + static_cast<ptrdiff_t>(offset + n));
+  }
+  return error_of(req, resp);
+}
+
+core::Result<FileInfo> S3Backend::stat(const Handle& h) {
+  TRY(LocalBackend::check_handle(h));
+  Request req{"HEAD", key_of(h), "", {}, {}};
+  ASSIGN_OR_RETURN(Response resp, call(req));
+  if (resp.status != 200) return error_of(req, resp);
+  uint64_t size = 0;
+  if (!parse_u64(resp.header("content-length"), &size)) {
+    return core::io_error("s3 " + req.describe(options_.bucket) +
+                          ": answer has no valid Content-Length");
+  }
+  return FileInfo{h.name, size};
+}
+
+core::Status S3Backend::list(FileType t, const std::function<void(const FileInfo&)>& fn) {
+  if (t == FileType::kConfig) {
+    auto info = stat(Handle{FileType::kConfig, "config"});
+    if (info.ok()) fn(*info);
+    if (info.ok() || info.status().code() == core::Code::kNotFound) return core::ok_status();
+    return info.status();
+  }
+  const std::string dir = std::string(type_dir(t)) + "/";
+  const std::string prefix = options_.prefix.empty() ? dir : options_.prefix + "/" + dir;
+  std::string token;
+  for (;;) {
+    // Parameters in SigV4 canonical (sorted) order.
+    std::string query;
+    if (!token.empty()) query += "continuation-token=" + uri_encode(token) + "&";
+    query += "list-type=2&max-keys=" + std::to_string(std::clamp(options_.list_page_size, 1, 1000)) +
+             "&prefix=" + uri_encode(prefix);
+    Request req{"GET", "", query, {}, {}};
+    ASSIGN_OR_RETURN(Response resp, call(req));
+    if (resp.status != 200) return error_of(req, resp);
+
+    const std::string_view xml = core::as_chars(resp.body);
+    size_t pos = 0;
+    while (auto contents = xml_element(xml, "Contents", &pos)) {
+      auto key = xml_element(*contents, "Key");
+      auto size_text = xml_element(*contents, "Size");
+      uint64_t size = 0;
+      if (!key || !size_text || !parse_u64(*size_text, &size)) {
+        return core::io_error("s3 list " + options_.bucket + "/" + prefix +
+                              ": malformed ListObjectsV2 answer");
+      }
+      std::string rel = xml_unescape(*key);
+      if (!rel.starts_with(prefix)) continue;
+      rel.erase(0, prefix.size());
+      // Packs live one fan-out level down ("ab/abcd..."); other types directly.
+      std::string name = rel;
+      if (t == FileType::kPack) {
+        size_t slash = rel.find('/');
+        if (slash == std::string::npos || rel.find('/', slash + 1) != std::string::npos) continue;
+        name = rel.substr(slash + 1);
+        if (rel.substr(0, slash) != name.substr(0, 2)) continue;
+      }
+      // Foreign objects (made by other tools) are not reported.
+      if (!LocalBackend::check_handle(Handle{t, name}).ok()) continue;
+      fn(FileInfo{name, size});
+    }
+    auto truncated = xml_element(xml, "IsTruncated");
+    if (!truncated || *truncated != "true") return core::ok_status();
+    auto next = xml_element(xml, "NextContinuationToken");
+    if (!next || next->empty()) {
+      return core::io_error("s3 list " + options_.bucket + "/" + prefix +
+                            ": truncated answer without a continuation token");
+    }
+    token = xml_unescape(*next);
+  }
+}
+
+core::Status S3Backend::remove(const Handle& h) {
+  TRY(LocalBackend::check_handle(h));
+  Request req{"DELETE", key_of(h), "", {}, {}};
+  ASSIGN_OR_RETURN(Response resp, call(req));
+  if (resp.status == 200 || resp.status == 204) return core::ok_status();
+  // A missing object is success; a missing bucket is not.
+  if (resp.status == 404 && s3_error_code(resp.body) != "NoSuchBucket") return core::ok_status();
+  return error_of(req, resp);
+}
+
+core::Result<bool> S3Backend::exists() {
+  ASSIGN_OR_RETURN(bool config, object_exists(key_of(Handle{FileType::kConfig, "config"})));
+  if (config) return true;
+  // A 404 from HEAD does not say whether the object or the bucket is missing.
+  TRY(check_bucket());
+  return false;
+}
+
+core::Status S3Backend::create() {
+  TRY(check_bucket());
+  ASSIGN_OR_RETURN(bool config, object_exists(key_of(Handle{FileType::kConfig, "config"})));
+  if (config) return core::already_exists(location() + ": a repository already exists here");
+  // Nothing else to make: S3 has no folders.
+  return core::ok_status();
+}
+
+}  // namespace cairn::storage

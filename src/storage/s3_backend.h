@@ -1,0 +1,117 @@
+// S3Backend: a repository in an S3 (or S3-compatible) bucket, spoken to with
+// libcurl over HTTP(S), path-style ("http://host:port/bucket/key"), signed
+// with AWS Signature V4.
+//
+// Location: "s3:http://host:port/bucket[/prefix]" or "s3:https://...". Object
+// keys are the local layout under the optional prefix: "PREFIX/config",
+// "PREFIX/keys/<id>", "PREFIX/data/ab/<id>", ... (docs/storage.md).
+//
+// How the Backend contract maps onto S3:
+// - save(): HEAD, then PUT with Content-MD5 and "If-None-Match: *". S3 PUTs
+//   are atomic (whole object or nothing). Saves of one name inside this
+//   process are serialized, so exactly one wins; across processes the
+//   HEAD-then-PUT pair is a race unless the server honours If-None-Match
+//   (AWS does since 2024; s3rver ignores it). Content-addressed objects make
+//   the race harmless for packs, index and snapshots: both writers store the
+//   same bytes.
+// - load(): GET with a Range header; stat(): HEAD; list(): ListObjectsV2
+//   with continuation tokens; remove(): DELETE (a missing object is success).
+// - Retries with exponential backoff and jitter on 5xx, 429/SlowDown and
+//   transport errors, bounded by S3Options; kTransient once exhausted.
+//   401/403 -> kPermissionDenied and 404 -> kNotFound, never retried.
+//
+// Thread-safe: every call uses its own CURL easy handle; connections, DNS
+// answers and TLS sessions are shared between calls through one CURLSH.
+// Secrets are never logged nor put into error messages.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "storage/backend.h"
+
+namespace cairn::storage {
+
+struct S3Options {
+  std::string endpoint;  // "http://127.0.0.1:9000" (scheme, host and port; no path)
+  std::string bucket;
+  std::string prefix;  // "" or "a/b": no leading or trailing '/'
+  std::string region = "us-east-1";
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;  // sent as x-amz-security-token when set
+  std::string ca_file;        // CA bundle for https (CAIRN_S3_CACERT); "" = system default
+
+  // Retries: at most max_attempts tries per request; the wait before retry n
+  // is a random time in [0, min(initial_backoff * 2^n, max_backoff)] and all
+  // waits of one request add up to at most max_total_backoff.
+  int max_attempts = 6;
+  std::chrono::milliseconds initial_backoff{250};
+  std::chrono::milliseconds max_backoff{8000};
+  std::chrono::milliseconds max_total_backoff{30000};
+  std::chrono::milliseconds connect_timeout{10000};
+  // A transfer slower than 1 KiB/s for this long is abandoned (and retried).
+  std::chrono::seconds stall_timeout{60};
+  // Keys per ListObjectsV2 page (S3 caps it at 1000).
+  int list_page_size = 1000;
+
+  // Parses "s3:http(s)://host[:port]/bucket[/prefix]" and fills the
+  // credentials, region and CA file from the environment (AWS_ACCESS_KEY_ID,
+  // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION,
+  // CAIRN_S3_CACERT).
+  static core::Result<S3Options> from_location(const std::string& location);
+};
+
+class S3Backend : public Backend {
+ public:
+  explicit S3Backend(S3Options options);
+  ~S3Backend() override;
+  S3Backend(const S3Backend&) = delete;
+  S3Backend& operator=(const S3Backend&) = delete;
+
+  core::Status save(const Handle& h, core::ByteView data) override;
+  core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
+                                 uint64_t length = 0) override;
+  core::Result<FileInfo> stat(const Handle& h) override;
+  core::Status list(FileType t, const std::function<void(const FileInfo&)>& fn) override;
+  core::Status remove(const Handle& h) override;
+  // Whether PREFIX/config exists; a missing bucket is kNotFound.
+  core::Result<bool> exists() override;
+  // Buckets are not created (yet): checks that the bucket exists and holds no
+  // repository under the prefix.
+  core::Status create() override;
+  std::string location() const override;
+
+  const S3Options& options() const { return options_; }
+
+  struct Request;
+  struct Response;
+
+ private:
+  std::string key_of(const Handle& h) const;
+  // One request with retries. Returns the final HTTP answer (any status the
+  // caller must interpret) or a transport / exhausted-retries error.
+  core::Result<Response> call(const Request& req);
+  core::Result<Response> perform_once(const Request& req);
+  // Maps a non-success answer to a Status (403 -> kPermissionDenied, ...).
+  core::Status error_of(const Request& req, const Response& resp) const;
+  // HEAD of the bucket: ok, kNotFound "bucket X does not exist", or an error.
+  core::Status check_bucket();
+  core::Result<bool> object_exists(const std::string& key);
+
+  const S3Options options_;
+  struct Shared;  // curl share handle and its locks
+  std::unique_ptr<Shared> shared_;
+
+  // Object keys with a save() in flight in this process.
+  std::mutex saving_mu_;
+  std::condition_variable saving_cv_;
+  std::set<std::string> saving_;
+};
+
+}  // namespace cairn::storage

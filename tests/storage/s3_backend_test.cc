@@ -1,0 +1,283 @@
+// S3Backend beyond the shared contract (conformance_test.cc runs that one):
+// location parsing, paging, credentials, missing buckets, retries, layout.
+// Tests that need a server run a real s3rver (s3_fixture.h) and skip when it
+// is not installed.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/backend.h"
+#include "storage/s3_backend.h"
+#include "storage/s3_fixture.h"
+
+namespace cairn::storage {
+namespace {
+
+using core::Code;
+using s3test::S3rver;
+
+// Sets an environment variable for one scope (tests run single-threaded here).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = ::getenv(name)) old_ = old;
+    if (value == nullptr) {
+      ::unsetenv(name);
+    } else {
+      ::setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string hex_id(int i) {
+  char buf[65];
+  std::snprintf(buf, sizeof buf, "%08x%056d", static_cast<unsigned>(i * 2654435761u), i);
+  return buf;
+}
+
+TEST(S3OptionsTest, ParsesLocations) {
+  ScopedEnv id("AWS_ACCESS_KEY_ID", "AKID");
+  ScopedEnv secret("AWS_SECRET_ACCESS_KEY", "very-secret");
+  ScopedEnv token("AWS_SESSION_TOKEN", nullptr);
+  ScopedEnv region("AWS_DEFAULT_REGION", "eu-west-3");
+  ScopedEnv ca("CAIRN_S3_CACERT", "/etc/ca.pem");
+
+  auto o = S3Options::from_location("s3:http://127.0.0.1:9000/bucket/some/prefix/");
+  ASSERT_TRUE(o.ok()) << o.status().to_string();
+  EXPECT_EQ(o->endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(o->bucket, "bucket");
+  EXPECT_EQ(o->prefix, "some/prefix");
+  EXPECT_EQ(o->access_key_id, "AKID");
+  EXPECT_EQ(o->secret_access_key, "very-secret");
+  EXPECT_EQ(o->region, "eu-west-3");
+  EXPECT_EQ(o->ca_file, "/etc/ca.pem");
+
+  auto plain = S3Options::from_location("s3:https://s3.example.com/b");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->endpoint, "https://s3.example.com");
+  EXPECT_EQ(plain->prefix, "");
+
+  auto backend = open_backend("s3:https://s3.example.com/b/p");
+  ASSERT_TRUE(backend.ok()) << backend.status().to_string();
+  EXPECT_EQ((*backend)->location(), "s3:https://s3.example.com/b/p");
+
+  for (const char* bad :
+       {"s3:", "s3:s3.example.com/bucket", "s3:ftp://h/b", "s3:http://h", "s3:http://h/",
+        "s3:http:///b", "s3:http://user:pw@h/b", "s3:http://h/b?x=1", "s3:http://h/b/../x",
+        "s3:http://h/b//x", "s3:http://h/b/a b", "s3:http://h/bu%cket"}) {
+    auto r = S3Options::from_location(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+    // Secrets never show in messages, even for a malformed location.
+    EXPECT_EQ(r.status().message().find("very-secret"), std::string::npos);
+  }
+}
+
+TEST(S3OptionsTest, MissingCredentialsAreRefused) {
+  ScopedEnv id("AWS_ACCESS_KEY_ID", nullptr);
+  ScopedEnv secret("AWS_SECRET_ACCESS_KEY", nullptr);
+  auto r = open_backend("s3:http://127.0.0.1:9/bucket");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(r.status().message().find("AWS_ACCESS_KEY_ID"), std::string::npos);
+}
+
+TEST(S3BackendTest, UnreachableServerIsTransientAfterBoundedRetries) {
+  S3Options o;
+  o.endpoint = "http://127.0.0.1:" + std::to_string(s3test::closed_port());
+  o.bucket = "bucket";
+  o.access_key_id = "id";
+  o.secret_access_key = "secret";
+  o.max_attempts = 3;
+  o.initial_backoff = std::chrono::milliseconds(20);
+  o.max_total_backoff = std::chrono::milliseconds(500);
+  S3Backend backend(o);
+  auto start = std::chrono::steady_clock::now();
+  auto r = backend.stat(Handle{FileType::kIndex, hex_id(1)});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kTransient) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("gave up after 3 attempts"), std::string::npos)
+      << r.status().to_string();
+  EXPECT_LT(seconds_since(start), 5.0);
+  EXPECT_EQ(backend.save(Handle{FileType::kIndex, hex_id(1)}, core::to_bytes("x")).code(),
+            Code::kTransient);
+  EXPECT_EQ(backend.exists().status().code(), Code::kTransient);
+}
+
+TEST(S3BackendTest, TotalBackoffBudgetBoundsRetries) {
+  S3Options o;
+  o.endpoint = "http://127.0.0.1:" + std::to_string(s3test::closed_port());
+  o.bucket = "bucket";
+  o.access_key_id = "id";
+  o.secret_access_key = "secret";
+  o.max_attempts = 1000;
+  o.initial_backoff = std::chrono::milliseconds(50);
+  o.max_total_backoff = std::chrono::milliseconds(300);
+  S3Backend backend(o);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(backend.remove(Handle{FileType::kLock, hex_id(2)}).code(), Code::kTransient);
+  EXPECT_LT(seconds_since(start), 5.0);
+}
+
+class S3ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = s3test::shared_s3rver();
+    if (server_ == nullptr) GTEST_SKIP() << s3test::s3rver_missing_message();
+  }
+  S3rver* server_ = nullptr;
+};
+
+TEST_F(S3ServerTest, ListsMoreThanOnePage) {
+  S3Backend backend(server_->options(s3test::unique_prefix()));
+  ASSERT_TRUE(backend.create().ok());
+  constexpr int kObjects = 1201;  // S3 pages hold at most 1000 keys
+  std::map<std::string, uint64_t> want;
+  for (int i = 0; i < kObjects; ++i) want[hex_id(i)] = static_cast<uint64_t>(i % 7);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      int i = 0;
+      for (const auto& [name, size] : want) {
+        if (i++ % 4 != t) continue;
+        if (!backend.save(Handle{FileType::kIndex, name}, core::Bytes(size, 'x')).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(failures.load(), 0);
+
+  for (int page_size : {1000, 97}) {
+    S3Options o = backend.options();
+    o.list_page_size = page_size;
+    S3Backend lister(o);
+    std::map<std::string, uint64_t> got;
+    ASSERT_TRUE(lister
+                    .list(FileType::kIndex,
+                          [&](const FileInfo& fi) {
+                            EXPECT_TRUE(got.emplace(fi.name, fi.size).second) << fi.name;
+                          })
+                    .ok());
+    EXPECT_EQ(got.size(), want.size()) << "page size " << page_size;
+    EXPECT_TRUE(got == want) << "page size " << page_size;
+  }
+}
+
+TEST_F(S3ServerTest, WrongAccessKeyIdIsPermissionDeniedWithoutRetrying) {
+  S3Options o = server_->options(s3test::unique_prefix());
+  o.access_key_id = "NOT-A-KNOWN-KEY";
+  o.secret_access_key = "TOPSECRET-VALUE";
+  o.max_attempts = 6;
+  o.initial_backoff = std::chrono::milliseconds(1000);  // a retry would show in the time
+  S3Backend backend(o);
+  auto start = std::chrono::steady_clock::now();
+  auto e = backend.exists();
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), Code::kPermissionDenied) << e.status().to_string();
+  core::Status saved = backend.save(Handle{FileType::kKey, hex_id(3)}, core::to_bytes("k"));
+  EXPECT_EQ(saved.code(), Code::kPermissionDenied) << saved.to_string();
+  auto listed = backend.list(FileType::kSnapshot, [](const FileInfo&) {});
+  EXPECT_EQ(listed.code(), Code::kPermissionDenied) << listed.to_string();
+  EXPECT_NE(listed.message().find("InvalidAccessKeyId"), std::string::npos) << listed.to_string();
+  EXPECT_LT(seconds_since(start), 0.9);
+  for (const core::Status& st : {e.status(), saved, listed}) {
+    EXPECT_EQ(st.message().find("TOPSECRET"), std::string::npos) << st.to_string();
+  }
+}
+
+TEST_F(S3ServerTest, MissingBucketIsNotFoundNamingTheBucket) {
+  S3Options o = server_->options("repo");
+  o.bucket = "no-such-bucket-for-cairn";
+  S3Backend backend(o);
+  const std::string want = "bucket no-such-bucket-for-cairn does not exist";
+  auto e = backend.exists();
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), Code::kNotFound);
+  EXPECT_NE(e.status().message().find(want), std::string::npos) << e.status().to_string();
+  core::Status created = backend.create();
+  EXPECT_EQ(created.code(), Code::kNotFound);
+  EXPECT_NE(created.message().find(want), std::string::npos) << created.to_string();
+  Handle h{FileType::kSnapshot, hex_id(4)};
+  core::Status saved = backend.save(h, core::to_bytes("s"));
+  EXPECT_EQ(saved.code(), Code::kNotFound);
+  EXPECT_NE(saved.message().find(want), std::string::npos) << saved.to_string();
+  auto loaded = backend.load(h);
+  EXPECT_EQ(loaded.status().code(), Code::kNotFound);
+  EXPECT_NE(loaded.status().message().find(want), std::string::npos)
+      << loaded.status().to_string();
+  core::Status removed = backend.remove(h);
+  EXPECT_EQ(removed.code(), Code::kNotFound) << removed.to_string();
+  core::Status listed = backend.list(FileType::kSnapshot, [](const FileInfo&) {});
+  EXPECT_EQ(listed.code(), Code::kNotFound);
+  EXPECT_NE(listed.message().find(want), std::string::npos) << listed.to_string();
+}
+
+TEST_F(S3ServerTest, KeysFollowTheLocalLayoutUnderThePrefix) {
+  const std::string prefix = s3test::unique_prefix() + "/nested";
+  S3Backend backend(server_->options(prefix));
+  ASSERT_TRUE(backend.create().ok());
+  const std::string pack = "ab" + hex_id(5).substr(2);
+  ASSERT_TRUE(backend.save(Handle{FileType::kPack, pack}, core::to_bytes("pack")).ok());
+  ASSERT_TRUE(backend.save(Handle{FileType::kKey, hex_id(6)}, core::to_bytes("key")).ok());
+  ASSERT_TRUE(backend.save(Handle{FileType::kConfig, "config"}, core::to_bytes("{}")).ok());
+  // s3rver keeps each object as "<data>/<bucket>/<key>._S3rver_object".
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(server_->data_dir()) / server_->bucket() / prefix;
+  EXPECT_TRUE(fs::exists(root / "data/ab" / (pack + "._S3rver_object")));
+  EXPECT_TRUE(fs::exists(root / "keys" / (hex_id(6) + "._S3rver_object")));
+  EXPECT_TRUE(fs::exists(root / "config._S3rver_object"));
+
+  // Another prefix in the same bucket is another repository.
+  S3Backend other(server_->options(s3test::unique_prefix()));
+  auto e = other.exists();
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(*e);
+  int packs = 0;
+  ASSERT_TRUE(other.list(FileType::kPack, [&](const FileInfo&) { ++packs; }).ok());
+  EXPECT_EQ(packs, 0);
+  EXPECT_EQ(backend.create().code(), Code::kAlreadyExists);
+}
+
+TEST_F(S3ServerTest, OpenBackendTalksToTheServer) {
+  ScopedEnv id("AWS_ACCESS_KEY_ID", S3rver::kAccessKeyId);
+  ScopedEnv secret("AWS_SECRET_ACCESS_KEY", S3rver::kSecretAccessKey);
+  const std::string location =
+      "s3:" + server_->endpoint() + "/" + server_->bucket() + "/" + s3test::unique_prefix();
+  auto backend = open_backend(location);
+  ASSERT_TRUE(backend.ok()) << backend.status().to_string();
+  EXPECT_EQ((*backend)->location(), location);
+  ASSERT_TRUE((*backend)->create().ok());
+  Handle h{FileType::kSnapshot, hex_id(7)};
+  ASSERT_TRUE((*backend)->save(h, core::to_bytes("snapshot")).ok());
+  auto r = (*backend)->load(h, 4, 0);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(*r, core::to_bytes("shot"));
+}
+
+}  // namespace
+}  // namespace cairn::storage

@@ -1,0 +1,199 @@
+#include "storage/s3_fixture.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#ifndef CAIRN_SOURCE_DIR
+#error "CAIRN_SOURCE_DIR must name the source tree (CMakeLists.txt defines it)"
+#endif
+
+namespace cairn::storage::s3test {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
+
+std::string read_tail(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() > max_bytes ? s.substr(s.size() - max_bytes) : s;
+}
+
+}  // namespace
+
+int closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::string unique_prefix() {
+  static std::atomic<int> counter{0};
+  static std::mt19937_64 rng{std::random_device{}()};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "t-%d-%d-%08x", static_cast<int>(::getpid()), counter++,
+                static_cast<unsigned>(rng()));
+  return buf;
+}
+
+std::string S3rver::find_binary() {
+  if (const char* env = std::getenv("CAIRN_S3RVER"); env != nullptr && *env != '\0') {
+    return is_executable(env) ? std::string(env) : std::string();
+  }
+  std::string local = std::string(CAIRN_SOURCE_DIR) + "/tools/node_modules/.bin/s3rver";
+  return is_executable(local) ? local : std::string();
+}
+
+std::string s3rver_missing_message() {
+  return "*** S3 TESTS SKIPPED: s3rver is not installed. Run scripts/install-s3rver (needs node "
+         "and npm) or point CAIRN_S3RVER at an s3rver executable. ***";
+}
+
+S3Options S3rver::options(const std::string& prefix) const {
+  S3Options o;
+  o.endpoint = endpoint();
+  o.bucket = bucket_;
+  o.prefix = prefix;
+  o.access_key_id = kAccessKeyId;
+  o.secret_access_key = kSecretAccessKey;
+  o.max_attempts = 4;
+  o.initial_backoff = std::chrono::milliseconds(20);
+  o.max_backoff = std::chrono::milliseconds(200);
+  o.max_total_backoff = std::chrono::milliseconds(1000);
+  o.connect_timeout = std::chrono::milliseconds(2000);
+  o.stall_timeout = std::chrono::seconds(20);
+  return o;
+}
+
+std::unique_ptr<S3rver> S3rver::start(const std::string& bucket) {
+  const std::string bin = find_binary();
+  if (bin.empty()) {
+    std::cerr << s3rver_missing_message() << "\n";
+    return nullptr;
+  }
+  std::string tmpl = (fs::temp_directory_path() / "cairn-s3rver-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    std::cerr << "S3rver: mkdtemp failed\n";
+    return nullptr;
+  }
+  std::unique_ptr<S3rver> server(new S3rver());
+  server->bucket_ = bucket;
+  server->dir_ = tmpl;
+  server->data_dir_ = tmpl + "/data";
+  fs::create_directories(server->data_dir_);
+  const std::string log = tmpl + "/s3rver.log";
+
+  // A free port can be taken by someone else before s3rver binds it: retry.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    server->port_ = closed_port();
+    const std::string port = std::to_string(server->port_);
+    std::vector<std::string> args = {bin,  "-d", server->data_dir_, "-a", "127.0.0.1", "-p",
+                                     port, "--configure-bucket",   bucket};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      std::cerr << "S3rver: fork failed\n";
+      return nullptr;
+    }
+    if (pid == 0) {
+      // Child: only async-signal-safe calls until exec. Dies with the test.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) ::dup2(devnull, 0);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    server->pid_ = pid;
+
+    // Ready once the bucket answers through the real backend.
+    S3Options probe_options = server->options("");
+    probe_options.max_attempts = 1;
+    S3Backend probe(probe_options);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        server->pid_ = -1;
+        break;  // exited (port taken?): try another port
+      }
+      if (probe.create().ok()) return server;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    server->stop();
+  }
+  std::cerr << "S3rver: " << bin << " did not come up; its log ends with:\n"
+            << read_tail(log, 2000) << "\n";
+  return nullptr;
+}
+
+void S3rver::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_ || r < 0) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+S3rver::~S3rver() {
+  stop();
+  std::error_code ec;
+  if (!dir_.empty()) fs::remove_all(dir_, ec);
+}
+
+S3rver* shared_s3rver() {
+  static std::unique_ptr<S3rver> server = S3rver::start();
+  return server.get();
+}
+
+}  // namespace cairn::storage::s3test
