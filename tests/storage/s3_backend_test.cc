@@ -177,12 +177,10 @@ TEST_F(S3ServerTest, ListsMoreThanOnePage) {
     o.list_page_size = page_size;
     S3Backend lister(o);
     std::map<std::string, uint64_t> got;
-    ASSERT_TRUE(lister
-                    .list(FileType::kIndex,
-                          [&](const FileInfo& fi) {
-                            EXPECT_TRUE(got.emplace(fi.name, fi.size).second) << fi.name;
-                          })
-                    .ok());
+    core::Status st = lister.list(FileType::kIndex, [&](const FileInfo& fi) {
+      EXPECT_TRUE(got.emplace(fi.name, fi.size).second) << fi.name;
+    });
+    ASSERT_TRUE(st.ok()) << "page size " << page_size << ": " << st.to_string();
     EXPECT_EQ(got.size(), want.size()) << "page size " << page_size;
     EXPECT_TRUE(got == want) << "page size " << page_size;
   }
