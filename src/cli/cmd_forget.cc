@@ -27,6 +27,7 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
   if (!a.ids.empty() && !a.policy.empty())
     return core::invalid_argument("give either snapshot ids or --keep-* options, not both");
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+  if (!a.dry_run) TRY(repo->require_full_key("forget snapshots"));
   std::unique_ptr<repo::Lock> lock;
   if (!a.dry_run) {
     ASSIGN_OR_RETURN(lock, repo::Lock::acquire(*repo, true));

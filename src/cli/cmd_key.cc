@@ -64,11 +64,13 @@ void add_key(CLI::App& app, Context& ctx) {
       for (const auto& k : keys) {
         bool current = k.id == repo->key_id();
         if (ctx.json) {
-          arr.push_back({{"id", k.id}, {"current", current}, {"type", k.type}, {"username", k.username},
+          arr.push_back({{"id", k.id}, {"current", current}, {"type", k.type}, {"append_only", k.append_only},
+                         {"username", k.username},
                          {"hostname", k.hostname}, {"created", k.created},
                          {"kdf", {{"algorithm", "argon2id"}, {"ops", k.kdf.ops}, {"mem", k.kdf.mem}}}});
         } else {
-          std::cout << fmt::format("{}{:<10} {:<10} {:<12} {:<16} {}\n", current ? "*" : " ", k.id.substr(0, 8), k.type,
+          std::cout << fmt::format("{}{:<10} {:<10} {:<12} {:<16} {}\n", current ? "*" : " ", k.id.substr(0, 8),
+                                   k.append_only ? k.type + "(ao)" : k.type,
                                    k.username, k.hostname, k.created.substr(0, 19));
         }
       }
@@ -78,13 +80,16 @@ void add_key(CLI::App& app, Context& ctx) {
   });
 
   auto add_opts = std::make_shared<KdfOpts>();
+  auto add_append_only = std::make_shared<bool>(false);
   auto* add = cmd->add_subcommand("add", "add a password (new password from CAIRN_NEW_PASSWORD[_FILE] or a prompt)");
   add_kdf_options(add, *add_opts);
-  add->callback([&ctx, add_opts] {
+  add->add_flag("--append-only", *add_append_only,
+                "the new key may add backups but not forget snapshots or remove keys (advisory; docs/cli.md)");
+  add->callback([&ctx, add_opts, add_append_only] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       ASSIGN_OR_RETURN(std::string pw, read_new_password());
-      ASSIGN_OR_RETURN(std::string id, repo->add_key(pw, add_opts->params()));
+      ASSIGN_OR_RETURN(std::string id, repo->add_key(pw, add_opts->params(), *add_append_only));
       if (ctx.json) {
         ctx.print_json({{"added", id}});
       } else if (!ctx.quiet) {
@@ -117,7 +122,7 @@ void add_key(CLI::App& app, Context& ctx) {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       ASSIGN_OR_RETURN(std::string pw, read_new_password());
-      ASSIGN_OR_RETURN(std::string id, repo->add_key(pw, passwd_opts->params()));
+      ASSIGN_OR_RETURN(std::string id, repo->add_key(pw, passwd_opts->params()));  // keeps append-only
       // The new key is stored before the old one goes: a crash in between
       // leaves two working keys, never none.
       std::string old = repo->key_id();

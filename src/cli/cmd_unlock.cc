@@ -30,6 +30,7 @@ void add_unlock(CLI::App& app, Context& ctx) {
         if (ctx.json) ctx.print_json(arr);
         return {};
       }
+      if (*all) TRY(repo->require_full_key("remove live locks"));
       ASSIGN_OR_RETURN(size_t n, repo::remove_locks(*repo, *all));
       if (ctx.json) {
         ctx.print_json({{"removed", n}});

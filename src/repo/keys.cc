@@ -25,7 +25,8 @@ static std::string current_username() {
 
 core::Result<std::pair<std::string, core::Bytes>> make_key_file(const MasterKey& master,
                                                                 std::string_view password,
-                                                                const crypto::KdfParams& kdf) {
+                                                                const crypto::KdfParams& kdf,
+                                                                bool append_only) {
   core::Bytes salt = crypto::random_bytes(16);
   ASSIGN_OR_RETURN(crypto::Key kek, crypto::derive_key(password, salt, kdf));
   json inner = {{"encrypt", core::base64_encode(master.encrypt)},
@@ -43,6 +44,7 @@ core::Result<std::pair<std::string, core::Bytes>> make_key_file(const MasterKey&
               {"mem", kdf.mem},
               {"salt", core::base64_encode(salt)}}},
             {"data", core::base64_encode(sealed)}};
+  if (append_only) j["append_only"] = true;
   std::string text = j.dump(2) + "\n";
   core::Bytes bytes = core::to_bytes(text);
   return std::make_pair(core::hex_encode(crypto::sha256(bytes)), bytes);
@@ -68,6 +70,7 @@ core::Result<ParsedKey> parse(core::ByteView file) {
     k.info.created = j.value("created", "");
     k.info.hostname = j.value("hostname", "");
     k.info.username = j.value("username", "");
+    k.info.append_only = j.value("append_only", false);
     const json& kdf = j.at("kdf");
     if (kdf.at("algorithm").get<std::string>() != "argon2id")
       return core::unsupported("key KDF " + kdf.at("algorithm").dump() + " is not supported");

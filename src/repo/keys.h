@@ -24,12 +24,16 @@ struct KeyFileInfo {
   std::string hostname;
   std::string username;
   crypto::KdfParams kdf;
+  // Advisory restriction (enforced by cairn, not by cryptography): the key
+  // may add data and snapshots but not forget, prune or remove keys.
+  bool append_only = false;
 };
 
 // Builds a key file wrapping `master` with `password`. Returns (id, bytes).
 core::Result<std::pair<std::string, core::Bytes>> make_key_file(const MasterKey& master,
                                                                 std::string_view password,
-                                                                const crypto::KdfParams& kdf);
+                                                                const crypto::KdfParams& kdf,
+                                                                bool append_only = false);
 
 // Unwraps a key file. kWrongPassword when the password does not open it,
 // kCorruption when the file is malformed (names what is wrong).

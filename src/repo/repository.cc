@@ -75,7 +75,10 @@ core::Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<stora
     auto cfg_plain = decode_file(master->encrypt, cfg_bytes);
     if (!cfg_plain.ok()) return cfg_plain.status().with_context("config");
     ASSIGN_OR_RETURN(Config config, Config::from_json(*cfg_plain));
-    return std::unique_ptr<Repository>(new Repository(std::move(backend), *master, config, id));
+    ASSIGN_OR_RETURN(KeyFileInfo info, parse_key_file_info(*bytes));
+    auto repo = std::unique_ptr<Repository>(new Repository(std::move(backend), *master, config, id));
+    repo->append_only_ = info.append_only;
+    return repo;
   }
   if (any_wrong && broken.empty()) return core::wrong_password("wrong password: no key file opens with it");
   std::string msg = any_wrong ? "wrong password, and some key files are unreadable" : "no readable key file";
@@ -113,14 +116,22 @@ core::Result<std::vector<KeyFileInfo>> Repository::list_keys() {
   return out;
 }
 
-core::Result<std::string> Repository::add_key(std::string_view password, const crypto::KdfParams& kdf) {
+core::Status Repository::require_full_key(const std::string& what) const {
+  if (!append_only_) return {};
+  return core::Status(core::Code::kPermissionDenied,
+                      "key " + key_id_.substr(0, 8) + " is append-only: it cannot " + what);
+}
+
+core::Result<std::string> Repository::add_key(std::string_view password, const crypto::KdfParams& kdf,
+                                              bool append_only) {
   if (password.empty()) return core::invalid_argument("empty password");
-  ASSIGN_OR_RETURN(auto key_file, make_key_file(key_, password, kdf));
+  ASSIGN_OR_RETURN(auto key_file, make_key_file(key_, password, kdf, append_only || append_only_));
   TRY(backend_->save({FileType::kKey, key_file.first}, key_file.second));
   return key_file.first;
 }
 
 core::Status Repository::remove_key(const std::string& id_or_prefix) {
+  TRY(require_full_key("remove keys"));
   std::vector<std::string> ids, matches;
   TRY(backend_->list(FileType::kKey, [&](const storage::FileInfo& fi) { ids.push_back(fi.name); }));
   for (const auto& id : ids)

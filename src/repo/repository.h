@@ -72,7 +72,13 @@ class Repository {
   // Key files (several passwords can open one repository).
   core::Result<std::vector<KeyFileInfo>> list_keys();
   // Wraps this repository's master key with `password`; returns the new key id.
-  core::Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf);
+  // Keys added through an append-only key are append-only too.
+  core::Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf,
+                                    bool append_only = false);
+  // The key this session opened with is append-only (see KeyFileInfo).
+  bool append_only() const { return append_only_; }
+  // kPermissionDenied naming `what` when the key in use is append-only.
+  core::Status require_full_key(const std::string& what) const;
   // Removes a key file by id or unique prefix. Refuses the key this session
   // opened with and the last remaining key (either would lock users out).
   core::Status remove_key(const std::string& id_or_prefix);
@@ -116,6 +122,7 @@ class Repository {
   Config config_;
   GearTable gear_;
   std::string key_id_;
+  bool append_only_ = false;
   Index index_;
   Compression compression_ = Compression::kAuto;
 

@@ -45,4 +45,17 @@ assert_eq 1 "$(jq length <<<"$OUT")" "number of keys after passwd"
 CAIRN_PASSWORD=third expect_exit 0 R restore latest --target "$T/out" --verify
 assert_file_same "$T/src/f" "$T/out$T/src/f"
 CAIRN_PASSWORD=third expect_exit 0 R check --read-data
+
+step "an append-only key can back up but not forget or remove keys"
+CAIRN_PASSWORD=third CAIRN_NEW_PASSWORD=agent expect_exit 0 R --json key add --append-only "${FAST[@]}"
+agent=$(jq -r .added <<<"$OUT")
+CAIRN_PASSWORD=agent expect_exit 0 R backup "$T/src"
+CAIRN_PASSWORD=agent expect_exit 1 R forget --keep-last 1
+assert_contains "$ERR" "append-only"
+CAIRN_PASSWORD=agent expect_exit 0 R forget --keep-last 1 --dry-run   # looking is fine
+CAIRN_PASSWORD=agent expect_exit 1 R key remove "${agent:0:8}"
+CAIRN_PASSWORD=agent CAIRN_NEW_PASSWORD=agent2 expect_exit 0 R --json key add "${FAST[@]}"
+CAIRN_PASSWORD=third expect_exit 0 R --json key list
+assert_eq 2 "$(jq '[.[] | select(.append_only)] | length' <<<"$OUT")" "keys added by an append-only key are append-only"
+CAIRN_PASSWORD=third expect_exit 0 R forget --keep-last 1
 echo "PASS test_keys"

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -125,6 +126,21 @@ std::unique_ptr<S3rver> S3rver::start(const std::string& bucket) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3
+    // only has in its legacy provider: without it every truncated listing
+    // fails with a 500.
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (!std::string_view(*e).starts_with("NODE_OPTIONS=")) env_strings.emplace_back(*e);
+    }
+    std::string node_options = "NODE_OPTIONS=--openssl-legacy-provider";
+    if (const char* old = std::getenv("NODE_OPTIONS"); old != nullptr && *old != '\0') {
+      node_options += std::string(" ") + old;
+    }
+    env_strings.push_back(node_options);
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
 
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -141,7 +157,7 @@ std::unique_ptr<S3rver> S3rver::start(const std::string& bucket) {
       }
       int devnull = ::open("/dev/null", O_RDONLY);
       if (devnull >= 0) ::dup2(devnull, 0);
-      ::execv(argv[0], argv.data());
+      ::execve(argv[0], argv.data(), envp.data());
       ::_exit(127);
     }
     server->pid_ = pid;
