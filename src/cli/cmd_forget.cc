@@ -19,6 +19,8 @@ struct ForgetArgs {
   std::string group_by = "host,service,paths";
   std::string service, host;
   bool dry_run = false;
+  bool prune = false;
+  std::string max_unused = "5%";
 };
 
 core::Status run_forget(Context& ctx, ForgetArgs& a) {
@@ -78,11 +80,17 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
   if (!a.dry_run) {
     for (const auto& id : remove) TRY(repo->backend().remove({storage::FileType::kSnapshot, id}));
   }
+  if (a.prune) {
+    repo::PruneOptions po;
+    po.dry_run = a.dry_run;
+    TRY(parse_max_unused(a.max_unused, po));
+    TRY(prune_and_report(ctx, *repo, po));  // same exclusive lock
+  }
   if (ctx.json) {
     ctx.print_json({{"dry_run", a.dry_run}, {"groups", groups}, {"removed", a.dry_run ? nlohmann::json::array() : nlohmann::json(remove)}});
   } else if (!ctx.quiet) {
     std::cout << fmt::format("{} {} snapshot(s){}\n", a.dry_run ? "would remove" : "removed", remove.size(),
-                             a.dry_run ? " (dry run: nothing changed)" : "; run prune to reclaim their data");
+                             a.dry_run ? " (dry run: nothing changed)" : (a.prune ? "" : "; run prune to reclaim their data"));
   }
   return {};
 }
@@ -106,6 +114,8 @@ void add_forget(CLI::App& app, Context& ctx) {
   cmd->add_option("--service", a->service, "only snapshots of this service");
   cmd->add_option("--host", a->host, "only snapshots of this host");
   cmd->add_flag("-n,--dry-run", a->dry_run, "show what would be removed, change nothing");
+  cmd->add_flag("--prune", a->prune, "then delete the data no snapshot references any more");
+  cmd->add_option("--max-unused", a->max_unused, "with --prune: repack threshold (default 5%)");
   cmd->callback([&ctx, a] { ctx.run([&] { return run_forget(ctx, *a); }); });
 }
 

@@ -84,6 +84,15 @@ void add_stats(CLI::App& app, Context& ctx);
 void add_key(CLI::App& app, Context& ctx);
 void add_forget(CLI::App& app, Context& ctx);
 void add_unlock(CLI::App& app, Context& ctx);
+void add_prune(CLI::App& app, Context& ctx);
+}  // namespace cairn::cli
+
+#include "repo/pruner.h"
+
+namespace cairn::cli {
+// Runs prune on an open, exclusively locked repository and prints the report.
+core::Status prune_and_report(Context& ctx, repo::Repository& repo, const repo::PruneOptions& options);
+core::Status parse_max_unused(const std::string& s, repo::PruneOptions& options);
 
 // "<snapshot>[:path]" -> (snapshot ref, path).
 std::pair<std::string, std::string> split_snapshot_path(const std::string& arg);

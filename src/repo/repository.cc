@@ -156,9 +156,22 @@ void Repository::set_error(const core::Status& st) {
 }
 
 core::Result<bool> Repository::save_blob(BlobType type, const Id& id, core::ByteView plaintext) {
+  return store_blob(type, id, plaintext, false);
+}
+
+core::Status Repository::save_blob_copy(BlobType type, const Id& id, core::ByteView plaintext) {
+  return store_blob(type, id, plaintext, true).status();
+}
+
+std::vector<PackContents> Repository::written_packs() const {
+  std::lock_guard lock(index_mu_);
+  return written_;
+}
+
+core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::ByteView plaintext, bool force) {
   {
     std::lock_guard lock(known_mu_);
-    if (index_.has(id) || !pending_.insert(id).second) return false;
+    if ((!force && index_.has(id)) || !pending_.insert(id).second) return false;
   }
   PackEntry e;
   e.type = type;
@@ -232,6 +245,7 @@ core::Status Repository::write_pack(OpenPack pack) {
     stats_.packs++;
   }
   unindexed_blobs_ += pc.blobs.size();
+  written_.push_back(pc);
   unindexed_.push_back(std::move(pc));
   if (unindexed_.size() >= kPacksPerIndexFile || unindexed_blobs_ >= kBlobsPerIndexFile)
     return write_index_locked();

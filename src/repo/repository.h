@@ -86,6 +86,10 @@ class Repository {
   // Stores a blob unless the index (or an open pack) already has it.
   // Returns true if it was newly added.
   core::Result<bool> save_blob(BlobType type, const Id& id, core::ByteView plaintext);
+  // Stores a blob even if the index has it (prune's repacking).
+  core::Status save_blob_copy(BlobType type, const Id& id, core::ByteView plaintext);
+  // Packs stored by this process so far (their full contents).
+  std::vector<PackContents> written_packs() const;
   // Writes all open packs and the index for everything stored so far.
   core::Status flush();
   WriteStats write_stats() const;
@@ -114,6 +118,7 @@ class Repository {
     std::vector<PackEntry> entries;
   };
   core::Status write_pack(OpenPack pack);
+  core::Result<bool> store_blob(BlobType type, const Id& id, core::ByteView plaintext, bool force);
   core::Status write_index_locked();  // index_mu_ held
   void set_error(const core::Status& st);
 
@@ -132,8 +137,9 @@ class Repository {
   std::mutex pack_mu_;
   OpenPack open_packs_[2];  // by BlobType: data and trees go to separate packs
 
-  std::mutex index_mu_;
+  mutable std::mutex index_mu_;
   std::vector<PackContents> unindexed_;
+  std::vector<PackContents> written_;  // every pack stored by this process
   size_t unindexed_blobs_ = 0;
 
   mutable std::mutex stats_mu_;

@@ -221,12 +221,37 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+struct HeaderState {
+  std::map<std::string, std::string>* headers;
+  // The answer's Content-Range names bytes past the object's own size.
+  bool impossible_range = false;
+};
+
+// "bytes FIRST-LAST/TOTAL" with LAST >= TOTAL cannot be delivered. s3rver
+// sends that (with a Content-Length it never fulfils) for any range of an
+// empty object, where S3 answers 416; the transfer would hang until the
+// stall timeout.
+bool impossible_content_range(std::string_view v) {
+  if (!v.starts_with("bytes ")) return false;
+  v.remove_prefix(6);
+  size_t dash = v.find('-');
+  size_t slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
+    return false;
+  }
+  uint64_t last = 0;
+  uint64_t total = 0;
+  if (!parse_u64(v.substr(dash + 1, slash - dash - 1), &last)) return false;
+  if (!parse_u64(v.substr(slash + 1), &total)) return false;  // "*" = unknown total
+  return last >= total;
+}
+
 size_t on_header(char* data, size_t size, size_t n, void* user) {
-  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+  auto* state = static_cast<HeaderState*>(user);
   std::string_view line(data, size * n);
   try {
     if (line.starts_with("HTTP/")) {
-      headers->clear();  // a new response (after "100 Continue", say)
+      state->headers->clear();  // a new response (after "100 Continue", say)
       return size * n;
     }
     size_t colon = line.find(':');
@@ -238,7 +263,11 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
     while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
       value.remove_suffix(1);
     }
-    (*headers)[name] = std::string(value);
+    if (name == "content-range" && impossible_content_range(value)) {
+      state->impossible_range = true;
+      return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+    }
+    (*state->headers)[name] = std::string(value);
   } catch (...) {
     return 0;
   }
@@ -417,6 +446,7 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   Response resp;
   char errbuf[CURL_ERROR_SIZE] = {0};
   UploadCursor cursor{req.body.data(), req.body.size()};
+  HeaderState header_state{&resp.headers};
 
   curl_easy_setopt(e, CURLOPT_URL, url.c_str());
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -438,7 +468,7 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp.body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, &resp.headers);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &header_state);
   if (req.method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (req.method == "PUT") {
@@ -451,6 +481,11 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   }
 
   CURLcode rc = curl_easy_perform(e);
+  if (rc == CURLE_WRITE_ERROR && header_state.impossible_range) {
+    resp.status = 416;  // what S3 itself answers
+    resp.body.clear();
+    return resp;
+  }
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
     if (is_transient_curl(rc)) return core::Status(core::Code::kTransient, what + ": " + detail);

@@ -1,0 +1,79 @@
+// cairn prune: deletes data no snapshot references (exclusive lock).
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "cli/context.h"
+#include "core/bytes.h"
+#include "repo/lock.h"
+#include "repo/pruner.h"
+
+namespace cairn::cli {
+
+core::Status prune_and_report(Context& ctx, repo::Repository& repo, const repo::PruneOptions& options) {
+  TRY(repo.require_full_key("prune"));
+  std::string stage;
+  std::mutex mu;
+  ProgressLine line(ctx.show_progress(), [&](double el) {
+    std::lock_guard lock(mu);
+    return fmt::format("[{}] prune: {}", core::format_duration(el), stage);
+  });
+  ASSIGN_OR_RETURN(auto r, repo::prune(repo, options, [&](const std::string& s) {
+    std::lock_guard lock(mu);
+    stage = s;
+  }));
+  line.stop();
+  if (ctx.json) {
+    ctx.print_json({{"dry_run", options.dry_run}, {"packs_total", r.packs_total}, {"packs_deleted", r.packs_deleted},
+                    {"packs_repacked", r.packs_repacked}, {"packs_unindexed", r.packs_unindexed},
+                    {"blobs_used", r.blobs_used}, {"blobs_unused", r.blobs_unused},
+                    {"bytes_before", r.bytes_before}, {"bytes_freed", r.bytes_freed},
+                    {"bytes_repacked", r.bytes_repacked}, {"index_files_replaced", r.index_files_replaced}});
+  } else if (!ctx.quiet) {
+    std::cout << fmt::format(
+        "{}: {} of {} packs deleted, {} repacked ({} copied), {} leftover packs removed; {} freed of {}\n",
+        options.dry_run ? "prune (dry run, nothing changed)" : "prune", r.packs_deleted, r.packs_total,
+        r.packs_repacked, core::format_bytes(r.bytes_repacked), r.packs_unindexed, core::format_bytes(r.bytes_freed),
+        core::format_bytes(r.bytes_before));
+  }
+  return {};
+}
+
+core::Status parse_max_unused(const std::string& s, repo::PruneOptions& o) {
+  try {
+    std::string v = s;
+    if (!v.empty() && v.back() == '%') v.pop_back();
+    double pct = std::stod(v);
+    if (pct < 0 || pct > 100) throw std::out_of_range("pct");
+    o.max_unused = pct / 100.0;
+    return {};
+  } catch (const std::exception&) {
+    return core::invalid_argument("--max-unused must be a percentage like 5%, not '" + s + "'");
+  }
+}
+
+void add_prune(CLI::App& app, Context& ctx) {
+  auto* cmd = app.add_subcommand("prune", "delete data that no snapshot references");
+  struct Opts {
+    std::string max_unused = "5%";
+    bool dry_run = false;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--max-unused", o->max_unused, "repack packs with more than this share unused (default 5%)");
+  cmd->add_flag("-n,--dry-run", o->dry_run, "only report what would be freed");
+  cmd->callback([&ctx, o] {
+    ctx.run([&]() -> core::Status {
+      repo::PruneOptions opt;
+      opt.dry_run = o->dry_run;
+      TRY(parse_max_unused(o->max_unused, opt));
+      ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+      std::unique_ptr<repo::Lock> lock;
+      if (!opt.dry_run) {
+        ASSIGN_OR_RETURN(lock, repo::Lock::acquire(*repo, true));
+      }
+      return prune_and_report(ctx, *repo, opt);
+    });
+  });
+}
+
+}  // namespace cairn::cli
