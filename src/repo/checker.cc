@@ -47,6 +47,13 @@ class Checker {
       : repo_(repo), opt_(opt), progress_(progress) {}
 
   core::Result<CheckReport> run() {
+    // Snapshots first, then the index: a backup running concurrently writes
+    // its index before its snapshot, so every listed snapshot's blobs are in
+    // an index file that exists by the time the index is read.
+    note("listing snapshots");
+    std::vector<std::string> snap_problems;
+    auto snaps = repo_.list_snapshots(&snap_problems);
+    if (!snaps.ok()) return snaps.status();
     note("loading index");
     std::vector<std::string> problems;
     TRY(repo_.load_index(&problems));
@@ -73,9 +80,6 @@ class Checker {
     }
 
     note("checking snapshots");
-    std::vector<std::string> snap_problems;
-    auto snaps = repo_.list_snapshots(&snap_problems);
-    if (!snaps.ok()) return snaps.status();
     for (auto& p : snap_problems) report_.errors.push_back(p);
     snapshots_ = std::move(*snaps);
     report_.snapshots = snapshots_.size();

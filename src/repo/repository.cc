@@ -89,7 +89,9 @@ core::Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<stora
 core::Status Repository::load_index(std::vector<std::string>* problems) {
   std::vector<std::string> names;
   TRY(backend_->list(FileType::kIndex, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  std::lock_guard lock(loaded_mu_);
   for (const auto& name : names) {
+    if (loaded_index_files_.count(name)) continue;
     auto plain = load_file(FileType::kIndex, name);
     core::Result<std::vector<PackContents>> packs =
         plain.ok() ? decode_index(*plain) : core::Result<std::vector<PackContents>>(plain.status());
@@ -98,8 +100,15 @@ core::Status Repository::load_index(std::vector<std::string>* problems) {
       continue;
     }
     for (const auto& pc : *packs) index_.add(pc);
+    loaded_index_files_.insert(name);
   }
   return {};
+}
+
+core::Result<bool> Repository::refresh_index() {
+  size_t before = index_.pack_count();
+  TRY(load_index());
+  return index_.pack_count() != before;
 }
 
 core::Result<std::vector<KeyFileInfo>> Repository::list_keys() {
@@ -290,6 +299,12 @@ WriteStats Repository::write_stats() const {
 
 core::Result<core::Bytes> Repository::load_blob(const Id& id) {
   auto loc = index_.lookup(id);
+  if (!loc) {
+    // A snapshot written after our index was loaded (a concurrent backup)
+    // names blobs in index files we have not read yet.
+    ASSIGN_OR_RETURN(bool grew, refresh_index());
+    if (grew) loc = index_.lookup(id);
+  }
   if (!loc) return core::not_found("blob " + id.hex() + " is not in the index");
   auto sealed = backend_->load({FileType::kPack, loc->pack.hex()}, loc->entry.offset, loc->entry.length);
   if (!sealed.ok()) return sealed.status().with_context("pack " + loc->pack.hex());

@@ -58,6 +58,9 @@ class Repository {
   // in `problems` (check reports them); the data they described is then
   // simply unknown, never misread.
   core::Status load_index(std::vector<std::string>* problems = nullptr);
+  // Loads index files written since load_index (by concurrent backups).
+  // Returns true if any was new. load_blob calls it once on a miss.
+  core::Result<bool> refresh_index();
 
   storage::Backend& backend() { return *backend_; }
   const Config& config() const { return config_; }
@@ -128,6 +131,8 @@ class Repository {
   GearTable gear_;
   std::string key_id_;
   bool append_only_ = false;
+  std::mutex loaded_mu_;
+  std::unordered_set<std::string> loaded_index_files_;
   Index index_;
   Compression compression_ = Compression::kAuto;
 
