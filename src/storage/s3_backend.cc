@@ -133,8 +133,8 @@ std::string xml_unescape(std::string_view s) {
       unsigned code = 0;
       bool hex = ent[1] == 'x' || ent[1] == 'X';
       std::string_view digits = ent.substr(hex ? 2 : 1);
-      auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), code,
-                                     hex ? 16 : 10);
+      auto [p, ec] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), code, hex ? 16 : 10);
       if (ec != std::errc() || p != digits.data() + digits.size() || code > 0x7f) {
         out += s.substr(i, semi - i + 1);  // non-ASCII: never in our keys; keep verbatim
       } else {
@@ -259,7 +259,8 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
     std::string name(line.substr(0, colon));
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
       value.remove_suffix(1);
     }
@@ -311,7 +312,8 @@ bool valid_prefix(const std::string& p) {
   size_t start = 0;
   while (start <= p.size()) {
     size_t slash = p.find('/', start);
-    std::string seg = p.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    std::string seg =
+        p.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (seg.empty() || seg == "." || seg == "..") return false;
     for (char c : seg) {
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
@@ -370,9 +372,9 @@ core::Result<S3Options> S3Options::from_location(const std::string& location) {
   o.region = env_or("AWS_DEFAULT_REGION", env_or("AWS_REGION", "us-east-1"));
   o.ca_file = env_or("CAIRN_S3_CACERT", "");
   if (o.access_key_id.empty() || o.secret_access_key.empty()) {
-    return core::Status(core::Code::kPermissionDenied,
-                        "no S3 credentials for " + location +
-                            ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    return core::Status(
+        core::Code::kPermissionDenied,
+        "no S3 credentials for " + location + ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
   }
   return o;
 }
@@ -435,8 +437,8 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   const std::string sigv4 = "aws:amz:" + options_.region + ":s3";
 
   HeaderList headers;
-  bool headers_ok = headers.append("x-amz-content-sha256: " +
-                                   core::hex_encode(digest(EVP_sha256(), req.body)));
+  bool headers_ok =
+      headers.append("x-amz-content-sha256: " + core::hex_encode(digest(EVP_sha256(), req.body)));
   if (!options_.session_token.empty()) {
     headers_ok &= headers.append("x-amz-security-token: " + options_.session_token);
   }
@@ -513,9 +515,9 @@ core::Result<S3Backend::Response> S3Backend::call(const Request& req) {
       r->attempts = attempt;
       if (!is_retryable_http(r->status, r->body)) return r;
       std::string detail = s3_error_detail(r->body);
-      last = core::Status(core::Code::kTransient,
-                          "s3 " + req.describe(options_.bucket) + ": HTTP " +
-                              std::to_string(r->status) + (detail.empty() ? "" : " " + detail));
+      last = core::Status(core::Code::kTransient, "s3 " + req.describe(options_.bucket) +
+                                                      ": HTTP " + std::to_string(r->status) +
+                                                      (detail.empty() ? "" : " " + detail));
     } else if (r.status().code() == core::Code::kTransient) {
       last = r.status();
     } else {
@@ -535,7 +537,8 @@ core::Result<S3Backend::Response> S3Backend::call(const Request& req) {
 core::Status S3Backend::error_of(const Request& req, const Response& resp) const {
   const std::string what = "s3 " + req.describe(options_.bucket);
   const std::string detail = s3_error_detail(resp.body);
-  const std::string http = "HTTP " + std::to_string(resp.status) + (detail.empty() ? "" : " " + detail);
+  const std::string http =
+      "HTTP " + std::to_string(resp.status) + (detail.empty() ? "" : " " + detail);
   if (resp.status == 401 || resp.status == 403) {
     return core::Status(core::Code::kPermissionDenied,
                         what + ": access denied (" + http +
@@ -612,8 +615,8 @@ core::Status S3Backend::save(const Handle& h, core::ByteView data) {
                                 ": object already exists (objects are immutable)");
   }
   const core::Bytes md5 = digest(EVP_md5(), data);
-  Request req{"PUT", key, "", data,
-              {"Content-MD5: " + core::base64_encode(md5), "If-None-Match: *"}};
+  Request req{
+      "PUT", key, "", data, {"Content-MD5: " + core::base64_encode(md5), "If-None-Match: *"}};
   ASSIGN_OR_RETURN(Response resp, call(req));
   if (resp.status == 200 || resp.status == 201 || resp.status == 204) return core::ok_status();
   if (resp.status == 412 && resp.attempts > 1) {
@@ -707,8 +710,9 @@ core::Status S3Backend::list(FileType t, const std::function<void(const FileInfo
     // Parameters in SigV4 canonical (sorted) order.
     std::string query;
     if (!token.empty()) query += "continuation-token=" + uri_encode(token) + "&";
-    query += "list-type=2&max-keys=" + std::to_string(std::clamp(options_.list_page_size, 1, 1000)) +
-             "&prefix=" + uri_encode(prefix);
+    query +=
+        "list-type=2&max-keys=" + std::to_string(std::clamp(options_.list_page_size, 1, 1000)) +
+        "&prefix=" + uri_encode(prefix);
     Request req{"GET", "", query, {}, {}};
     ASSIGN_OR_RETURN(Response resp, call(req));
     if (resp.status != 200) return error_of(req, resp);

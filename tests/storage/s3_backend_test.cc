@@ -2,13 +2,15 @@
 // location parsing, paging, credentials, missing buckets, retries, layout.
 // Tests that need a server run a real s3rver (s3_fixture.h) and skip when it
 // is not installed.
+#include "storage/s3_backend.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -16,7 +18,6 @@
 #include <vector>
 
 #include "storage/backend.h"
-#include "storage/s3_backend.h"
 #include "storage/s3_fixture.h"
 
 namespace cairn::storage {
@@ -226,8 +227,7 @@ TEST_F(S3ServerTest, MissingBucketIsNotFoundNamingTheBucket) {
   EXPECT_NE(saved.message().find(want), std::string::npos) << saved.to_string();
   auto loaded = backend.load(h);
   EXPECT_EQ(loaded.status().code(), Code::kNotFound);
-  EXPECT_NE(loaded.status().message().find(want), std::string::npos)
-      << loaded.status().to_string();
+  EXPECT_NE(loaded.status().message().find(want), std::string::npos) << loaded.status().to_string();
   core::Status removed = backend.remove(h);
   EXPECT_EQ(removed.code(), Code::kNotFound) << removed.to_string();
   core::Status listed = backend.list(FileType::kSnapshot, [](const FileInfo&) {});

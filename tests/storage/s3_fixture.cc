@@ -121,8 +121,8 @@ std::unique_ptr<S3rver> S3rver::start(const std::string& bucket) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     server->port_ = closed_port();
     const std::string port = std::to_string(server->port_);
-    std::vector<std::string> args = {bin,  "-d", server->data_dir_, "-a", "127.0.0.1", "-p",
-                                     port, "--configure-bucket",   bucket};
+    std::vector<std::string> args = {bin,  "-d", server->data_dir_,    "-a",  "127.0.0.1",
+                                     "-p", port, "--configure-bucket", bucket};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
