@@ -25,7 +25,7 @@ void add_check(CLI::App& app, Context& ctx) {
       opt.read_data = o->read_data || !o->subset.empty();
       if (!o->subset.empty()) TRY(repo::parse_subset(o->subset, opt));
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
-      ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+      ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
       std::string stage;
       std::mutex mu;
       ProgressLine line(ctx.show_progress(), [&](double el) {

@@ -30,7 +30,7 @@ void add_restore(CLI::App& app, Context& ctx) {
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
-      ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+      ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
       auto [ref, path] = split_snapshot_path(o->ref);
       ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(ref, o->service, o->host));
       archive::RestoreProgress progress;

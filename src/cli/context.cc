@@ -46,6 +46,11 @@ void Context::run(const std::function<core::Status()>& body) {
   if (exit_code == kExitOk || exit_code == kExitWarnings) exit_code = code;
 }
 
+core::Result<std::unique_ptr<repo::Lock>> Context::shared_lock(repo::Repository& repo) const {
+  if (no_lock) return std::unique_ptr<repo::Lock>();
+  return repo::Lock::acquire(repo, false);
+}
+
 bool Context::show_progress() const { return !quiet && !json && !no_progress && isatty(2); }
 
 void Context::print_json(const nlohmann::json& j) const { std::cout << j.dump() << std::endl; }

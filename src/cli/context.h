@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "repo/lock.h"
 #include "repo/repository.h"
 
 namespace cairn::cli {
@@ -33,6 +34,7 @@ struct Context {
   int verbose = 0;
   std::string compression = "auto";
   bool no_progress = false;
+  bool no_lock = false;  // read-only media: restore/check without writing a lock
   int exit_code = kExitOk;
   std::vector<std::string> command;  // arguments after "--"
 
@@ -44,6 +46,8 @@ struct Context {
   // Opens the repository named by --repo with the password from the environment.
   core::Result<std::unique_ptr<repo::Repository>> open_repository(bool load_index = true);
   bool show_progress() const;
+  // A shared lock unless --no-lock (then null).
+  core::Result<std::unique_ptr<repo::Lock>> shared_lock(repo::Repository& repo) const;
   void print_json(const nlohmann::json& j) const;
 };
 
