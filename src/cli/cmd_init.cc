@@ -20,8 +20,7 @@ void add_init(CLI::App& app, Context& ctx) {
   cmd->add_option("--kdf-iterations", o->kdf_ops, "fixed argon2id iterations (skips tuning)");
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
-      if (ctx.repo.empty()) return core::invalid_argument("no repository given: use --repo or CAIRN_REPOSITORY");
-      ASSIGN_OR_RETURN(auto backend, storage::open_backend(ctx.repo));
+      ASSIGN_OR_RETURN(auto backend, ctx.open_backend());
       ASSIGN_OR_RETURN(std::string password, read_password(true));
       repo::InitOptions init;
       uint64_t mem = o->kdf_mem_mib << 20;

@@ -55,9 +55,21 @@ bool Context::show_progress() const { return !quiet && !json && !no_progress && 
 
 void Context::print_json(const nlohmann::json& j) const { std::cout << j.dump() << std::endl; }
 
-core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool load_index) {
+core::Result<std::unique_ptr<storage::Backend>> Context::open_backend() const {
   if (repo.empty()) return core::invalid_argument("no repository given: use --repo or CAIRN_REPOSITORY");
-  ASSIGN_OR_RETURN(auto backend, storage::open_backend(repo));
+  if (repo.rfind("s3:http://", 0) == 0) {
+    if (!insecure_http)
+      return core::invalid_argument("s3:http:// sends requests and credentials' signatures unencrypted: use https, "
+                                    "or --insecure-http for a trusted local network");
+    if (!quiet)
+      std::cerr << "cairn: warning: --insecure-http: traffic to the object store is not encrypted in transit "
+                   "(backups stay encrypted at rest)\n";
+  }
+  return storage::open_backend(repo);
+}
+
+core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool load_index) {
+  ASSIGN_OR_RETURN(auto backend, open_backend());
   std::shared_ptr<storage::Backend> shared(std::move(backend));
   ASSIGN_OR_RETURN(bool exists, shared->exists());
   if (!exists) {

@@ -13,6 +13,7 @@
 #include "core/status.h"
 #include "repo/lock.h"
 #include "repo/repository.h"
+#include "storage/backend.h"
 
 namespace cairn::cli {
 
@@ -34,7 +35,8 @@ struct Context {
   int verbose = 0;
   std::string compression = "auto";
   bool no_progress = false;
-  bool no_lock = false;  // read-only media: restore/check without writing a lock
+  bool no_lock = false;
+  bool insecure_http = false;  // allow s3:http:// (no TLS)  // read-only media: restore/check without writing a lock
   int exit_code = kExitOk;
   std::vector<std::string> command;  // arguments after "--"
 
@@ -43,6 +45,8 @@ struct Context {
   // Runs a subcommand body: on failure prints the error and sets exit_code
   // (keeping a more specific code, e.g. 10, that the body already set).
   void run(const std::function<core::Status()>& body);
+  // Opens the backend of --repo, refusing plain HTTP unless --insecure-http.
+  core::Result<std::unique_ptr<storage::Backend>> open_backend() const;
   // Opens the repository named by --repo with the password from the environment.
   core::Result<std::unique_ptr<repo::Repository>> open_repository(bool load_index = true);
   bool show_progress() const;

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", ctx.quiet, "print only errors");
   app.add_flag("-v,--verbose", ctx.verbose, "more output (repeatable)");
   app.add_flag("--no-progress", ctx.no_progress, "never draw progress bars");
+  app.add_flag("--insecure-http", ctx.insecure_http, "allow s3:http:// repositories (no TLS)");
   app.add_flag("--no-lock", ctx.no_lock, "restore/check without taking a lock (read-only repositories)");
   app.add_option("--compression", ctx.compression, "off, fast, auto (zstd 3) or max")
       ->check(CLI::IsMember({"off", "fast", "auto", "max"}));

@@ -39,7 +39,7 @@ export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION CAIRN_S3_CACERT
 ENDPOINT=http://127.0.0.1:$PORT
 REPO=s3:$ENDPOINT/$BUCKET/some/prefix
-R() { cairn --repo "$REPO" "$@"; }
+R() { cairn --insecure-http --repo "$REPO" "$@"; }
 
 step "init"
 expect_exit 0 R init --kdf-iterations 1 --kdf-memory 8
@@ -84,8 +84,12 @@ assert_not_contains "$ERR$OUT" "TOPSECRET"
 ((SECONDS - start < 10)) || fail "wrong credentials took $((SECONDS - start))s (retried?)"
 
 step "missing bucket named in the error"
-expect_exit nonzero cairn --repo "s3:$ENDPOINT/no-such-bucket/x" init --kdf-iterations 1 --kdf-memory 8
+expect_exit nonzero cairn --insecure-http --repo "s3:$ENDPOINT/no-such-bucket/x" init --kdf-iterations 1 --kdf-memory 8
 assert_contains "$ERR" "bucket no-such-bucket does not exist"
+
+step "plain HTTP is refused without --insecure-http"
+expect_exit 2 cairn --repo "$REPO" snapshots
+assert_contains "$ERR" "--insecure-http"
 
 step "missing credentials"
 AWS_ACCESS_KEY_ID='' expect_exit nonzero R snapshots
