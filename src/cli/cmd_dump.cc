@@ -84,8 +84,7 @@ void add_dump(CLI::App& app, Context& ctx) {
   auto service = std::make_shared<std::string>();
   auto host = std::make_shared<std::string>();
   cmd->add_option("target", *ref, "<snapshot>:<path>")->required();
-  cmd->add_option("--service", *service, "with 'latest': the newest snapshot of this service");
-  cmd->add_option("--host", *host, "with 'latest': the newest snapshot of this host");
+  add_latest_filter(cmd, *service, *host);
   cmd->callback([&ctx, ref, service, host] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());

@@ -42,8 +42,7 @@ void add_ls(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<Opts>();
   cmd->add_option("snapshot", o->ref, "<snapshot>[:path], snapshot is an id prefix or 'latest'")->required();
   cmd->add_flag("-l,--long", o->long_format, "show mode, owner, size and time");
-  cmd->add_option("--service", o->service, "with 'latest': the newest snapshot of this service");
-  cmd->add_option("--host", o->host, "with 'latest': the newest snapshot of this host");
+  add_latest_filter(cmd, o->service, o->host);
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());

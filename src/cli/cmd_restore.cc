@@ -23,8 +23,7 @@ void add_restore(CLI::App& app, Context& ctx) {
       ->allow_extra_args(false);
   cmd->add_option("-e,--exclude", o->opt.excludes, "skip matching paths (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--service", o->service, "with 'latest': the newest snapshot of this service");
-  cmd->add_option("--host", o->host, "with 'latest': the newest snapshot of this host");
+  add_latest_filter(cmd, o->service, o->host);
   cmd->add_flag("--verify", o->opt.verify, "re-read every restored file and check it against the snapshot");
   cmd->add_option("--workers", o->opt.workers, "packs read at once (default 8)");
   cmd->callback([&ctx, o] {

@@ -172,6 +172,11 @@ std::string eta(uint64_t done, uint64_t total, double elapsed) {
   return "ETA " + core::format_duration((total - done) / rate);
 }
 
+void add_latest_filter(CLI::App* cmd, std::string& service, std::string& host) {
+  cmd->add_option("--service", service, "with 'latest': the newest snapshot of this service");
+  cmd->add_option("--host", host, "with 'latest': the newest snapshot of this host");
+}
+
 std::pair<std::string, std::string> split_snapshot_path(const std::string& arg) {
   auto colon = arg.find(':');
   if (colon == std::string::npos) return {arg, "/"};

@@ -102,6 +102,9 @@ namespace cairn::cli {
 core::Status prune_and_report(Context& ctx, repo::Repository& repo, const repo::PruneOptions& options);
 core::Status parse_max_unused(const std::string& s, repo::PruneOptions& options);
 
+// --service/--host options that pick which snapshot 'latest' means.
+void add_latest_filter(CLI::App* cmd, std::string& service, std::string& host);
+
 // "<snapshot>[:path]" -> (snapshot ref, path).
 std::pair<std::string, std::string> split_snapshot_path(const std::string& arg);
 nlohmann::json snapshot_json(const repo::SnapshotRef& s);
