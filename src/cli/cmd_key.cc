@@ -1,12 +1,14 @@
 // cairn key list|add|remove|passwd: the passwords that open a repository.
 #include <fmt/format.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <iostream>
 
 #include "cli/context.h"
+#include "core/file.h"
 #include "crypto/crypto.h"
 
 namespace cairn::cli {
@@ -67,7 +69,10 @@ void add_key(CLI::App& app, Context& ctx) {
           arr.push_back({{"id", k.id}, {"current", current}, {"type", k.type}, {"append_only", k.append_only},
                          {"username", k.username},
                          {"hostname", k.hostname}, {"created", k.created},
-                         {"kdf", {{"algorithm", "argon2id"}, {"ops", k.kdf.ops}, {"mem", k.kdf.mem}}}});
+                         {"kdf", k.type == "keyfile"
+                                     ? nlohmann::json{{"algorithm", "hmac-sha256"}}
+                                     : nlohmann::json{{"algorithm", "argon2id"}, {"ops", k.kdf.ops},
+                                                      {"mem", k.kdf.mem}}}});
         } else {
           std::cout << fmt::format("{}{:<10} {:<10} {:<12} {:<16} {}\n", current ? "*" : " ", k.id.substr(0, 8),
                                    k.append_only ? k.type + "(ao)" : k.type,
@@ -81,15 +86,31 @@ void add_key(CLI::App& app, Context& ctx) {
 
   auto add_opts = std::make_shared<KdfOpts>();
   auto add_append_only = std::make_shared<bool>(false);
+  auto new_key_file = std::make_shared<std::string>();
   auto* add = cmd->add_subcommand("add", "add a password (new password from CAIRN_NEW_PASSWORD[_FILE] or a prompt)");
   add_kdf_options(add, *add_opts);
   add->add_flag("--append-only", *add_append_only,
                 "the new key may add backups but not forget snapshots or remove keys (advisory; docs/cli.md)");
-  add->callback([&ctx, add_opts, add_append_only] {
+  add->add_option("--new-key-file", *new_key_file,
+                  "instead of a password, write a new random key to this file (mode 0600, must not exist); "
+                  "opening with it (--key-file) costs no key derivation");
+  add->callback([&ctx, add_opts, add_append_only, new_key_file] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
-      ASSIGN_OR_RETURN(std::string pw, read_new_password());
-      ASSIGN_OR_RETURN(std::string id, repo->add_key(pw, add_opts->params(), *add_append_only));
+      std::string id;
+      if (!new_key_file->empty()) {
+        // The file is written (and synced) before the key exists in the
+        // repository: a crash leaves an unused file, never a key nobody has.
+        std::string secret = repo::generate_key_file_secret();
+        ASSIGN_OR_RETURN(core::UniqueFd fd,
+                         core::open_file(*new_key_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        TRY(core::write_all(fd.get(), core::as_bytes(secret + "\n"), *new_key_file));
+        if (fsync(fd.get()) != 0) return core::errno_status(errno, "fsync " + *new_key_file);
+        ASSIGN_OR_RETURN(id, repo->add_key(secret, {}, *add_append_only, repo::SecretKind::kKeyFile));
+      } else {
+        ASSIGN_OR_RETURN(std::string pw, read_new_password());
+        ASSIGN_OR_RETURN(id, repo->add_key(pw, add_opts->params(), *add_append_only));
+      }
       if (ctx.json) {
         ctx.print_json({{"added", id}});
       } else if (!ctx.quiet) {

@@ -76,7 +76,12 @@ core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool lo
     exit_code = kExitNoRepository;
     return core::not_found("no repository at " + repo + " (create one with cairn init)");
   }
-  ASSIGN_OR_RETURN(std::string password, read_password(false));
+  std::string password;
+  if (!key_file.empty()) {
+    ASSIGN_OR_RETURN(password, read_key_file(key_file));
+  } else {
+    ASSIGN_OR_RETURN(password, read_password(false));
+  }
   auto r = repo::Repository::open(shared, password);
   if (!r.ok()) return r.status();
   auto c = repo::parse_compression(compression);
@@ -107,6 +112,18 @@ static core::Result<std::string> prompt(const char* text) {
   tcsetattr(0, TCSANOW, &old);
   std::cerr << "\n";
   return trim_newline(line);
+}
+
+core::Result<std::string> read_key_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in) return core::errno_status(errno, "key file " + path);
+  std::getline(in, line);
+  line = trim_newline(line);
+  if (line.size() < 40)
+    return core::invalid_argument("key file " + path +
+                                  " holds no key (make one with cairn key add --new-key-file)");
+  return line;
 }
 
 core::Result<std::string> read_password(bool confirm) {

@@ -36,7 +36,8 @@ struct Context {
   std::string compression = "auto";
   bool no_progress = false;
   bool no_lock = false;
-  bool insecure_http = false;  // allow s3:http:// (no TLS)  // read-only media: restore/check without writing a lock
+  bool insecure_http = false;  // allow s3:http:// (no TLS)
+  std::string key_file;        // --key-file or CAIRN_KEY_FILE: a generated key file's secret
   int exit_code = kExitOk;
   std::vector<std::string> command;  // arguments after "--"
 
@@ -60,6 +61,8 @@ int exit_code_for(const core::Status& st);
 // Password from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,
 // or a prompt when stdin is a terminal (asked twice when `confirm`).
 core::Result<std::string> read_password(bool confirm);
+// The secret stored in a key file made by `cairn key add --new-key-file`.
+core::Result<std::string> read_key_file(const std::string& path);
 
 // Redraws one status line on stderr every 250 ms while alive.
 class ProgressLine {

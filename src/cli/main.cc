@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   }
   cli::Context ctx;
   if (const char* r = getenv("CAIRN_REPOSITORY")) ctx.repo = r;
+  if (const char* k = getenv("CAIRN_KEY_FILE")) ctx.key_file = k;
 
   CLI::App app{"cairn: backups that prove they can be restored"};
   app.set_version_flag("--version", "cairn 0.1.0");
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", ctx.quiet, "print only errors");
   app.add_flag("-v,--verbose", ctx.verbose, "more output (repeatable)");
   app.add_flag("--no-progress", ctx.no_progress, "never draw progress bars");
+  app.add_option("--key-file", ctx.key_file,
+                 "open the repository with a key file instead of a password (or CAIRN_KEY_FILE)");
   app.add_flag("--insecure-http", ctx.insecure_http, "allow s3:http:// repositories (no TLS)");
   app.add_flag("--no-lock", ctx.no_lock, "restore/check without taking a lock (read-only repositories)");
   app.add_option("--compression", ctx.compression, "off, fast, auto (zstd 3) or max")

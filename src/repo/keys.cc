@@ -23,26 +23,50 @@ static std::string current_username() {
   return std::to_string(getuid());
 }
 
+namespace {
+constexpr const char* kKeyFileKdf = "hmac-sha256";
+
+// A key file's secret already has 256 random bits: stretching it would add
+// nothing, so the key-encryption key is HMAC(SHA-256(secret), salt).
+crypto::Key key_file_kek(std::string_view secret, core::ByteView salt) {
+  crypto::Key k;
+  auto d = crypto::sha256(core::as_bytes(secret));
+  std::copy(d.begin(), d.end(), k.begin());
+  auto kek = crypto::hmac_sha256(k, salt);
+  std::copy(kek.begin(), kek.end(), k.begin());
+  return k;
+}
+}  // namespace
+
+std::string generate_key_file_secret() { return core::base64_encode(crypto::random_bytes(32)); }
+
 core::Result<std::pair<std::string, core::Bytes>> make_key_file(const MasterKey& master,
-                                                                std::string_view password,
+                                                                std::string_view secret,
                                                                 const crypto::KdfParams& kdf,
-                                                                bool append_only) {
+                                                                bool append_only, SecretKind kind) {
   core::Bytes salt = crypto::random_bytes(16);
-  ASSIGN_OR_RETURN(crypto::Key kek, crypto::derive_key(password, salt, kdf));
+  crypto::Key kek;
+  json kdf_json;
+  if (kind == SecretKind::kKeyFile) {
+    kek = key_file_kek(secret, salt);
+    kdf_json = {{"algorithm", kKeyFileKdf}, {"salt", core::base64_encode(salt)}};
+  } else {
+    ASSIGN_OR_RETURN(kek, crypto::derive_key(secret, salt, kdf));
+    kdf_json = {{"algorithm", "argon2id"},
+                {"ops", kdf.ops},
+                {"mem", kdf.mem},
+                {"salt", core::base64_encode(salt)}};
+  }
   json inner = {{"encrypt", core::base64_encode(master.encrypt)},
                 {"mac", core::base64_encode(master.mac)}};
   std::string inner_text = inner.dump();
   core::Bytes sealed = crypto::seal(kek, core::as_bytes(inner_text));
   json j = {{"version", 1},
-            {"type", "password"},
+            {"type", kind == SecretKind::kKeyFile ? "keyfile" : "password"},
             {"created", format_time(now_time())},
             {"hostname", current_hostname()},
             {"username", current_username()},
-            {"kdf",
-             {{"algorithm", "argon2id"},
-              {"ops", kdf.ops},
-              {"mem", kdf.mem},
-              {"salt", core::base64_encode(salt)}}},
+            {"kdf", kdf_json},
             {"data", core::base64_encode(sealed)}};
   if (append_only) j["append_only"] = true;
   std::string text = j.dump(2) + "\n";
@@ -65,17 +89,21 @@ core::Result<ParsedKey> parse(core::ByteView file) {
     if (j.at("version").get<int>() != 1)
       return core::unsupported("key file version " + j.at("version").dump() + " is not supported");
     k.info.type = j.at("type").get<std::string>();
-    if (k.info.type != "password")
+    if (k.info.type != "password" && k.info.type != "keyfile")
       return core::unsupported("key type '" + k.info.type + "' is not supported by this version");
     k.info.created = j.value("created", "");
     k.info.hostname = j.value("hostname", "");
     k.info.username = j.value("username", "");
     k.info.append_only = j.value("append_only", false);
     const json& kdf = j.at("kdf");
-    if (kdf.at("algorithm").get<std::string>() != "argon2id")
-      return core::unsupported("key KDF " + kdf.at("algorithm").dump() + " is not supported");
-    k.info.kdf.ops = kdf.at("ops").get<uint64_t>();
-    k.info.kdf.mem = kdf.at("mem").get<uint64_t>();
+    const std::string algorithm = kdf.at("algorithm").get<std::string>();
+    if (algorithm != (k.info.type == "keyfile" ? kKeyFileKdf : "argon2id"))
+      return core::unsupported("key KDF " + kdf.at("algorithm").dump() + " does not fit key type " +
+                               k.info.type);
+    if (k.info.type == "password") {
+      k.info.kdf.ops = kdf.at("ops").get<uint64_t>();
+      k.info.kdf.mem = kdf.at("mem").get<uint64_t>();
+    }
     // Bound the memory an attacker-supplied key file can make us allocate.
     if (k.info.kdf.mem > (4ull << 30) || k.info.kdf.ops > 1000)
       return core::corruption("key file KDF parameters are out of range");
@@ -99,7 +127,12 @@ core::Result<KeyFileInfo> parse_key_file_info(core::ByteView file) {
 
 core::Result<MasterKey> open_key_file(core::ByteView file, std::string_view password) {
   ASSIGN_OR_RETURN(ParsedKey k, parse(file));
-  ASSIGN_OR_RETURN(crypto::Key kek, crypto::derive_key(password, k.salt, k.info.kdf));
+  crypto::Key kek;
+  if (k.info.type == "keyfile") {
+    kek = key_file_kek(password, k.salt);
+  } else {
+    ASSIGN_OR_RETURN(kek, crypto::derive_key(password, k.salt, k.info.kdf));
+  }
   auto inner = crypto::open(kek, k.sealed);
   if (!inner.ok()) return core::wrong_password("wrong password");
   json j = json::parse(inner->begin(), inner->end(), nullptr, false);

@@ -1,6 +1,9 @@
 // Master key and key files. The master key never leaves memory unwrapped;
-// each key file wraps it with a key-encryption key derived from a password
-// by argon2id. Several key files may unlock one repository.
+// each key file wraps it with a key-encryption key derived from a secret:
+// a password (argon2id, slow on purpose) or the contents of a generated key
+// file (256 random bits, so one HMAC suffices and opening takes no time --
+// what archive_command and other per-file hooks need). Several key files
+// may unlock one repository.
 #pragma once
 
 #include <string>
@@ -17,9 +20,12 @@ struct MasterKey {
   static MasterKey generate();
 };
 
+// What the secret of a key file is (its "type" field: "password" or "keyfile").
+enum class SecretKind { kPassword, kKeyFile };
+
 struct KeyFileInfo {
-  std::string id;  // hex SHA-256 of the key file bytes (its name under keys/)
-  std::string type;
+  std::string id;    // hex SHA-256 of the key file bytes (its name under keys/)
+  std::string type;  // "password" or "keyfile" (SecretKind)
   std::string created;
   std::string hostname;
   std::string username;
@@ -29,11 +35,14 @@ struct KeyFileInfo {
   bool append_only = false;
 };
 
-// Builds a key file wrapping `master` with `password`. Returns (id, bytes).
-core::Result<std::pair<std::string, core::Bytes>> make_key_file(const MasterKey& master,
-                                                                std::string_view password,
-                                                                const crypto::KdfParams& kdf,
-                                                                bool append_only = false);
+// Builds a key file wrapping `master` with `secret`. Returns (id, bytes).
+// `kdf` is used for passwords only.
+core::Result<std::pair<std::string, core::Bytes>> make_key_file(
+    const MasterKey& master, std::string_view secret, const crypto::KdfParams& kdf,
+    bool append_only = false, SecretKind kind = SecretKind::kPassword);
+
+// A new random secret for a "keyfile" key (base64 text, one line).
+std::string generate_key_file_secret();
 
 // Unwraps a key file. kWrongPassword when the password does not open it,
 // kCorruption when the file is malformed (names what is wrong).

@@ -55,13 +55,24 @@ core::Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<stora
   if (key_ids.empty()) return core::corruption("repository has no key files (keys/ is empty)");
   std::sort(key_ids.begin(), key_ids.end());
   std::vector<std::string> broken;
-  bool any_wrong = false;
+  // Key files are small: load them all, then try the ones that cost one HMAC
+  // before those that cost an argon2id run each.
+  std::vector<std::pair<std::string, core::Bytes>> keys;
   for (const auto& id : key_ids) {
     auto bytes = backend->load({FileType::kKey, id});
     if (!bytes.ok()) {
       broken.push_back("keys/" + id + ": " + bytes.status().message());
       continue;
     }
+    keys.emplace_back(id, std::move(*bytes));
+  }
+  std::stable_partition(keys.begin(), keys.end(), [](const auto& k) {
+    auto info = parse_key_file_info(k.second);
+    return info.ok() && info->type == "keyfile";
+  });
+  bool any_wrong = false;
+  for (auto& [id, key_bytes] : keys) {
+    const core::Bytes* bytes = &key_bytes;
     auto master = open_key_file(*bytes, password);
     if (!master.ok()) {
       if (master.status().code() == core::Code::kWrongPassword) {
@@ -131,10 +142,10 @@ core::Status Repository::require_full_key(const std::string& what) const {
                       "key " + key_id_.substr(0, 8) + " is append-only: it cannot " + what);
 }
 
-core::Result<std::string> Repository::add_key(std::string_view password, const crypto::KdfParams& kdf,
-                                              bool append_only) {
-  if (password.empty()) return core::invalid_argument("empty password");
-  ASSIGN_OR_RETURN(auto key_file, make_key_file(key_, password, kdf, append_only || append_only_));
+core::Result<std::string> Repository::add_key(std::string_view secret, const crypto::KdfParams& kdf,
+                                              bool append_only, SecretKind kind) {
+  if (secret.empty()) return core::invalid_argument("empty password");
+  ASSIGN_OR_RETURN(auto key_file, make_key_file(key_, secret, kdf, append_only || append_only_, kind));
   TRY(backend_->save({FileType::kKey, key_file.first}, key_file.second));
   return key_file.first;
 }

@@ -48,8 +48,9 @@ class Repository {
   static core::Result<std::unique_ptr<Repository>> init(std::shared_ptr<storage::Backend> backend,
                                                         std::string_view password,
                                                         const InitOptions& options);
-  // Tries every key file; kWrongPassword if none opens, kNotFound (mapped to
-  // exit code 10 by the CLI) when there is no repository at the location.
+  // Tries every key file (cheap "keyfile" keys before argon2id passwords);
+  // kWrongPassword if none opens, kNotFound (mapped to exit code 10 by the
+  // CLI) when there is no repository at the location.
   static core::Result<std::unique_ptr<Repository>> open(std::shared_ptr<storage::Backend> backend,
                                                         std::string_view password);
   ~Repository();
@@ -74,10 +75,12 @@ class Repository {
 
   // Key files (several passwords can open one repository).
   core::Result<std::vector<KeyFileInfo>> list_keys();
-  // Wraps this repository's master key with `password`; returns the new key id.
-  // Keys added through an append-only key are append-only too.
-  core::Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf,
-                                    bool append_only = false);
+  // Wraps this repository's master key with `secret` (a password or a key
+  // file's secret); returns the new key id. Keys added through an
+  // append-only key are append-only too.
+  core::Result<std::string> add_key(std::string_view secret, const crypto::KdfParams& kdf,
+                                    bool append_only = false,
+                                    SecretKind kind = SecretKind::kPassword);
   // The key this session opened with is append-only (see KeyFileInfo).
   bool append_only() const { return append_only_; }
   // kPermissionDenied naming `what` when the key in use is append-only.

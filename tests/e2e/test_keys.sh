@@ -58,4 +58,20 @@ CAIRN_PASSWORD=agent CAIRN_NEW_PASSWORD=agent2 expect_exit 0 R --json key add "$
 CAIRN_PASSWORD=third expect_exit 0 R --json key list
 assert_eq 2 "$(jq '[.[] | select(.append_only)] | length' <<<"$OUT")" "keys added by an append-only key are append-only"
 CAIRN_PASSWORD=third expect_exit 0 R forget --keep-last 1
+step "a generated key file opens the repository without a password or KDF"
+CAIRN_PASSWORD=third expect_exit 0 R --json key add --new-key-file "$T/agent.key"
+keyfile_id=$(jq -r .added <<<"$OUT")
+assert_eq 600 "$(stat -c %a "$T/agent.key")" "key file mode"
+(unset CAIRN_PASSWORD; expect_exit 0 R --key-file "$T/agent.key" backup "$T/src") || fail "backup with --key-file"
+(unset CAIRN_PASSWORD; CAIRN_KEY_FILE=$T/agent.key expect_exit 0 R --json key list
+ assert_eq keyfile "$(jq -r '.[] | select(.current) | .type' <<<"$OUT")" "type of the key in use") || fail "key list"
+CAIRN_PASSWORD=third expect_exit 1 R key add --new-key-file "$T/agent.key"  # never overwrites
+assert_contains "$ERR" "agent.key"
+head -c 44 /dev/urandom | base64 -w0 >"$T/wrong.key"
+expect_exit 12 R --key-file "$T/wrong.key" snapshots
+echo short >"$T/short.key"
+expect_exit 2 R --key-file "$T/short.key" snapshots
+assert_contains "$ERR" "holds no key"
+CAIRN_PASSWORD=third expect_exit 0 R key remove "${keyfile_id:0:8}"
+expect_exit 12 R --key-file "$T/agent.key" snapshots
 echo "PASS test_keys"
