@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 
 #include "archive/fs_meta.h"
 #include "core/file.h"
@@ -731,38 +732,144 @@ core::Result<BackupResult> backup_paths(repo::Repository& repo, const std::vecto
 
 core::Result<BackupResult> backup_stream(repo::Repository& repo, StreamSource source,
                                          const BackupOptions& options, BackupProgress* progress) {
-  auto start = std::chrono::steady_clock::now();
   if (!repo::is_safe_name(source.filename))
     return core::invalid_argument("invalid stream file name '" + source.filename + "'");
+  auto done = std::make_shared<bool>(false);
+  EntrySource entries;
+  entries.next = [done, name = source.filename,
+                  read = std::move(source.read)]() -> core::Result<std::optional<StreamEntry>> {
+    if (*done) return std::optional<StreamEntry>();
+    *done = true;
+    StreamEntry e;
+    e.path = name;
+    e.read = read;
+    return std::optional<StreamEntry>(std::move(e));
+  };
+  entries.finish = std::move(source.finish);
+  return backup_entries(repo, std::move(entries), options, progress);
+}
+
+namespace {
+
+// The directory tree of a backup_entries() snapshot while it is built: small
+// (names and blob ids only), serialised bottom-up at the end.
+struct DirBuild {
+  Node node;  // the directory's own metadata (name, mode, times)
+  std::map<std::string, std::unique_ptr<DirBuild>> dirs;
+  std::map<std::string, Node> others;  // files and symlinks
+};
+
+Node entry_node(const StreamEntry& e, const std::string& name) {
+  Node n;
+  n.name = name;
+  n.type = e.type;
+  n.mode = e.mode & 07777;
+  n.uid = e.uid.value_or(getuid());
+  n.gid = e.gid.value_or(getgid());
+  n.mtime_ns = n.ctime_ns = e.mtime_ns ? e.mtime_ns : repo::now_time().unix_ns;
+  n.links = 1;
+  n.link_target = e.link_target;
+  return n;
+}
+
+// Finds (creating as needed) the directory that holds `parts[0..n-1]`.
+core::Result<DirBuild*> parent_dir(DirBuild& root, const std::vector<std::string>& parts,
+                                   const StreamEntry& e) {
+  DirBuild* d = &root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    auto& slot = d->dirs[parts[i]];
+    if (!slot) {
+      if (d->others.count(parts[i]))
+        return core::invalid_argument("stream entry '" + e.path + "' is inside a file");
+      slot = std::make_unique<DirBuild>();
+      StreamEntry implied;  // a directory the stream names only as a parent
+      implied.type = NodeType::kDir;
+      implied.mode = 0700;
+      slot->node = entry_node(implied, parts[i]);
+    }
+    d = slot.get();
+  }
+  return d;
+}
+
+core::Result<Id> save_dir(repo::Repository& repo, DirBuild& d, Pipeline& pipe) {
+  Tree t;
+  for (auto& [name, sub] : d.dirs) {
+    ASSIGN_OR_RETURN(Id id, save_dir(repo, *sub, pipe));
+    Node n = sub->node;
+    n.subtree = id;
+    t.nodes.push_back(std::move(n));
+    pipe.dirs++;
+  }
+  for (auto& [name, n] : d.others) t.nodes.push_back(std::move(n));
+  return repo.save_tree(t);
+}
+
+}  // namespace
+
+core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource source,
+                                          const BackupOptions& options, BackupProgress* progress) {
+  auto start = std::chrono::steady_clock::now();
   repo::WriteStats before = repo.write_stats();
   Pipeline pipe(repo, options, progress);
-  std::vector<Id> ids;
-  uint64_t bytes = 0;
-  core::Status st = pipe.store_stream(source.read, ids, bytes);
+  DirBuild root;
+  std::vector<std::string> top;
+  auto add = [&](StreamEntry& e) -> core::Status {
+    std::vector<std::string> parts;
+    std::stringstream ss(e.path);
+    for (std::string part; std::getline(ss, part, '/');)
+      if (!part.empty() && part != ".") parts.push_back(part);
+    if (parts.empty()) return {};  // the root itself ("./" in tar streams)
+    for (const auto& p : parts)
+      if (!repo::is_safe_name(p)) return core::invalid_argument("unsafe stream entry path '" + e.path + "'");
+    ASSIGN_OR_RETURN(DirBuild* dir, parent_dir(root, parts, e));
+    const std::string& name = parts.back();
+    if (std::find(top.begin(), top.end(), parts[0]) == top.end()) top.push_back(parts[0]);
+    if (e.type == NodeType::kDir) {
+      if (dir->others.count(name)) return core::invalid_argument("stream entry '" + e.path + "' is repeated");
+      auto& slot = dir->dirs[name];
+      if (!slot) slot = std::make_unique<DirBuild>();
+      slot->node = entry_node(e, name);
+      return {};
+    }
+    if (dir->dirs.count(name) || dir->others.count(name))
+      return core::invalid_argument("stream entry '" + e.path + "' is repeated");
+    Node n = entry_node(e, name);
+    if (e.type == NodeType::kFile) {
+      if (!e.read) return core::invalid_argument("stream entry '" + e.path + "' has no data");
+      uint64_t bytes = 0;
+      TRY(pipe.store_stream(e.read, n.content, bytes));
+      n.size = bytes;
+      pipe.files_new++;
+      pipe.total_files++;
+      pipe.total_bytes += bytes;
+      pipe.progress().files_done++;
+    } else if (e.type != NodeType::kSymlink) {
+      return core::invalid_argument("stream entry '" + e.path + "' has an unsupported type");
+    }
+    dir->others.emplace(name, std::move(n));
+    return {};
+  };
+  core::Status st;
+  for (;;) {
+    auto e = source.next();
+    if (!e.ok()) {
+      st = e.status();
+      break;
+    }
+    if (!*e) break;
+    st = add(**e);
+    if (!st.ok()) break;
+  }
   if (source.finish) {
     core::Status fin = source.finish();
     if (st.ok()) st = fin;
   }
   TRY(st);
-  Node n;
-  n.name = source.filename;
-  n.type = NodeType::kFile;
-  n.mode = 0600;
-  n.uid = getuid();
-  n.gid = getgid();
-  auto now = repo::now_time();
-  n.mtime_ns = n.ctime_ns = now.unix_ns;
-  n.size = bytes;
-  n.links = 1;
-  n.content = std::move(ids);
-  Tree t;
-  t.nodes.push_back(std::move(n));
-  ASSIGN_OR_RETURN(Id root, repo.save_tree(t));
-  pipe.files_new++;
-  pipe.total_files++;
-  pipe.total_bytes += bytes;
-  pipe.progress().files_done++;
-  return finish_snapshot(repo, pipe, root, {"/" + source.filename}, options, before, start);
+  ASSIGN_OR_RETURN(Id root_id, save_dir(repo, root, pipe));
+  std::vector<std::string> paths;
+  for (const auto& t : top) paths.push_back("/" + t);
+  return finish_snapshot(repo, pipe, root_id, paths, options, before, start);
 }
 
 }  // namespace cairn::archive

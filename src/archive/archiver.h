@@ -65,6 +65,33 @@ struct StreamSource {
 core::Result<BackupResult> backup_stream(repo::Repository& repo, StreamSource source,
                                          const BackupOptions& options, BackupProgress* progress);
 
+// One entry of a tree that comes from a stream rather than a file system
+// walk: the members of a tar stream (a PostgreSQL base backup), the files
+// of a dump command. Directories named in paths are created as needed.
+struct StreamEntry {
+  std::string path;  // relative, '/'-separated, each part a safe name
+  repo::NodeType type = repo::NodeType::kFile;  // kFile, kDir or kSymlink
+  uint32_t mode = 0600;
+  std::optional<uint32_t> uid, gid;  // default: this process's
+  int64_t mtime_ns = 0;              // 0: now
+  std::string link_target;           // kSymlink
+  // kFile: the contents; returns 0 at end of the entry.
+  std::function<core::Result<size_t>(uint8_t*, size_t)> read;
+};
+
+// Entries one after another. next() returns nullopt at the end; it is called
+// again only after the previous entry's data was read to its end. `finish`
+// may veto the snapshot (e.g. the producing command failed).
+struct EntrySource {
+  std::function<core::Result<std::optional<StreamEntry>>()> next;
+  std::function<core::Status()> finish;
+};
+
+// Backs up every entry of `source` as one snapshot whose paths are the
+// top-level entries ("/name"). Any error, or a veto, means no snapshot.
+core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource source,
+                                          const BackupOptions& options, BackupProgress* progress);
+
 // The newest snapshot with the same host, service and paths (parent for
 // change detection), if any.
 std::optional<repo::SnapshotRef> find_parent(repo::Repository& repo, const std::string& host,
