@@ -12,6 +12,7 @@
 #include "archive/archiver.h"
 #include "cli/context.h"
 #include "core/bytes.h"
+#include "core/process.h"
 #include "repo/lock.h"
 
 namespace cairn::cli {
@@ -40,42 +41,17 @@ core::Result<size_t> read_fd(int fd, uint8_t* buf, size_t cap) {
 core::Result<archive::StreamSource> command_source(const std::vector<std::string>& argv,
                                                    const std::string& filename) {
   if (argv.empty()) return core::invalid_argument("--stdin-from-command needs a command after --");
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return core::errno_status(errno, "pipe");
-  pid_t pid = fork();
-  if (pid < 0) return core::errno_status(errno, "fork");
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    fprintf(stderr, "cairn: cannot run %s: %s\n", args[0], strerror(errno));
-    _exit(127);
-  }
-  close(fds[1]);
-  int rfd = fds[0];
-  auto total = std::make_shared<uint64_t>(0);
+  core::ProcessOptions po;
+  po.forward_stderr = true;  // the command's own messages stay visible
+  ASSIGN_OR_RETURN(std::shared_ptr<core::Subprocess> proc, core::Subprocess::start(argv, po));
   archive::StreamSource src;
   src.filename = filename;
-  src.read = [rfd, total](uint8_t* buf, size_t cap) -> core::Result<size_t> {
-    auto n = read_fd(rfd, buf, cap);
-    if (n.ok()) *total += *n;
-    return n;
-  };
-  std::string name = argv[0];
-  src.finish = [rfd, pid, name, total]() -> core::Status {
-    close(rfd);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFSIGNALED(status))
-      return core::io_error(fmt::format("command '{}' was killed by signal {}: no snapshot written", name,
-                                        WTERMSIG(status)));
-    if (WEXITSTATUS(status) != 0)
-      return core::io_error(fmt::format("command '{}' exited with status {}: no snapshot written", name,
-                                        WEXITSTATUS(status)));
-    if (*total == 0) return core::io_error("command '" + name + "' produced no output: no snapshot written");
+  src.read = [proc](uint8_t* buf, size_t cap) { return proc->read(buf, cap); };
+  src.finish = [proc]() -> core::Status {
+    uint64_t total = proc->bytes_read();
+    core::Status st = proc->wait();
+    if (!st.ok()) return core::io_error("command " + st.message() + ": no snapshot written");
+    if (total == 0) return core::io_error("command '" + proc->name() + "' produced no output: no snapshot written");
     return {};
   };
   return src;

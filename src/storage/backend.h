@@ -22,9 +22,10 @@
 
 namespace cairn::storage {
 
-enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock };
+enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock, kWal };
 
-const char* type_dir(FileType t);  // "keys", "data", "index", "snapshots", "locks"; "" for config
+// "keys", "data", "index", "snapshots", "locks", "wal"; "" for config
+const char* type_dir(FileType t);
 
 struct Handle {
   FileType type;

@@ -114,8 +114,9 @@ core::Status LocalBackend::save(const Handle& h, core::ByteView data) {
     auto opened = core::open_file(tmp_path, O_WRONLY | O_CREAT | O_EXCL, kFileMode);
     if (opened.ok()) {
       fd = std::move(opened).value();
-    } else if (opened.status().code() == core::Code::kNotFound && h.type == FileType::kPack &&
+    } else if (opened.status().code() == core::Code::kNotFound && h.type != FileType::kConfig &&
                !made_dir) {
+      // A pack fan-out folder, or a type folder newer than the repository (wal/).
       TRY(ensure_pack_dir(dir));
       made_dir = true;
     } else if (opened.status().code() != core::Code::kAlreadyExists || attempt >= 8) {
@@ -249,7 +250,8 @@ core::Status LocalBackend::create() {
   }
   // Re-running create() after an interrupted init is fine: existing folders are kept.
   for (FileType t :
-       {FileType::kKey, FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kLock}) {
+       {FileType::kKey, FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kLock,
+        FileType::kWal}) {
     ASSIGN_OR_RETURN(bool created, core::make_dir(root_ + "/" + type_dir(t), kDirMode));
     (void)created;
   }

@@ -1,0 +1,164 @@
+#include "core/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+extern char** environ;
+
+namespace cairn::core {
+
+namespace {
+
+constexpr size_t kStderrTail = 4096;
+
+// argv/envp arrays are built before fork(): the child of a threaded parent
+// may only call async-signal-safe functions until exec.
+std::vector<char*> c_strings(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const auto& x : extra) overridden |= x.compare(0, name.size() + 1, name + "=") == 0;
+    if (!overridden) env.push_back(std::move(entry));
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::string>& argv,
+                                                      const ProcessOptions& options) {
+  if (argv.empty()) return invalid_argument("no command to run");
+  int out[2] = {-1, -1}, err[2];
+  if (options.capture_stdout && pipe2(out, O_CLOEXEC) != 0) return errno_status(errno, "pipe");
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    int e = errno;
+    if (out[0] >= 0) close(out[0]), close(out[1]);
+    return errno_status(e, "pipe");
+  }
+  std::vector<std::string> env = merged_env(options.env);
+  std::vector<char*> args = c_strings(argv), envp = c_strings(env);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    if (out[0] >= 0) close(out[0]), close(out[1]);
+    close(err[0]), close(err[1]);
+    return errno_status(e, "fork");
+  }
+  if (pid == 0) {
+    int in = options.stdin_fd >= 0 ? options.stdin_fd : open("/dev/null", O_RDONLY);
+    if (in >= 0) dup2(in, 0);
+    if (out[1] >= 0) dup2(out[1], 1);
+    dup2(err[1], 2);
+    signal(SIGPIPE, SIG_DFL);
+    execvpe(args[0], args.data(), envp.data());
+    const char* msg = strerror(errno);
+    (void)!write(2, "cannot run ", 11);
+    (void)!write(2, args[0], strlen(args[0]));
+    (void)!write(2, ": ", 2);
+    (void)!write(2, msg, strlen(msg));
+    _exit(127);
+  }
+  auto p = std::unique_ptr<Subprocess>(new Subprocess());
+  p->name_ = argv[0];
+  p->forward_stderr_ = options.forward_stderr;
+  p->pid_ = pid;
+  if (out[1] >= 0) close(out[1]);
+  p->out_fd_ = out[0];
+  close(err[1]);
+  p->err_fd_ = err[0];
+  bool forward = options.forward_stderr;
+  Subprocess* self = p.get();
+  p->err_reader_ = std::thread([self, forward] {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(self->err_fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (forward) (void)!::write(2, buf, static_cast<size_t>(n));
+      std::lock_guard lock(self->err_mu_);
+      self->err_tail_.append(buf, static_cast<size_t>(n));
+      if (self->err_tail_.size() > 2 * kStderrTail)
+        self->err_tail_.erase(0, self->err_tail_.size() - kStderrTail);
+    }
+  });
+  return p;
+}
+
+Subprocess::~Subprocess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    (void)wait();
+  }
+  if (err_reader_.joinable()) err_reader_.join();
+  if (err_fd_ >= 0) close(err_fd_);
+}
+
+Result<size_t> Subprocess::read(uint8_t* buf, size_t cap) {
+  if (out_fd_ < 0) return size_t{0};
+  for (;;) {
+    ssize_t r = ::read(out_fd_, buf, cap);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno_status(errno, "reading the output of " + name_);
+    bytes_read_ += static_cast<uint64_t>(r);
+    return static_cast<size_t>(r);
+  }
+}
+
+std::string Subprocess::stderr_tail() {
+  std::lock_guard lock(err_mu_);
+  std::string t = err_tail_.size() > kStderrTail ? err_tail_.substr(err_tail_.size() - kStderrTail)
+                                                  : err_tail_;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+Status Subprocess::wait() {
+  if (pid_ <= 0) return invalid_argument(name_ + " was already waited for");
+  if (out_fd_ >= 0) {
+    close(out_fd_);
+    out_fd_ = -1;
+  }
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+  if (err_reader_.joinable()) err_reader_.join();
+  std::string tail = stderr_tail();
+  std::string detail = tail.empty() || forward_stderr_ ? "" : ":\n" + tail;
+  if (WIFSIGNALED(status))
+    return io_error(name_ + " was killed by signal " + std::to_string(WTERMSIG(status)) + detail);
+  if (WEXITSTATUS(status) != 0)
+    return io_error(name_ + " exited with status " + std::to_string(WEXITSTATUS(status)) + detail);
+  return {};
+}
+
+Result<std::string> run_and_capture(const std::vector<std::string>& argv,
+                                    const ProcessOptions& options) {
+  ASSIGN_OR_RETURN(auto p, Subprocess::start(argv, options));
+  std::string out;
+  uint8_t buf[8192];
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, p->read(buf, sizeof buf));
+    if (n == 0) break;
+    out.append(reinterpret_cast<char*>(buf), n);
+  }
+  TRY(p->wait());
+  return out;
+}
+
+}  // namespace cairn::core

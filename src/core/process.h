@@ -1,0 +1,69 @@
+// Subprocess: runs a program (pg_dump, pg_basebackup, a user's dump command)
+// with its stdout on a pipe that the caller streams, and the tail of its
+// stderr kept for the error message. Never through a shell.
+//
+// Not thread-safe; one owner reads and waits. The destructor kills (SIGKILL)
+// and reaps a child that is still running, so an error path never leaves a
+// dump running in the background.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+
+namespace cairn::core {
+
+struct ProcessOptions {
+  std::vector<std::string> env;  // extra "NAME=value" entries
+  bool capture_stdout = true;    // false: the child inherits our stdout
+  int stdin_fd = -1;             // -1: /dev/null; else the child's stdin
+  // Copy the child's stderr to ours as it comes (then wait()'s error does not
+  // repeat it); otherwise its tail goes into wait()'s error message.
+  bool forward_stderr = false;
+};
+
+class Subprocess {
+ public:
+  static Result<std::unique_ptr<Subprocess>> start(const std::vector<std::string>& argv,
+                                                   const ProcessOptions& options = {});
+  ~Subprocess();
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  // Reads the child's stdout; 0 at end of stream.
+  Result<size_t> read(uint8_t* buf, size_t cap);
+  int stdout_fd() const { return out_fd_; }
+  // Closes our end of stdout and reaps the child. Ok only for exit status 0;
+  // otherwise an error naming the program, its status and its last stderr lines.
+  Status wait();
+  // Bytes read from stdout so far.
+  uint64_t bytes_read() const { return bytes_read_; }
+  const std::string& name() const { return name_; }
+  std::string stderr_tail();
+
+ private:
+  Subprocess() = default;
+  std::string name_;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  uint64_t bytes_read_ = 0;
+  bool forward_stderr_ = false;
+  std::thread err_reader_;
+  std::mutex err_mu_;
+  std::string err_tail_;
+};
+
+// Runs argv to completion and returns its stdout (meant for small outputs
+// such as `pg_config --bindir`).
+Result<std::string> run_and_capture(const std::vector<std::string>& argv,
+                                    const ProcessOptions& options = {});
+
+}  // namespace cairn::core
