@@ -317,11 +317,16 @@ core::Result<core::Bytes> Repository::load_blob(const Id& id) {
     if (grew) loc = index_.lookup(id);
   }
   if (!loc) return core::not_found("blob " + id.hex() + " is not in the index");
-  auto sealed = backend_->load({FileType::kPack, loc->pack.hex()}, loc->entry.offset, loc->entry.length);
-  if (!sealed.ok()) return sealed.status().with_context("pack " + loc->pack.hex());
-  auto plain = open_blob(key_.encrypt, key_.mac, loc->entry, *sealed);
+  return load_blob_at(id, *loc);
+}
+
+core::Result<core::Bytes> Repository::load_blob_at(const Id& id, const BlobLocation& loc) {
+  if (loc.entry.id != id) return core::invalid_argument("blob location does not match blob " + id.short_hex());
+  auto sealed = backend_->load({FileType::kPack, loc.pack.hex()}, loc.entry.offset, loc.entry.length);
+  if (!sealed.ok()) return sealed.status().with_context("pack " + loc.pack.hex());
+  auto plain = open_blob(key_.encrypt, key_.mac, loc.entry, *sealed);
   if (!plain.ok())
-    return plain.status().with_context("blob " + id.short_hex() + " in pack " + loc->pack.hex());
+    return plain.status().with_context("blob " + id.short_hex() + " in pack " + loc.pack.hex());
   return plain;
 }
 
@@ -356,6 +361,18 @@ core::Result<std::string> Repository::save_file(FileType type, core::ByteView pl
   core::Status st = backend_->save({type, name}, stored);
   if (!st.ok() && st.code() != core::Code::kAlreadyExists) return st;
   return name;
+}
+
+core::Status Repository::save_named_file(FileType type, const std::string& name, core::ByteView plaintext) {
+  return backend_->save({type, name}, encode_file(key_.encrypt, plaintext, true));
+}
+
+core::Result<core::Bytes> Repository::load_named_file(FileType type, const std::string& name) {
+  Handle h{type, name};
+  ASSIGN_OR_RETURN(core::Bytes stored, backend_->load(h));
+  auto plain = decode_file(key_.encrypt, stored);
+  if (!plain.ok()) return plain.status().with_context(h.to_string());
+  return plain;
 }
 
 core::Result<std::string> Repository::save_snapshot(const Snapshot& s) {

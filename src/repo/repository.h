@@ -101,12 +101,20 @@ class Repository {
   WriteStats write_stats() const;
 
   core::Result<core::Bytes> load_blob(const Id& id);
+  // Loads a blob from a recorded location (a hint: kNotFound when that pack
+  // is gone, e.g. repacked; callers then use load_blob).
+  core::Result<core::Bytes> load_blob_at(const Id& id, const BlobLocation& where);
   core::Result<Tree> load_tree(const Id& id);
   core::Result<Id> save_tree(const Tree& tree, bool* added = nullptr);
 
   // Whole encrypted files (index, snapshots): decode and verify the name.
   core::Result<core::Bytes> load_file(storage::FileType type, const std::string& name);
   core::Result<std::string> save_file(storage::FileType type, core::ByteView plaintext);
+  // Files whose name is a key rather than their content's hash (log archive
+  // entries): the AEAD tag alone proves them authentic. Never overwrites.
+  core::Status save_named_file(storage::FileType type, const std::string& name,
+                               core::ByteView plaintext);
+  core::Result<core::Bytes> load_named_file(storage::FileType type, const std::string& name);
 
   core::Result<std::string> save_snapshot(const Snapshot& s);
   // All readable snapshots, oldest first; unreadable ones go to `problems`.

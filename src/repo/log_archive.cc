@@ -1,0 +1,242 @@
+#include "repo/log_archive.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "core/file.h"
+#include "crypto/crypto.h"
+#include "repo/chunker.h"
+#include "repo/timefmt.h"
+
+namespace cairn::repo {
+
+using json = nlohmann::json;
+using storage::FileType;
+
+namespace {
+
+json entry_json(const LogEntry& e) {
+  json blobs = json::array();
+  for (const auto& b : e.blobs) {
+    json jb = {{"id", b.id.hex()}};
+    if (b.where) {
+      jb["pack"] = b.where->pack.hex();
+      jb["offset"] = b.where->entry.offset;
+      jb["length"] = b.where->entry.length;
+      jb["raw_length"] = b.where->entry.raw_length;
+      jb["flags"] = b.where->entry.flags;
+    }
+    blobs.push_back(std::move(jb));
+  }
+  return {{"version", 1},    {"service", e.service}, {"name", e.name}, {"size", e.size},
+          {"sha256", e.sha256}, {"time", e.time},    {"blobs", blobs}};
+}
+
+core::Result<LogEntry> entry_from_json(core::ByteView bytes) {
+  json j = json::parse(bytes.begin(), bytes.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return core::corruption("log entry is not valid JSON");
+  try {
+    if (j.at("version").get<int>() != 1) return core::unsupported("log entry version " + j.at("version").dump());
+    LogEntry e;
+    e.service = j.at("service").get<std::string>();
+    e.name = j.at("name").get<std::string>();
+    e.size = j.at("size").get<uint64_t>();
+    e.sha256 = j.at("sha256").get<std::string>();
+    e.time = j.value("time", "");
+    for (const auto& jb : j.at("blobs")) {
+      auto id = Id::from_hex(jb.at("id").get<std::string>());
+      if (!id) return core::corruption("log entry has a malformed blob id");
+      LogBlob b{*id, std::nullopt};
+      if (jb.contains("pack")) {
+        auto pack = Id::from_hex(jb.at("pack").get<std::string>());
+        if (!pack) return core::corruption("log entry has a malformed pack id");
+        BlobLocation loc;
+        loc.pack = *pack;
+        loc.entry.type = BlobType::kData;
+        loc.entry.id = *id;
+        loc.entry.offset = jb.at("offset").get<uint32_t>();
+        loc.entry.length = jb.at("length").get<uint32_t>();
+        loc.entry.raw_length = jb.at("raw_length").get<uint32_t>();
+        loc.entry.flags = jb.at("flags").get<uint8_t>();
+        b.where = loc;
+      }
+      e.blobs.push_back(std::move(b));
+    }
+    return e;
+  } catch (const json::exception& ex) {
+    return core::corruption(std::string("log entry: ") + ex.what());
+  }
+}
+
+// Only names PostgreSQL (and binlog) archiving produces: no path separators.
+bool valid_log_name(const std::string& name) {
+  if (name.empty() || name.size() > 255 || name[0] == '.') return false;
+  for (char c : name) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+LogArchive::LogArchive(Repository& repo, std::string service) : repo_(repo), service_(std::move(service)) {}
+
+std::string LogArchive::object_name(const std::string& name) const {
+  std::string key = "log";
+  key += '\0';
+  key += service_;
+  key += '\0';
+  key += name;
+  return core::hex_encode(crypto::hmac_sha256(repo_.key().mac, core::as_bytes(key)));
+}
+
+core::Result<LogEntry> LogArchive::load_entry(const std::string& object) {
+  ASSIGN_OR_RETURN(core::Bytes plain, repo_.load_named_file(FileType::kWal, object));
+  auto e = entry_from_json(plain);
+  if (!e.ok()) return e.status().with_context("wal/" + object);
+  return e;
+}
+
+core::Result<std::optional<LogEntry>> LogArchive::find(const std::string& name) {
+  if (!valid_log_name(name)) return core::invalid_argument("invalid log file name '" + name + "'");
+  auto e = load_entry(object_name(name));
+  if (!e.ok()) {
+    if (e.status().code() == core::Code::kNotFound) return std::optional<LogEntry>();
+    return e.status();
+  }
+  // An entry moved to another name (or service) would decrypt fine: the
+  // recorded name is what proves it is the one asked for.
+  if (e->name != name || e->service != service_)
+    return core::corruption("wal/" + object_name(name) + " holds " + e->service + "/" + e->name +
+                            ", not " + service_ + "/" + name);
+  return std::optional<LogEntry>(std::move(*e));
+}
+
+core::Result<bool> LogArchive::push(const std::string& name, const std::string& path) {
+  ASSIGN_OR_RETURN(auto existing, find(name));
+  ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(path, O_RDONLY | O_CLOEXEC));
+  crypto::Sha256 hash;
+  uint64_t size = 0;
+  int raw_fd = fd.get();
+  Chunker chunker(repo_.gear(), repo_.config().chunker, [&](uint8_t* buf, size_t cap) -> core::Result<size_t> {
+    for (;;) {
+      ssize_t r = ::read(raw_fd, buf, cap);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return core::errno_status(errno, "reading " + path);
+      hash.update(core::ByteView(buf, static_cast<size_t>(r)));
+      size += static_cast<uint64_t>(r);
+      return static_cast<size_t>(r);
+    }
+  });
+  LogEntry e;
+  e.service = service_;
+  e.name = name;
+  core::Bytes chunk;
+  std::vector<Id> ids;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool more, chunker.next(chunk));
+    if (!more) break;
+    Id id = repo_.blob_id(chunk);
+    if (!existing) TRY(repo_.save_blob(BlobType::kData, id, chunk).status());
+    ids.push_back(id);
+  }
+  e.size = size;
+  e.sha256 = core::hex_encode(hash.finish());
+  if (existing) {
+    if (existing->sha256 == e.sha256 && existing->size == e.size) return false;
+    return core::already_exists("log file " + name + " of service '" + service_ +
+                                "' is already archived with different content (" +
+                                std::to_string(existing->size) + " bytes, sha256 " +
+                                existing->sha256.substr(0, 16) + "...); refusing to replace it");
+  }
+  TRY(repo_.flush());
+  std::unordered_map<Id, BlobLocation, IdHash> where;
+  for (const auto& pack : repo_.written_packs())
+    for (const auto& b : pack.blobs) where[b.id] = BlobLocation{pack.pack, b};
+  for (const auto& id : ids) {
+    auto it = where.find(id);
+    e.blobs.push_back(LogBlob{id, it == where.end() ? std::nullopt : std::optional(it->second)});
+  }
+  e.time = format_time(now_time());
+  std::string text = entry_json(e).dump();
+  core::Status st = repo_.save_named_file(FileType::kWal, object_name(name), core::as_bytes(text));
+  if (st.code() == core::Code::kAlreadyExists) {
+    // A concurrent push of the same name won: fine if it stored the same file.
+    ASSIGN_OR_RETURN(auto other, find(name));
+    if (other && other->sha256 == e.sha256) return false;
+    return core::already_exists("log file " + name + " of service '" + service_ +
+                                "' was archived concurrently with different content");
+  }
+  TRY(st);
+  return true;
+}
+
+core::Status LogArchive::fetch(const std::string& name, const std::string& dest) {
+  ASSIGN_OR_RETURN(auto entry, find(name));
+  if (!entry) return core::not_found("log file " + name + " of service '" + service_ + "' is not archived");
+  const std::string tmp = dest + ".cairn-tmp";
+  ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  crypto::Sha256 hash;
+  uint64_t size = 0;
+  auto fail = [&](core::Status st) {
+    ::unlink(tmp.c_str());
+    return st;
+  };
+  for (const auto& b : entry->blobs) {
+    core::Result<core::Bytes> data = core::not_found("");
+    if (b.where) data = repo_.load_blob_at(b.id, *b.where);
+    if (!b.where || data.status().code() == core::Code::kNotFound) data = repo_.load_blob(b.id);
+    if (!data.ok()) return fail(data.status().with_context("log file " + name));
+    hash.update(*data);
+    size += data->size();
+    if (auto st = core::write_all(fd.get(), *data, tmp); !st.ok()) return fail(st);
+  }
+  if (size != entry->size || core::hex_encode(hash.finish()) != entry->sha256)
+    return fail(core::corruption("log file " + name + " of service '" + service_ +
+                                 "' does not match its recorded digest (damaged archive)"));
+  if (auto st = core::fsync_fd(fd.get(), tmp); !st.ok()) return fail(st);
+  if (auto st = fd.close(tmp); !st.ok()) return fail(st);
+  if (::rename(tmp.c_str(), dest.c_str()) != 0) return fail(core::errno_status(errno, "rename to " + dest));
+  return {};
+}
+
+core::Result<std::vector<LogEntry>> list_all_log_entries(Repository& repo, std::vector<std::string>* problems) {
+  std::vector<std::string> names;
+  TRY(repo.backend().list(FileType::kWal, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  std::vector<LogEntry> out;
+  for (const auto& n : names) {
+    auto plain = repo.load_named_file(FileType::kWal, n);
+    core::Result<LogEntry> e = plain.ok() ? entry_from_json(*plain) : core::Result<LogEntry>(plain.status());
+    if (!e.ok()) {
+      if (e.status().code() == core::Code::kNotFound) continue;  // removed while listing
+      if (!problems) return e.status().with_context("wal/" + n);
+      problems->push_back("wal/" + n + ": " + e.status().message());
+      continue;
+    }
+    out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+core::Result<std::vector<LogEntry>> LogArchive::list(std::vector<std::string>* problems) {
+  ASSIGN_OR_RETURN(auto all, list_all_log_entries(repo_, problems));
+  std::vector<LogEntry> out;
+  for (auto& e : all)
+    if (e.service == service_) out.push_back(std::move(e));
+  std::sort(out.begin(), out.end(), [](const LogEntry& a, const LogEntry& b) { return a.name < b.name; });
+  return out;
+}
+
+core::Status LogArchive::remove(const std::string& name) {
+  if (!valid_log_name(name)) return core::invalid_argument("invalid log file name '" + name + "'");
+  TRY(repo_.require_full_key("remove archived log files"));
+  return repo_.backend().remove({FileType::kWal, object_name(name)});
+}
+
+}  // namespace cairn::repo

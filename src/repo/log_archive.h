@@ -1,0 +1,71 @@
+// LogArchive: files a database hands over one at a time as it fills them --
+// PostgreSQL WAL segments, timeline histories and backup history files (and
+// later MariaDB binlogs). Each file is stored as data blobs in packs, like
+// any file, plus one small encrypted entry under wal/<id> with
+//   id = hex HMAC-SHA-256(id key, "log" NUL service NUL name)
+// so a reader finds an entry by name without listing, and the store reveals
+// no names. The entry records where its blobs were written, so fetching one
+// needs no index load (the locations are hints: after a repack the index is
+// consulted). docs/format.md §10 is the exact format.
+//
+// Write order: pack -> index -> entry. An entry is never overwritten: a push
+// of a name that exists with the same content succeeds without writing, with
+// different content it fails (kAlreadyExists) -- PostgreSQL must not archive
+// two different segments under one name.
+//
+// Not thread-safe; one archive object per command.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "repo/index.h"
+#include "repo/repository.h"
+
+namespace cairn::repo {
+
+struct LogBlob {
+  Id id;
+  std::optional<BlobLocation> where;  // where it was written (a hint)
+};
+
+struct LogEntry {
+  std::string service, name;
+  uint64_t size = 0;
+  std::string sha256;  // hex digest of the file's content
+  std::string time;    // when it was archived (RFC 3339, UTC)
+  std::vector<LogBlob> blobs;
+};
+
+class LogArchive {
+ public:
+  LogArchive(Repository& repo, std::string service);
+
+  // Name of the wal/ object holding entry `name` of this service.
+  std::string object_name(const std::string& name) const;
+
+  // Archives the file at `path` as `name`. Returns true if stored, false if
+  // an identical file was archived before. Durable when it returns.
+  core::Result<bool> push(const std::string& name, const std::string& path);
+  // Writes entry `name` to `dest` (temp file + rename; content verified
+  // against the recorded digest). kNotFound when never archived.
+  core::Status fetch(const std::string& name, const std::string& dest);
+  core::Result<std::optional<LogEntry>> find(const std::string& name);
+  // Every entry of this service (unreadable ones go to `problems`).
+  core::Result<std::vector<LogEntry>> list(std::vector<std::string>* problems = nullptr);
+  // Removes an entry (its data goes with the next prune).
+  core::Status remove(const std::string& name);
+
+ private:
+  core::Result<LogEntry> load_entry(const std::string& object);
+  Repository& repo_;
+  std::string service_;
+};
+
+// Every entry of every service: prune and check treat their blobs as used.
+core::Result<std::vector<LogEntry>> list_all_log_entries(Repository& repo,
+                                                         std::vector<std::string>* problems);
+
+}  // namespace cairn::repo
