@@ -869,7 +869,9 @@ core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource so
   ASSIGN_OR_RETURN(Id root_id, save_dir(repo, root, pipe));
   std::vector<std::string> paths;
   for (const auto& t : top) paths.push_back("/" + t);
-  return finish_snapshot(repo, pipe, root_id, paths, options, before, start);
+  BackupOptions opt = options;
+  if (source.engine) opt.engine.update(source.engine());
+  return finish_snapshot(repo, pipe, root_id, paths, opt, before, start);
 }
 
 }  // namespace cairn::archive

@@ -85,6 +85,9 @@ struct StreamEntry {
 struct EntrySource {
   std::function<core::Result<std::optional<StreamEntry>>()> next;
   std::function<core::Status()> finish;
+  // Engine metadata only known at the end (e.g. a base backup's stop LSN):
+  // merged into the snapshot's `engine` after finish() succeeds.
+  std::function<nlohmann::json()> engine;
 };
 
 // Backs up every entry of `source` as one snapshot whose paths are the

@@ -47,4 +47,13 @@ core::Status walk(repo::Repository& repo, const repo::Id& tree, const std::strin
   return {};
 }
 
+core::Status stream_file(repo::Repository& repo, const repo::Node& file,
+                         const std::function<core::Status(core::ByteView)>& out) {
+  for (const auto& id : file.content) {
+    ASSIGN_OR_RETURN(auto blob, repo.load_blob(id));
+    TRY(out(blob));
+  }
+  return {};
+}
+
 }  // namespace cairn::archive

@@ -23,4 +23,8 @@ core::Result<Located> locate(repo::Repository& repo, const repo::Id& root, const
 core::Status walk(repo::Repository& repo, const repo::Id& tree, const std::string& prefix,
                   const std::function<bool(const std::string&, const repo::Node&)>& fn);
 
+// Passes a file node's content to `out`, one verified blob at a time.
+core::Status stream_file(repo::Repository& repo, const repo::Node& file,
+                         const std::function<core::Status(core::ByteView)>& out);
+
 }  // namespace cairn::archive

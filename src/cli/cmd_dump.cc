@@ -14,15 +14,6 @@ namespace cairn::cli {
 
 namespace {
 
-core::Status write_file_content(repo::Repository& repo, const repo::Node& n,
-                                const std::function<core::Status(core::ByteView)>& out) {
-  for (const auto& id : n.content) {
-    ASSIGN_OR_RETURN(auto blob, repo.load_blob(id));
-    TRY(out(blob));
-  }
-  return {};
-}
-
 struct ArchiveDeleter {
   void operator()(struct archive* a) const { archive_write_free(a); }
 };
@@ -63,7 +54,7 @@ core::Status dump_tar(repo::Repository& repo, const archive::Located& start) {
       default: return true;  // devices and sockets are not dumped
     }
     if ((result = check(archive_write_header(ar.get(), e.get()))).ok() && n.type == repo::NodeType::kFile) {
-      result = write_file_content(repo, n, [&](core::ByteView b) -> core::Status {
+      result = archive::stream_file(repo, n, [&](core::ByteView b) -> core::Status {
         if (archive_write_data(ar.get(), b.data(), b.size()) < 0)
           return core::io_error(std::string("tar: ") + archive_error_string(ar.get()));
         return {};
@@ -94,7 +85,7 @@ void add_dump(CLI::App& app, Context& ctx) {
       if (start.node.type == repo::NodeType::kDir) return dump_tar(*repo, start);
       if (start.node.type != repo::NodeType::kFile)
         return core::invalid_argument(start.path + " is not a file or directory");
-      return write_file_content(*repo, start.node, [](core::ByteView b) {
+      return archive::stream_file(*repo, start.node, [](core::ByteView b) {
         return core::write_all(1, b, "stdout");
       });
     });

@@ -96,6 +96,8 @@ void add_key(CLI::App& app, Context& ctx);
 void add_forget(CLI::App& app, Context& ctx);
 void add_unlock(CLI::App& app, Context& ctx);
 void add_prune(CLI::App& app, Context& ctx);
+void add_pg(CLI::App& app, Context& ctx);
+void add_wal(CLI::App& app, Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

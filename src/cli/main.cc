@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
   cli::add_forget(app, ctx);
   cli::add_unlock(app, ctx);
   cli::add_prune(app, ctx);
+  cli::add_pg(app, ctx);
+  cli::add_wal(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

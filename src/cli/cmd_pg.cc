@@ -1,0 +1,280 @@
+// cairn pg backup|restore: the PostgreSQL engine (docs/postgres.md).
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "archive/restorer.h"
+#include "cli/context.h"
+#include "engines/postgres/postgres.h"
+#include "repo/lock.h"
+
+namespace cairn::cli {
+
+namespace pg = engines::postgres;
+
+namespace {
+
+struct PgBackupArgs {
+  std::string dsn, mode = "logical", service, host, bindir;
+  std::vector<std::string> databases, tags;
+  bool no_globals = false, spread_checkpoint = false;
+};
+
+core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
+  if (a.dsn.empty()) return core::invalid_argument("pg backup needs --dsn (a libpq connection string)");
+  if (a.service.empty()) return core::invalid_argument("pg backup needs --service: snapshots and WAL are kept per service");
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+  archive::BackupOptions opt;
+  opt.service = a.service;
+  opt.host = a.host.empty() ? archive::local_hostname() : a.host;
+  opt.tags = a.tags;
+  archive::BackupProgress progress;
+  ProgressLine line(ctx.show_progress(), [&](double el) {
+    return fmt::format("[{}] {} files, {}", core::format_duration(el), progress.files_done.load(),
+                       core::format_bytes(progress.bytes_done));
+  });
+  core::Result<archive::BackupResult> r = core::invalid_argument("unset");
+  if (a.mode == "logical") {
+    pg::LogicalOptions lo{a.dsn, a.bindir, a.databases, !a.no_globals};
+    r = pg::logical_backup(*repo, lo, opt, &progress);
+  } else {
+    if (!a.databases.empty()) return core::invalid_argument("--database applies to logical backups only");
+    pg::PhysicalOptions po{a.dsn, a.bindir, !a.spread_checkpoint};
+    r = pg::physical_backup(*repo, po, opt, &progress);
+  }
+  line.stop();
+  if (!r.ok()) return core::Status(r.status().code(), r.status().message() + "\nno snapshot written");
+  const auto& s = r->snapshot;
+  if (ctx.json) {
+    ctx.print_json({{"snapshot_id", r->snapshot_id}, {"engine", s.engine}, {"summary", s.to_json()["summary"]}});
+  } else if (!ctx.quiet) {
+    std::cout << fmt::format("snapshot {} saved ({} {} backup of PostgreSQL {})\n", r->snapshot_id.substr(0, 8),
+                             a.service, a.mode, s.engine.value("server_version", "?"));
+    if (a.mode == "physical")
+      std::cout << fmt::format("  WAL {} .. {} on timeline {}\n", s.engine.value("start_lsn", "?"),
+                               s.engine.value("stop_lsn", "?"), s.engine.value("timeline", 0));
+    std::cout << fmt::format("  {} files, {}; added {} stored in {}\n", s.summary.total_files,
+                             core::format_bytes(s.summary.total_bytes), core::format_bytes(s.summary.data_added),
+                             core::format_duration(s.summary.duration_s));
+  }
+  return {};
+}
+
+struct PgRestoreArgs {
+  std::string service, snapshot, target_dir, dsn, database, bindir, restore_command;
+  std::string to_time, to_lsn, to_xid, to_name, action = "promote", timeline = "latest";
+  bool to_immediate = false, create = false, clean = false, globals = false;
+  int jobs = 1;
+  std::vector<std::string> tables, schemas;
+};
+
+std::string self_exe() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "cairn" : p.string();
+}
+
+// The restore_command PostgreSQL will run: this binary, this repository, a
+// credential it can read without a terminal. Never a password inline.
+core::Result<std::string> default_restore_command(const Context& ctx, const std::string& service) {
+  std::string env, key;
+  if (!ctx.key_file.empty()) {
+    key = " --key-file " + pg::shell_quote(std::filesystem::absolute(ctx.key_file).string());
+  } else if (const char* f = getenv("CAIRN_PASSWORD_FILE"); f && *f) {
+    env = "CAIRN_PASSWORD_FILE=" + pg::shell_quote(std::filesystem::absolute(f).string()) + " ";
+  } else if (const char* c = getenv("CAIRN_PASSWORD_COMMAND"); c && *c) {
+    env = "CAIRN_PASSWORD_COMMAND=" + pg::shell_quote(c) + " ";
+  } else {
+    return core::invalid_argument(
+        "PostgreSQL's restore_command needs a credential it can read: use --key-file or CAIRN_PASSWORD_FILE "
+        "(readable by the server's user), or give --restore-command. A password from CAIRN_PASSWORD would "
+        "end up in postgresql.auto.conf, so it is not used.");
+  }
+  std::string repo = ctx.repo;
+  if (repo.find(':') == std::string::npos || repo.starts_with("local:"))
+    repo = std::filesystem::absolute(repo.starts_with("local:") ? repo.substr(6) : repo).string();
+  std::string flags = ctx.insecure_http ? " --insecure-http" : "";
+  return env + pg::shell_quote(self_exe()) + key + flags + " --repo " + pg::shell_quote(repo) +
+         " wal-get --service " + pg::shell_quote(service) + " %f %p";
+}
+
+core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
+  using Kind = pg::RecoveryTarget::Kind;
+  pg::RecoveryTarget target;
+  int given = 0;
+  auto pick = [&](const std::string& v, Kind k) {
+    if (v.empty()) return;
+    given++;
+    target.kind = k;
+    target.value = v;
+  };
+  pick(a.to_time, Kind::kTime);
+  pick(a.to_lsn, Kind::kLsn);
+  pick(a.to_xid, Kind::kXid);
+  pick(a.to_name, Kind::kName);
+  if (a.to_immediate) {
+    given++;
+    target.kind = Kind::kImmediate;
+  }
+  if (given > 1) return core::invalid_argument("give at most one of --to-time, --to-lsn, --to-xid, --to-name, --to-immediate");
+  target.action = a.action;
+  target.timeline = a.timeline;
+
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(a.target_dir, ec) && !fs::is_empty(a.target_dir, ec))
+    return core::invalid_argument("--target-dir " + a.target_dir + " is not empty: restore into a new directory");
+
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
+  std::string restore_command = a.restore_command;
+  if (restore_command.empty()) {
+    ASSIGN_OR_RETURN(restore_command, default_restore_command(ctx, a.service));
+  }
+  repo::SnapshotRef base;
+  if (!a.snapshot.empty()) {
+    ASSIGN_OR_RETURN(base, repo->find_snapshot(a.snapshot, a.service));
+    if (base.snapshot.engine.value("mode", "") != "physical")
+      return core::invalid_argument("snapshot " + base.id.substr(0, 8) + " is not a physical base backup");
+  } else {
+    ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
+    ASSIGN_OR_RETURN(base, pg::choose_base_backup(all, a.service, target));
+  }
+  fs::create_directories(a.target_dir, ec);
+  if (ec) return core::errno_status(ec.value(), a.target_dir);
+  archive::RestoreOptions ro;
+  ro.target = a.target_dir;
+  archive::RestoreProgress progress;
+  ProgressLine line(ctx.show_progress(), [&](double el) {
+    return fmt::format("[{}] {} of {}", core::format_duration(el), core::format_bytes(progress.bytes_done),
+                       core::format_bytes(progress.bytes_total));
+  });
+  ASSIGN_OR_RETURN(auto result, archive::restore(*repo, base.snapshot, "/", ro, &progress));
+  line.stop();
+  if (!result.errors.empty()) {
+    for (const auto& e : result.errors) std::cerr << "error: " << e << "\n";
+    return core::io_error(fmt::format("{} file(s) of base backup {} could not be restored", result.errors.size(),
+                                      base.id.substr(0, 8)));
+  }
+  // The data directory itself: owned by the data files' user, mode 0700.
+  struct stat st;
+  if (::stat((a.target_dir + "/PG_VERSION").c_str(), &st) == 0) {
+    (void)!chown(a.target_dir.c_str(), st.st_uid, st.st_gid);
+  }
+  chmod(a.target_dir.c_str(), 0700);
+  TRY(pg::write_recovery_config(a.target_dir, target, restore_command));
+  const auto& e = base.snapshot.engine;
+  if (ctx.json) {
+    ctx.print_json({{"base_backup", base.id},
+                    {"base_stop_lsn", e.value("stop_lsn", "")},
+                    {"base_stop_time", e.value("stop_time", "")},
+                    {"target_dir", a.target_dir},
+                    {"files", result.files},
+                    {"bytes", result.bytes},
+                    {"restore_command", restore_command}});
+  } else if (!ctx.quiet) {
+    std::cout << fmt::format(
+        "restored base backup {} (ended at {} / {}) into {}: {} files, {}\n"
+        "recovery settings written (postgresql.auto.conf, recovery.signal); start the server to replay WAL:\n"
+        "  pg_ctl -D {} start\n",
+        base.id.substr(0, 8), e.value("stop_lsn", "?"), e.value("stop_time", "?"), a.target_dir, result.files,
+        core::format_bytes(result.bytes), a.target_dir);
+  }
+  return {};
+}
+
+core::Status run_logical_restore(Context& ctx, const PgRestoreArgs& a) {
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
+  repo::SnapshotRef snap;
+  if (!a.snapshot.empty() && a.snapshot != "latest") {
+    ASSIGN_OR_RETURN(snap, repo->find_snapshot(a.snapshot, a.service));
+  } else {
+    ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
+    const repo::SnapshotRef* best = nullptr;
+    for (const auto& s : all)
+      if (s.snapshot.service == a.service && s.snapshot.engine.value("mode", "") == "logical") best = &s;
+    if (!best) return core::not_found("service '" + a.service + "' has no logical PostgreSQL backup");
+    snap = *best;
+  }
+  pg::LogicalRestoreOptions lo;
+  lo.dsn = a.dsn;
+  lo.bindir = a.bindir;
+  lo.database = a.database;
+  lo.create = a.create;
+  lo.clean = a.clean;
+  lo.globals = a.globals;
+  lo.jobs = a.jobs;
+  lo.tables = a.tables;
+  lo.schemas = a.schemas;
+  TRY(pg::logical_restore(*repo, snap, lo));
+  if (ctx.json) {
+    ctx.print_json({{"snapshot", snap.id}, {"restored", a.globals ? "globals" : "database"}});
+  } else if (!ctx.quiet) {
+    std::cout << "restored " << (a.globals ? "globals" : "database") << " from snapshot " << snap.id.substr(0, 8)
+              << "\n";
+  }
+  return {};
+}
+
+}  // namespace
+
+void add_pg(CLI::App& app, Context& ctx) {
+  auto* pg_cmd = app.add_subcommand("pg", "PostgreSQL: logical and physical backups, point-in-time restore");
+  pg_cmd->require_subcommand(1);
+
+  auto b = std::make_shared<PgBackupArgs>();
+  auto* backup = pg_cmd->add_subcommand("backup", "back up a PostgreSQL server (pg_dump or a base backup)");
+  backup->add_option("--dsn", b->dsn, "libpq connection string (password from PGPASSWORD/.pgpass, never here)");
+  backup->add_option("--mode", b->mode, "logical (pg_dump -Fc) or physical (base backup for PITR)")
+      ->check(CLI::IsMember({"logical", "physical"}));
+  backup->add_option("--service", b->service, "service the backup belongs to");
+  backup->add_option("--database", b->databases, "logical: database(s) to dump (default: the DSN's)")
+      ->allow_extra_args(false);
+  backup->add_flag("--no-globals", b->no_globals, "logical: skip roles and tablespaces (pg_dumpall -g)");
+  backup->add_flag("--spread-checkpoint", b->spread_checkpoint, "physical: wait for a spread checkpoint instead of a fast one");
+  backup->add_option("--bindir", b->bindir, "folder of pg_dump/pg_basebackup (default: the server's version)");
+  backup->add_option("--host", b->host, "host name to record");
+  backup->add_option("--tag", b->tags, "tag(s) for the snapshot")->allow_extra_args(false);
+  backup->callback([&ctx, b] { ctx.run([&] { return run_pg_backup(ctx, *b); }); });
+
+  auto r = std::make_shared<PgRestoreArgs>();
+  auto* restore = pg_cmd->add_subcommand(
+      "restore", "physical: restore a base backup + recovery settings into --target-dir; logical: pg_restore into --dsn");
+  restore->add_option("--service", r->service, "service to restore")->required();
+  restore->add_option("--snapshot", r->snapshot, "snapshot id (default: chosen for the target / the latest)");
+  restore->add_option("--target-dir", r->target_dir, "physical: new data directory");
+  restore->add_option("--to-time", r->to_time, "physical: recover to this time (RFC 3339)");
+  restore->add_option("--to-lsn", r->to_lsn, "physical: recover to this LSN");
+  restore->add_option("--to-xid", r->to_xid, "physical: recover to this transaction id");
+  restore->add_option("--to-name", r->to_name, "physical: recover to this restore point (pg_create_restore_point)");
+  restore->add_flag("--to-immediate", r->to_immediate, "physical: stop as soon as the base backup is consistent");
+  restore->add_option("--target-action", r->action, "physical: promote (default), pause or shutdown at the target")
+      ->check(CLI::IsMember({"promote", "pause", "shutdown"}));
+  restore->add_option("--target-timeline", r->timeline, "physical: latest (default), current or a number");
+  restore->add_option("--restore-command", r->restore_command, "physical: restore_command to write instead of cairn's");
+  restore->add_option("--dsn", r->dsn, "logical: target server (connection string)");
+  restore->add_option("--database", r->database, "logical: which database of the snapshot");
+  restore->add_flag("--create", r->create, "logical: create the database (connect --dsn to another one)");
+  restore->add_flag("--clean", r->clean, "logical: drop objects before recreating them");
+  restore->add_flag("--globals", r->globals, "logical: restore roles and tablespaces (globals.sql) instead");
+  restore->add_option("--jobs", r->jobs, "logical: parallel pg_restore jobs (stages the dump in /tmp)");
+  restore->add_option("--table", r->tables, "logical: only this table (repeatable)")->allow_extra_args(false);
+  restore->add_option("--schema", r->schemas, "logical: only this schema (repeatable)")->allow_extra_args(false);
+  restore->add_option("--bindir", r->bindir, "folder of pg_restore/psql (default: the server's version)");
+  restore->callback([&ctx, r] {
+    ctx.run([&]() -> core::Status {
+      if (!r->target_dir.empty() && !r->dsn.empty())
+        return core::invalid_argument("give --target-dir (physical) or --dsn (logical), not both");
+      if (!r->target_dir.empty()) return run_physical_restore(ctx, *r);
+      if (!r->dsn.empty()) return run_logical_restore(ctx, *r);
+      return core::invalid_argument("give --target-dir DIR (physical, point in time) or --dsn DSN (logical)");
+    });
+  });
+}
+
+}  // namespace cairn::cli
