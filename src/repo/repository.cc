@@ -31,6 +31,10 @@ core::Result<std::unique_ptr<Repository>> Repository::init(std::shared_ptr<stora
                                                            std::string_view password,
                                                            const InitOptions& options) {
   if (password.empty()) return core::invalid_argument("empty password");
+  if (options.create_container) {
+    core::Status made = backend->create_container();
+    if (!made.ok() && made.code() != core::Code::kUnsupported) return made;
+  }
   ASSIGN_OR_RETURN(bool exists, backend->exists());
   if (exists) return core::already_exists("a repository already exists at " + backend->location());
   TRY(backend->create());

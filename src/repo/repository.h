@@ -31,6 +31,8 @@ namespace cairn::repo {
 struct InitOptions {
   crypto::KdfParams kdf;  // from crypto::calibrate_kdf unless set
   ChunkerParams chunker;
+  // Create a missing container first (an S3 bucket: init --create-bucket).
+  bool create_container = false;
 };
 
 struct SnapshotRef {
