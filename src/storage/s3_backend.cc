@@ -406,6 +406,13 @@ core::Status S3Options::validate() const {
                                   "' cannot be used as a host name (virtual-host addressing needs "
                                   "3-63 lower-case letters, digits, '-' and '.'): use path style");
   }
+  // The region goes into the credential scope and the CreateBucket XML.
+  if (region.empty() || !std::all_of(region.begin(), region.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+      })) {
+    return core::invalid_argument("invalid S3 region '" + region +
+                                  "' (AWS_DEFAULT_REGION: lower-case letters, digits and '-')");
+  }
   if (connections < 1 || connections > 64) {
     return core::invalid_argument("S3 connections must be between 1 and 64, not " +
                                   std::to_string(connections));

@@ -86,7 +86,7 @@ assert_eq 2 "$(jq length <<<"$OUT")" "number of snapshots"
 
 step "wrong access key id: refused quickly, secret not echoed"
 start=$SECONDS
-AWS_ACCESS_KEY_ID=NOT-A-KEY AWS_SECRET_ACCESS_KEY=TOPSECRET-e2e expect_exit nonzero R snapshots
+AWS_ACCESS_KEY_ID=NOT-A-KEY AWS_SECRET_ACCESS_KEY=TOPSECRET-e2e expect_exit 1 R snapshots
 assert_contains "$ERR" "access denied"
 assert_not_contains "$ERR$OUT" "TOPSECRET"
 ((SECONDS - start < 10)) || fail "wrong credentials took $((SECONDS - start))s (retried?)"

@@ -140,6 +140,9 @@ TEST(S3OptionsTest, AddressingDefaultsToVirtualHostOnAwsOnly) {
   o.bucket = "my-bucket";
   o.connections = 0;
   EXPECT_EQ(o.validate().code(), Code::kInvalidArgument);
+  o.connections = 8;
+  o.region = "eu-west-3<x>";
+  EXPECT_EQ(o.validate().code(), Code::kInvalidArgument);
 }
 
 TEST(S3OptionsTest, OpenOptionsReachTheBackend) {
@@ -393,7 +396,9 @@ class S3HttpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     server_ = s3test::shared_https_s3rver();
-    if (server_ == nullptr) GTEST_SKIP() << s3test::s3rver_missing_message();
+    if (server_ == nullptr) {
+      GTEST_SKIP() << s3test::s3rver_missing_message() << " (or no openssl CLI for the test CA)";
+    }
   }
   S3rver* server_ = nullptr;
 };
