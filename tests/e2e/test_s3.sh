@@ -2,7 +2,8 @@
 # and a 20 MiB random file), restore --verify, check --read-data, a second
 # init refused, wrong credentials and a missing bucket reported clearly,
 # init --create-bucket, credentials from a shared credentials file,
-# virtual-host addressing, a pack changed in the store, and HTTPS with
+# virtual-host addressing, a pack changed in the store, a pack upload that
+# keeps failing (backup fails naming it, no snapshot), and HTTPS with
 # --cacert / --insecure-tls against a second s3rver with a test CA.
 # Skips (exit 0) when s3rver is not installed (scripts/install-s3rver).
 # Usage: bash tests/e2e/test_s3.sh /path/to/cairn
@@ -151,6 +152,23 @@ expect_exit 0 R check --read-data
 
 step "wrong region: s3rver does not check it (documented); the request still works"
 AWS_DEFAULT_REGION=xx-nowhere-1 expect_exit 0 R snapshots
+
+step "a pack upload that keeps failing fails the backup, naming the pack; no snapshot"
+FREPO=s3:$ENDPOINT/$BUCKET/failing
+expect_exit 0 cairn --insecure-http --repo "$FREPO" init --kdf-iterations 1 --kdf-memory 8
+# A plain file where s3rver needs the folder data/ makes every pack PUT fail
+# with a 500 (retried with backoff, then given up).
+mkdir -p "$S3DATA/$BUCKET/failing"
+: >"$S3DATA/$BUCKET/failing/data"
+expect_exit 1 cairn --insecure-http --repo "$FREPO" --s3-connections 4 backup "$SRC"
+assert_contains "$ERR" "storing pack "
+assert_contains "$ERR" "gave up after"
+rm -f "$S3DATA/$BUCKET/failing/data"
+expect_exit 0 cairn --insecure-http --repo "$FREPO" --json snapshots
+assert_eq 0 "$(jq length <<<"$OUT")" "snapshots after a failed upload"
+expect_exit 0 cairn --insecure-http --repo "$FREPO" check
+expect_exit 0 cairn --insecure-http --repo "$FREPO" backup "$SRC"
+expect_exit 0 cairn --insecure-http --repo "$FREPO" check --read-data
 
 step "HTTPS: a second s3rver with a test CA"
 CERTS=$T/certs
