@@ -65,7 +65,23 @@ core::Result<std::unique_ptr<storage::Backend>> Context::open_backend() const {
       std::cerr << "cairn: warning: --insecure-http: traffic to the object store is not encrypted in transit "
                    "(backups stay encrypted at rest)\n";
   }
-  return storage::open_backend(repo);
+  if (s3_path_style && s3_virtual_host)
+    return core::invalid_argument("--s3-path-style and --s3-virtual-host exclude each other");
+  storage::OpenOptions options;
+  options.ca_file = cacert;
+  options.insecure_tls = insecure_tls;
+  options.s3_addressing = s3_path_style     ? storage::S3Addressing::kPath
+                          : s3_virtual_host ? storage::S3Addressing::kVirtualHost
+                                            : storage::S3Addressing::kAuto;
+  options.s3_connections = s3_connections;
+  if (insecure_tls && repo.rfind("s3:https://", 0) == 0) {
+    // Loud on purpose and on every run, even with --quiet: anyone on the path
+    // can now read the credentials' signatures and swap the server.
+    std::cerr << "cairn: WARNING: --insecure-tls: the S3 server's TLS certificate is NOT verified; "
+                 "anyone between here and the server can impersonate it. Use --cacert FILE for a "
+                 "private CA instead.\n";
+  }
+  return storage::open_backend(repo, options);
 }
 
 core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool load_index) {

@@ -38,6 +38,13 @@ struct Context {
   bool no_lock = false;
   bool insecure_http = false;  // allow s3:http:// (no TLS)
   std::string key_file;        // --key-file or CAIRN_KEY_FILE: a generated key file's secret
+  // How S3 locations are opened: --cacert, --insecure-tls, --s3-path-style /
+  // --s3-virtual-host, --s3-connections.
+  std::string cacert;
+  bool insecure_tls = false;
+  bool s3_path_style = false;
+  bool s3_virtual_host = false;
+  int s3_connections = 8;
   int exit_code = kExitOk;
   std::vector<std::string> command;  // arguments after "--"
 

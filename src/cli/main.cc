@@ -49,6 +49,18 @@ int main(int argc, char** argv) {
   app.add_option("--key-file", ctx.key_file,
                  "open the repository with a key file instead of a password (or CAIRN_KEY_FILE)");
   app.add_flag("--insecure-http", ctx.insecure_http, "allow s3:http:// repositories (no TLS)");
+  app.add_option("--cacert", ctx.cacert,
+                 "extra CA certificate(s) (PEM) to trust for s3:https:// (or CAIRN_S3_CACERT)")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--insecure-tls", ctx.insecure_tls,
+               "do not verify the S3 server's TLS certificate (prints a warning; tests only)");
+  app.add_flag("--s3-path-style", ctx.s3_path_style,
+               "S3 path-style addressing (https://host/bucket/key)");
+  app.add_flag("--s3-virtual-host", ctx.s3_virtual_host,
+               "S3 virtual-host addressing (https://bucket.host/key; default for *.amazonaws.com)");
+  app.add_option("--s3-connections", ctx.s3_connections,
+                 "S3 uploads in flight (default 8; each holds a 16 MiB pack)")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--no-lock", ctx.no_lock, "restore/check without taking a lock (read-only repositories)");
   app.add_option("--compression", ctx.compression, "off, fast, auto (zstd 3) or max")
       ->check(CLI::IsMember({"off", "fast", "auto", "max"}));

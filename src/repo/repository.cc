@@ -23,14 +23,29 @@ Repository::Repository(std::shared_ptr<storage::Backend> backend, MasterKey key,
       key_(key),
       config_(std::move(config)),
       gear_(make_gear_table(config_.gear_seed)),
-      key_id_(std::move(key_id)) {}
+      key_id_(std::move(key_id)) {
+  upload_limit_ = static_cast<size_t>(std::clamp(backend_->preferred_upload_concurrency(), 1, 64));
+}
 
-Repository::~Repository() = default;
+Repository::~Repository() {
+  {
+    std::lock_guard lock(upload_mu_);
+    upload_stop_ = true;
+  }
+  upload_work_cv_.notify_all();
+  // Uploads in flight finish; queued ones are dropped (never indexed, so
+  // nothing refers to them).
+  for (auto& t : upload_threads_) t.join();
+}
 
 core::Result<std::unique_ptr<Repository>> Repository::init(std::shared_ptr<storage::Backend> backend,
                                                            std::string_view password,
                                                            const InitOptions& options) {
   if (password.empty()) return core::invalid_argument("empty password");
+  if (options.create_container) {
+    core::Status made = backend->create_container();
+    if (!made.ok() && made.code() != core::Code::kUnsupported) return made;
+  }
   ASSIGN_OR_RETURN(bool exists, backend->exists());
   if (exists) return core::already_exists("a repository already exists at " + backend->location());
   TRY(backend->create());
@@ -239,21 +254,70 @@ core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::Byt
   return true;
 }
 
+core::Status Repository::sticky_error() const {
+  std::lock_guard lock(stats_mu_);
+  return error_;
+}
+
 core::Status Repository::write_pack(OpenPack pack) {
   if (pack.entries.empty()) return {};
+  TRY(sticky_error());
+  // Sealing (header encryption, SHA-256 of ~16 MiB) stays on the producer's
+  // CPU thread; the upload threads only wait for the network.
   core::Bytes header = encode_pack_header(key_.encrypt, pack.entries);
   pack.data.insert(pack.data.end(), header.begin(), header.end());
-  Id pack_id = Id::from_digest(crypto::sha256(pack.data));
-  core::Status st = backend_->save({FileType::kPack, pack_id.hex()}, pack.data);
+  SealedPack sealed{Id::from_digest(crypto::sha256(pack.data)), std::move(pack.data),
+                    std::move(pack.entries)};
+  {
+    std::unique_lock lock(upload_mu_);
+    if (upload_threads_.empty()) {
+      for (size_t i = 0; i < upload_limit_; ++i) {
+        upload_threads_.emplace_back([this] { upload_loop(); });
+      }
+    }
+    upload_room_cv_.wait(lock, [&] { return uploads_outstanding_ < upload_limit_; });
+    upload_queue_.push_back(std::move(sealed));
+    ++uploads_outstanding_;
+  }
+  upload_work_cv_.notify_one();
+  return {};
+}
+
+void Repository::upload_loop() {
+  for (;;) {
+    SealedPack pack;
+    {
+      std::unique_lock lock(upload_mu_);
+      upload_work_cv_.wait(lock, [&] { return upload_stop_ || !upload_queue_.empty(); });
+      if (upload_stop_) return;
+      pack = std::move(upload_queue_.front());
+      upload_queue_.pop_front();
+    }
+    // After the first failure the backup is lost anyway: do not keep uploading.
+    if (sticky_error().ok()) {
+      core::Status st = upload_pack(std::move(pack));
+      if (!st.ok()) set_error(st);
+    }
+    {
+      std::lock_guard lock(upload_mu_);
+      --uploads_outstanding_;
+    }
+    upload_room_cv_.notify_all();
+  }
+}
+
+void Repository::wait_for_uploads() {
+  std::unique_lock lock(upload_mu_);
+  upload_room_cv_.wait(lock, [&] { return uploads_outstanding_ == 0; });
+}
+
+core::Status Repository::upload_pack(SealedPack pack) {
+  core::Status st = backend_->save({FileType::kPack, pack.id.hex()}, pack.data);
   // Same name = same bytes (content-addressed): an earlier attempt stored it.
   if (st.code() == core::Code::kAlreadyExists) st = core::Status();
-  if (!st.ok()) {
-    st = st.with_context("storing pack " + pack_id.hex());
-    set_error(st);
-    return st;
-  }
+  if (!st.ok()) return st.with_context("storing pack " + pack.id.hex());
   pack.data = core::Bytes();  // release the buffer before indexing
-  PackContents pc{pack_id, std::move(pack.entries)};
+  PackContents pc{pack.id, std::move(pack.entries)};
   std::lock_guard lock(index_mu_);
   index_.add(pc);
   {
@@ -294,13 +358,16 @@ core::Status Repository::flush() {
       open_packs_[i] = OpenPack{};
     }
   }
-  for (auto& p : packs) TRY(write_pack(std::move(p)));
-  {
-    std::lock_guard lock(index_mu_);
-    TRY(write_index_locked());
+  core::Status queued;
+  for (auto& p : packs) {
+    if (queued.ok()) queued = write_pack(std::move(p));
   }
-  std::lock_guard lock(stats_mu_);
-  return error_;
+  // Every pack is stored (or failed) before the index that names it is written.
+  wait_for_uploads();
+  TRY(sticky_error());
+  TRY(queued);
+  std::lock_guard lock(index_mu_);
+  return write_index_locked();
 }
 
 WriteStats Repository::write_stats() const {

@@ -4,13 +4,25 @@
 // Thread safety: after open()/load_index(), save_blob/load_blob and friends
 // may be called from many threads at once. flush() must not race save_blob.
 //
+// Uploads: a full pack is sealed on the thread that filled it and handed to
+// a small pool of upload threads (backend().preferred_upload_concurrency()
+// of them, started on the first pack). At most that many packs are queued or
+// in flight; a producer blocks until one finishes, so memory stays bounded at
+// N x ~16 MiB plus the open packs. The first failed upload is sticky: later
+// save_blob() and flush() calls return it (naming the pack) and nothing is
+// indexed for a pack that was not stored.
+//
 // Write order makes crashes harmless: a pack is stored before any index file
-// names it, and index files are stored before the snapshot that needs them.
+// names it, and index files are stored before the snapshot that needs them
+// (flush() waits for every upload before it writes the index).
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -31,6 +43,8 @@ namespace cairn::repo {
 struct InitOptions {
   crypto::KdfParams kdf;  // from crypto::calibrate_kdf unless set
   ChunkerParams chunker;
+  // Create a missing container first (an S3 bucket: init --create-bucket).
+  bool create_container = false;
 };
 
 struct SnapshotRef {
@@ -131,7 +145,19 @@ class Repository {
     core::Bytes data;
     std::vector<PackEntry> entries;
   };
+  struct SealedPack {
+    Id id;
+    core::Bytes data;
+    std::vector<PackEntry> entries;
+  };
+  // Seals the pack and queues it for upload (blocks while the queue is full).
   core::Status write_pack(OpenPack pack);
+  // Stores one sealed pack and indexes it (runs on an upload thread).
+  core::Status upload_pack(SealedPack pack);
+  void upload_loop();
+  // Waits until no upload is queued or in flight.
+  void wait_for_uploads();
+  core::Status sticky_error() const;
   core::Result<bool> store_blob(BlobType type, const Id& id, core::ByteView plaintext, bool force);
   core::Status write_index_locked();  // index_mu_ held
   void set_error(const core::Status& st);
@@ -161,6 +187,16 @@ class Repository {
   mutable std::mutex stats_mu_;
   WriteStats stats_;
   core::Status error_;  // first failure of a background write; sticky
+
+  // The uploader (see the comment at the top).
+  std::mutex upload_mu_;
+  std::condition_variable upload_work_cv_;  // upload threads wait for packs (or stop)
+  std::condition_variable upload_room_cv_;  // producers and flush() wait for room / idle
+  std::deque<SealedPack> upload_queue_;
+  size_t uploads_outstanding_ = 0;  // queued + in flight
+  size_t upload_limit_ = 1;
+  bool upload_stop_ = false;
+  std::vector<std::thread> upload_threads_;
 };
 
 }  // namespace cairn::repo

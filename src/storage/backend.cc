@@ -64,10 +64,16 @@ core::Result<std::unique_ptr<Backend>> open_local(const std::string& location,
 
 }  // namespace
 
-core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location) {
+core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location,
+                                                    const OpenOptions& open) {
   if (location.starts_with("local:")) return open_local(location, location.substr(6));
   if (location.starts_with("s3:")) {
     ASSIGN_OR_RETURN(S3Options options, S3Options::from_location(location));
+    if (!open.ca_file.empty()) options.ca_file = open.ca_file;
+    options.insecure_tls = open.insecure_tls;
+    options.addressing = open.s3_addressing;
+    if (open.s3_connections > 0) options.connections = open.s3_connections;
+    TRY(options.validate());
     return std::unique_ptr<Backend>(std::make_unique<S3Backend>(std::move(options)));
   }
   size_t colon = location.find(':');

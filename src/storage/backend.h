@@ -55,11 +55,35 @@ class Backend {
   virtual core::Status create() = 0;
   // Human-readable location ("/srv/backups/repo", "s3:https://...").
   virtual std::string location() const = 0;
+  // Creates a missing container (an S3 bucket) before create(); kUnsupported
+  // where there is none to make (a folder backend creates its folder in create()).
+  virtual core::Status create_container() {
+    return core::Status(core::Code::kUnsupported, location() + ": nothing to create");
+  }
+
+  // How many save() calls the repository should keep in flight at once
+  // (its upload threads; each holds one ~16 MiB pack). A capability, so
+  // callers never need to know the concrete backend.
+  virtual int preferred_upload_concurrency() const { return 1; }
+};
+
+// S3 addressing: path style (https://host/bucket/key) or virtual-host style
+// (https://bucket.host/key). kAuto = virtual-host for *.amazonaws.com, path style elsewhere.
+enum class S3Addressing { kAuto, kPath, kVirtualHost };
+
+// Settings of the command line that shape how a location is opened. The
+// defaults are the safe choice (TLS verified against the system store).
+struct OpenOptions {
+  std::string ca_file;        // extra CA bundle (--cacert; wins over CAIRN_S3_CACERT)
+  bool insecure_tls = false;  // --insecure-tls: no certificate or host name checks
+  S3Addressing s3_addressing = S3Addressing::kAuto;
+  int s3_connections = 0;  // uploads in flight (--s3-connections); 0 = the backend's default
 };
 
 // Opens a backend from a location string: "/path", "local:/path" or
 // "s3:http(s)://host[:port]/bucket[/prefix]" (credentials from the environment,
 // see storage/s3_backend.h).
-core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location);
+core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location,
+                                                    const OpenOptions& options = {});
 
 }  // namespace cairn::storage

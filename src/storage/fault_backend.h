@@ -62,6 +62,10 @@ class FaultBackend : public Backend {
   core::Result<bool> exists() override;
   core::Status create() override;
   std::string location() const override { return inner_->location(); }
+  core::Status create_container() override { return inner_->create_container(); }
+  int preferred_upload_concurrency() const override {
+    return inner_->preferred_upload_concurrency();
+  }
 
  private:
   struct Failure {

@@ -28,6 +28,8 @@ class LocalBackend : public Backend {
   core::Result<bool> exists() override;
   core::Status create() override;
   std::string location() const override { return root_; }
+  // Two: one pack fsyncs while the next is written; more only adds seeks.
+  int preferred_upload_concurrency() const override { return 2; }
 
   // Rejects names that are not a single safe path component: config must be
   // named "config"; other names are 1-200 of [A-Za-z0-9_.-] not starting with

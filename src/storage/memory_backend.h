@@ -30,6 +30,7 @@ class MemoryBackend : public Backend {
   // works without it, so tests may skip create().
   core::Status create() override;
   std::string location() const override { return "memory:"; }
+  int preferred_upload_concurrency() const override { return 2; }
 
  private:
   using Object = std::shared_ptr<const core::Bytes>;

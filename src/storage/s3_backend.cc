@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <random>
 #include <string_view>
@@ -16,17 +17,18 @@
 #include <vector>
 
 #include "storage/local_backend.h"
+#include "storage/sigv4.h"
 
 namespace cairn::storage {
 
 struct S3Backend::Request {
   std::string method;  // GET, HEAD, PUT or DELETE
   std::string key;     // object key in the bucket; "" addresses the bucket itself
-  std::string query;   // percent-encoded, parameters sorted by name (SigV4 canonical form)
+  std::vector<std::pair<std::string, std::string>> query;  // decoded; sigv4 encodes and sorts
   core::ByteView body;
-  std::vector<std::string> headers;  // extra "Name: value" lines
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers, all signed
 
-  // "GET bucket/key", for messages (no secrets: those only live in curl options).
+  // "GET bucket/key", for messages (no secrets: those only live in the signer).
   std::string describe(const std::string& bucket) const {
     return method + " " + bucket + (key.empty() ? "" : "/" + key);
   }
@@ -87,23 +89,6 @@ core::Bytes digest(const EVP_MD* md, core::ByteView data) {
     return {};
   }
   return core::Bytes(out, out + n);
-}
-
-// RFC 3986 percent-encoding as SigV4 wants it (unreserved characters kept,
-// everything else - '/' included - as %XX with upper-case hex).
-std::string uri_encode(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 std::string xml_unescape(std::string_view s) {
@@ -326,16 +311,30 @@ bool valid_prefix(const std::string& p) {
   return true;
 }
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+// "host" of "scheme://host[:port]" (IPv6 literals keep their brackets).
+std::string host_of(const std::string& endpoint) {
+  size_t start = endpoint.find("://");
+  std::string authority = start == std::string::npos ? endpoint : endpoint.substr(start + 3);
+  if (authority.starts_with("[")) return authority.substr(0, authority.find(']') + 1);
+  return authority.substr(0, authority.find(':'));
+}
+
+// A bucket name that can be the first label(s) of a host name.
+bool dns_compatible_bucket(const std::string& b) {
+  if (b.size() < 3 || b.size() > 63) return false;
+  if (b.front() == '-' || b.front() == '.' || b.back() == '-' || b.back() == '.') return false;
+  if (b.find("..") != std::string::npos) return false;
+  return std::all_of(b.begin(), b.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
 }
 
 }  // namespace
 
 // --- options ------------------------------------------------------------------------
 
-core::Result<S3Options> S3Options::from_location(const std::string& location) {
+core::Result<S3Options> S3Options::from_location(const std::string& location,
+                                                 const EnvLookup& env) {
   auto bad = [&](const std::string& why) {
     return core::invalid_argument("bad S3 location '" + location + "': " + why +
                                   " (use s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX])");
@@ -366,17 +365,59 @@ core::Result<S3Options> S3Options::from_location(const std::string& location) {
   if (!o.prefix.empty() && !valid_prefix(o.prefix)) {
     return bad("invalid prefix '" + o.prefix + "' (segments of letters, digits, '.', '-', '_')");
   }
-  o.access_key_id = env_or("AWS_ACCESS_KEY_ID", "");
-  o.secret_access_key = env_or("AWS_SECRET_ACCESS_KEY", "");
-  o.session_token = env_or("AWS_SESSION_TOKEN", "");
+  auto env_or = [&](const char* name, const std::string& fallback) {
+    std::string v = env(name);
+    return v.empty() ? fallback : v;
+  };
   o.region = env_or("AWS_DEFAULT_REGION", env_or("AWS_REGION", "us-east-1"));
   o.ca_file = env_or("CAIRN_S3_CACERT", "");
-  if (o.access_key_id.empty() || o.secret_access_key.empty()) {
-    return core::Status(
-        core::Code::kPermissionDenied,
-        "no S3 credentials for " + location + ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+  auto creds = resolve_aws_credentials(env);
+  if (!creds.ok()) {
+    return core::Status(creds.status().code(), "for " + location + ": " + creds.status().message());
   }
+  o.access_key_id = creds->access_key_id;
+  o.secret_access_key = creds->secret_access_key;
+  o.session_token = creds->session_token;
   return o;
+}
+
+bool S3Options::virtual_host() const {
+  switch (addressing) {
+    case S3Addressing::kPath:
+      return false;
+    case S3Addressing::kVirtualHost:
+      return true;
+    case S3Addressing::kAuto:
+      break;
+  }
+  // AWS wants virtual-host style (path style is deprecated there); other
+  // servers mostly have no wildcard DNS for bucket names. A bucket whose
+  // name cannot be a host label (or that has dots, which break the wildcard
+  // certificate over https) stays on path style, as the AWS SDKs do.
+  const std::string host = host_of(endpoint);
+  return (host == "amazonaws.com" || host.ends_with(".amazonaws.com")) &&
+         dns_compatible_bucket(bucket) &&
+         (bucket.find('.') == std::string::npos || endpoint.starts_with("http://"));
+}
+
+core::Status S3Options::validate() const {
+  if (addressing == S3Addressing::kVirtualHost && !dns_compatible_bucket(bucket)) {
+    return core::invalid_argument("bucket name '" + bucket +
+                                  "' cannot be used as a host name (virtual-host addressing needs "
+                                  "3-63 lower-case letters, digits, '-' and '.'): use path style");
+  }
+  // The region goes into the credential scope and the CreateBucket XML.
+  if (region.empty() || !std::all_of(region.begin(), region.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+      })) {
+    return core::invalid_argument("invalid S3 region '" + region +
+                                  "' (AWS_DEFAULT_REGION: lower-case letters, digits and '-')");
+  }
+  if (connections < 1 || connections > 64) {
+    return core::invalid_argument("S3 connections must be between 1 and 64, not " +
+                                  std::to_string(connections));
+  }
+  return core::ok_status();
 }
 
 // --- shared curl state ---------------------------------------------------------------
@@ -431,19 +472,40 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   if (!easy) return core::io_error(what + ": curl_easy_init failed");
   CURL* e = easy.get();
 
-  const std::string url = options_.endpoint + "/" + options_.bucket +
-                          (req.key.empty() ? "" : "/" + req.key) +
-                          (req.query.empty() ? "" : "?" + req.query);
-  const std::string sigv4 = "aws:amz:" + options_.region + ":s3";
+  // Where the request goes: https://host/bucket/key or https://bucket.host/key.
+  const size_t scheme_end = options_.endpoint.find("://") + 3;
+  const std::string scheme = options_.endpoint.substr(0, scheme_end);
+  std::string authority = options_.endpoint.substr(scheme_end);
+  sigv4::Request sreq;
+  sreq.method = req.method;
+  if (options_.virtual_host()) {
+    authority = options_.bucket + "." + authority;
+    sreq.path = "/" + req.key;
+  } else {
+    sreq.path = "/" + options_.bucket + (req.key.empty() ? "" : "/" + req.key);
+  }
+  sreq.host = authority;
+  sreq.query = req.query;
+  sreq.headers = req.headers;
+  // The real hash of the body, never UNSIGNED-PAYLOAD: S3 then rejects a
+  // body that changed on the way, on top of Content-MD5.
+  sreq.payload_hash = req.body.empty() ? sigv4::kEmptyPayloadHash : sigv4::sha256_hex(req.body);
+  const sigv4::Signed signed_req = sigv4::sign(
+      sreq, {options_.access_key_id, options_.secret_access_key, options_.session_token},
+      options_.region, "s3", sigv4::amz_date(std::time(nullptr)));
+  const std::string url =
+      scheme + authority + signed_req.canonical_uri +
+      (signed_req.canonical_query.empty() ? "" : "?" + signed_req.canonical_query);
 
   HeaderList headers;
-  bool headers_ok =
-      headers.append("x-amz-content-sha256: " + core::hex_encode(digest(EVP_sha256(), req.body)));
-  if (!options_.session_token.empty()) {
-    headers_ok &= headers.append("x-amz-security-token: " + options_.session_token);
-  }
-  for (const auto& line : req.headers) headers_ok &= headers.append(line);
+  bool headers_ok = true;
+  for (const auto& [name, value] : signed_req.headers)
+    headers_ok &= headers.append(name + ": " + value);
   if (!headers_ok) return core::io_error(what + ": out of memory building headers");
+  HeaderList resolve;
+  for (const auto& entry : options_.resolve) {
+    if (!resolve.append(entry)) return core::io_error(what + ": out of memory building headers");
+  }
 
   Response resp;
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -455,17 +517,15 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
   if (shared_->share != nullptr) curl_easy_setopt(e, CURLOPT_SHARE, shared_->share);
-  curl_easy_setopt(e, CURLOPT_AWS_SIGV4, sigv4.c_str());
-  curl_easy_setopt(e, CURLOPT_USERNAME, options_.access_key_id.c_str());
-  curl_easy_setopt(e, CURLOPT_PASSWORD, options_.secret_access_key.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+  if (resolve.get() != nullptr) curl_easy_setopt(e, CURLOPT_RESOLVE, resolve.get());
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.stall_timeout.count()));
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.insecure_tls ? 0L : 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.insecure_tls ? 0L : 2L);
   if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp.body);
@@ -492,8 +552,10 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
     std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
     if (is_transient_curl(rc)) return core::Status(core::Code::kTransient, what + ": " + detail);
     if (rc == CURLE_PEER_FAILED_VERIFICATION) {
-      return core::io_error(what + ": TLS certificate not trusted (" + detail +
-                            "; set CAIRN_S3_CACERT to the CA file for a private CA)");
+      // Not kTransient: retrying cannot make a certificate trusted.
+      return core::io_error(what + ": the server's TLS certificate is not trusted (" + detail +
+                            "); for a private CA pass its certificate with --cacert FILE (or "
+                            "CAIRN_S3_CACERT)");
     }
     if (rc == CURLE_SSL_CACERT_BADFILE) {
       return core::invalid_argument(what + ": cannot use CA file '" + options_.ca_file +
@@ -561,19 +623,20 @@ core::Status S3Backend::error_of(const Request& req, const Response& resp) const
 }
 
 core::Status S3Backend::check_bucket() {
-  Request req{"HEAD", "", "", {}, {}};
+  Request req{"HEAD", "", {}, {}, {}};
   ASSIGN_OR_RETURN(Response resp, call(req));
   if (resp.status == 200) return core::ok_status();
   if (resp.status == 404) {
     // HEAD answers carry no body, so the bucket is named here.
     return core::not_found("bucket " + options_.bucket + " does not exist at " + options_.endpoint +
-                           " (create it first; cairn does not create buckets)");
+                           " (create it with your provider's tools, or let 'cairn init "
+                           "--create-bucket' create it)");
   }
   return error_of(req, resp);
 }
 
 core::Result<bool> S3Backend::object_exists(const std::string& key) {
-  Request req{"HEAD", key, "", {}, {}};
+  Request req{"HEAD", key, {}, {}, {}};
   ASSIGN_OR_RETURN(Response resp, call(req));
   if (resp.status == 200) return true;
   if (resp.status == 404) return false;
@@ -616,13 +679,13 @@ core::Status S3Backend::save(const Handle& h, core::ByteView data) {
   }
   const core::Bytes md5 = digest(EVP_md5(), data);
   Request req{
-      "PUT", key, "", data, {"Content-MD5: " + core::base64_encode(md5), "If-None-Match: *"}};
+      "PUT", key, {}, data, {{"Content-MD5", core::base64_encode(md5)}, {"If-None-Match", "*"}}};
   ASSIGN_OR_RETURN(Response resp, call(req));
   if (resp.status == 200 || resp.status == 201 || resp.status == 204) return core::ok_status();
   if (resp.status == 412 && resp.attempts > 1) {
     // An earlier attempt may have stored the object before its answer got
     // lost: if the stored object has our bytes, that attempt was ours.
-    Request head{"HEAD", key, "", {}, {}};
+    Request head{"HEAD", key, {}, {}, {}};
     ASSIGN_OR_RETURN(Response stored, call(head));
     if (stored.status == 200 && stored.header("etag") == "\"" + core::hex_encode(md5) + "\"") {
       return core::ok_status();
@@ -648,11 +711,11 @@ core::Result<core::Bytes> S3Backend::load(const Handle& h, uint64_t offset, uint
     return beyond_end(size);
   }
 
-  Request req{"GET", key, "", {}, {}};
+  Request req{"GET", key, {}, {}, {}};
   if (offset != 0 || length != 0) {
-    std::string range = "Range: bytes=" + std::to_string(offset) + "-";
+    std::string range = "bytes=" + std::to_string(offset) + "-";
     if (length != 0) range += std::to_string(offset + length - 1);
-    req.headers.push_back(range);
+    req.headers.emplace_back("Range", range);
   }
   ASSIGN_OR_RETURN(Response resp, call(req));
   if (resp.status == 416) {
@@ -685,7 +748,7 @@ core::Result<core::Bytes> S3Backend::load(const Handle& h, uint64_t offset, uint
 
 core::Result<FileInfo> S3Backend::stat(const Handle& h) {
   TRY(LocalBackend::check_handle(h));
-  Request req{"HEAD", key_of(h), "", {}, {}};
+  Request req{"HEAD", key_of(h), {}, {}, {}};
   ASSIGN_OR_RETURN(Response resp, call(req));
   if (resp.status != 200) return error_of(req, resp);
   uint64_t size = 0;
@@ -707,13 +770,12 @@ core::Status S3Backend::list(FileType t, const std::function<void(const FileInfo
   const std::string prefix = options_.prefix.empty() ? dir : options_.prefix + "/" + dir;
   std::string token;
   for (;;) {
-    // Parameters in SigV4 canonical (sorted) order.
-    std::string query;
-    if (!token.empty()) query += "continuation-token=" + uri_encode(token) + "&";
-    query +=
-        "list-type=2&max-keys=" + std::to_string(std::clamp(options_.list_page_size, 1, 1000)) +
-        "&prefix=" + uri_encode(prefix);
-    Request req{"GET", "", query, {}, {}};
+    Request req{"GET", "", {}, {}, {}};
+    if (!token.empty()) req.query.emplace_back("continuation-token", token);
+    req.query.emplace_back("list-type", "2");
+    req.query.emplace_back("max-keys",
+                           std::to_string(std::clamp(options_.list_page_size, 1, 1000)));
+    req.query.emplace_back("prefix", prefix);
     ASSIGN_OR_RETURN(Response resp, call(req));
     if (resp.status != 200) return error_of(req, resp);
 
@@ -755,7 +817,7 @@ core::Status S3Backend::list(FileType t, const std::function<void(const FileInfo
 
 core::Status S3Backend::remove(const Handle& h) {
   TRY(LocalBackend::check_handle(h));
-  Request req{"DELETE", key_of(h), "", {}, {}};
+  Request req{"DELETE", key_of(h), {}, {}, {}};
   ASSIGN_OR_RETURN(Response resp, call(req));
   if (resp.status == 200 || resp.status == 204) return core::ok_status();
   // A missing object is success; a missing bucket is not.
@@ -769,6 +831,34 @@ core::Result<bool> S3Backend::exists() {
   // A 404 from HEAD does not say whether the object or the bucket is missing.
   TRY(check_bucket());
   return false;
+}
+
+core::Status S3Backend::create_container() {
+  Request head{"HEAD", "", {}, {}, {}};
+  ASSIGN_OR_RETURN(Response found, call(head));
+  if (found.status == 200) return core::ok_status();
+  if (found.status != 404) return error_of(head, found);
+  // us-east-1 is the default and AWS refuses it as an explicit constraint.
+  std::string body;
+  if (options_.region != "us-east-1") {
+    body =
+        "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<LocationConstraint>" +
+        options_.region + "</LocationConstraint></CreateBucketConfiguration>";
+  }
+  Request req{"PUT", "", {}, core::as_bytes(body), {}};
+  ASSIGN_OR_RETURN(Response resp, call(req));
+  if (resp.status == 200) return core::ok_status();
+  // Another init made it in the meantime (409 BucketAlreadyOwnedByYou).
+  if (resp.status == 409 && s3_error_code(resp.body) == "BucketAlreadyOwnedByYou") {
+    return core::ok_status();
+  }
+  if (resp.status == 409) {
+    return core::already_exists("bucket " + options_.bucket + " cannot be created at " +
+                                options_.endpoint + ": " + s3_error_detail(resp.body) +
+                                " (bucket names are global on AWS: pick another)");
+  }
+  return error_of(req, resp).with_context("creating bucket " + options_.bucket);
 }
 
 core::Status S3Backend::create() {

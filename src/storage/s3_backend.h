@@ -1,6 +1,7 @@
 // S3Backend: a repository in an S3 (or S3-compatible) bucket, spoken to with
-// libcurl over HTTP(S), path-style ("http://host:port/bucket/key"), signed
-// with AWS Signature V4.
+// libcurl over HTTP(S), path style ("http://host:port/bucket/key") or
+// virtual-host style ("https://bucket.host/key"), signed with AWS Signature
+// V4 by storage/sigv4.h.
 //
 // Location: "s3:http://host:port/bucket[/prefix]" or "s3:https://...". Object
 // keys are the local layout under the optional prefix: "PREFIX/config",
@@ -32,7 +33,9 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "storage/aws_credentials.h"
 #include "storage/backend.h"
 
 namespace cairn::storage {
@@ -45,7 +48,15 @@ struct S3Options {
   std::string access_key_id;
   std::string secret_access_key;
   std::string session_token;  // sent as x-amz-security-token when set
-  std::string ca_file;        // CA bundle for https (CAIRN_S3_CACERT); "" = system default
+  std::string ca_file;        // CA bundle for https (--cacert, CAIRN_S3_CACERT); "" = system
+  // Turns off certificate and host name verification (--insecure-tls).
+  bool insecure_tls = false;
+  S3Addressing addressing = S3Addressing::kAuto;
+  // Uploads the repository keeps in flight (--s3-connections).
+  int connections = 8;
+  // "host:port:address" entries that bypass DNS, like curl --resolve (tests
+  // use it to reach a virtual-host name on 127.0.0.1).
+  std::vector<std::string> resolve;
 
   // Retries: at most max_attempts tries per request; the wait before retry n
   // is a random time in [0, min(initial_backoff * 2^n, max_backoff)] and all
@@ -61,10 +72,16 @@ struct S3Options {
   int list_page_size = 1000;
 
   // Parses "s3:http(s)://host[:port]/bucket[/prefix]" and fills the
-  // credentials, region and CA file from the environment (AWS_ACCESS_KEY_ID,
-  // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION,
-  // CAIRN_S3_CACERT).
-  static core::Result<S3Options> from_location(const std::string& location);
+  // credentials (storage/aws_credentials.h: environment, then the shared
+  // credentials file), region (AWS_DEFAULT_REGION, AWS_REGION) and CA file
+  // (CAIRN_S3_CACERT) from `env`.
+  static core::Result<S3Options> from_location(const std::string& location,
+                                               const EnvLookup& env = process_env);
+  // kInvalidArgument when the settings do not fit together (a bucket name
+  // that cannot be a host name with virtual-host addressing, ...).
+  core::Status validate() const;
+  // Whether requests go to https://bucket.host/ rather than https://host/bucket/.
+  bool virtual_host() const;
 };
 
 class S3Backend : public Backend {
@@ -82,10 +99,13 @@ class S3Backend : public Backend {
   core::Status remove(const Handle& h) override;
   // Whether PREFIX/config exists; a missing bucket is kNotFound.
   core::Result<bool> exists() override;
-  // Buckets are not created (yet): checks that the bucket exists and holds no
-  // repository under the prefix.
+  // Checks that the bucket exists and holds no repository under the prefix.
   core::Status create() override;
+  // PUT of the bucket (with a LocationConstraint outside us-east-1) unless it
+  // exists already.
+  core::Status create_container() override;
   std::string location() const override;
+  int preferred_upload_concurrency() const override { return options_.connections; }
 
   const S3Options& options() const { return options_; }
 

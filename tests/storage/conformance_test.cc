@@ -335,6 +335,14 @@ INSTANTIATE_TEST_SUITE_P(
                                     if (server == nullptr) return nullptr;
                                     return std::make_shared<S3Backend>(
                                         server->options(s3test::unique_prefix()));
+                                  }},
+                      // The same over HTTPS, trusting the fixture's test CA.
+                      BackendCase{"S3Https",
+                                  [](const std::string&) -> std::shared_ptr<Backend> {
+                                    s3test::S3rver* server = s3test::shared_https_s3rver();
+                                    if (server == nullptr) return nullptr;
+                                    return std::make_shared<S3Backend>(
+                                        server->options(s3test::unique_prefix()));
                                   }}),
     [](const ::testing::TestParamInfo<BackendCase>& info) { return info.param.name; });
 

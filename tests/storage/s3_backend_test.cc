@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -101,10 +102,69 @@ TEST(S3OptionsTest, ParsesLocations) {
 TEST(S3OptionsTest, MissingCredentialsAreRefused) {
   ScopedEnv id("AWS_ACCESS_KEY_ID", nullptr);
   ScopedEnv secret("AWS_SECRET_ACCESS_KEY", nullptr);
+  ScopedEnv file("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/cairn-test/credentials");
   auto r = open_backend("s3:http://127.0.0.1:9/bucket");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kPermissionDenied);
   EXPECT_NE(r.status().message().find("AWS_ACCESS_KEY_ID"), std::string::npos);
+}
+
+TEST(S3OptionsTest, AddressingDefaultsToVirtualHostOnAwsOnly) {
+  S3Options o;
+  o.bucket = "my-bucket";
+  o.endpoint = "https://s3.eu-west-3.amazonaws.com";
+  EXPECT_TRUE(o.virtual_host());
+  o.endpoint = "https://s3.amazonaws.com:443";
+  EXPECT_TRUE(o.virtual_host());
+  o.endpoint = "https://minio.internal:9000";
+  EXPECT_FALSE(o.virtual_host());
+  o.endpoint = "https://notamazonaws.com";
+  EXPECT_FALSE(o.virtual_host());
+  // Names that cannot be a host label, or dots under https (the wildcard
+  // certificate covers one label), stay on path style.
+  o.endpoint = "https://s3.amazonaws.com";
+  o.bucket = "Under_Score";
+  EXPECT_FALSE(o.virtual_host());
+  o.bucket = "dotted.bucket";
+  EXPECT_FALSE(o.virtual_host());
+  // Forced either way.
+  o.bucket = "my-bucket";
+  o.addressing = S3Addressing::kPath;
+  EXPECT_FALSE(o.virtual_host());
+  o.endpoint = "http://127.0.0.1:9000";
+  o.addressing = S3Addressing::kVirtualHost;
+  EXPECT_TRUE(o.virtual_host());
+  EXPECT_TRUE(o.validate().ok());
+  o.bucket = "Under_Score";
+  EXPECT_EQ(o.validate().code(), Code::kInvalidArgument);
+  o.bucket = "my-bucket";
+  o.connections = 0;
+  EXPECT_EQ(o.validate().code(), Code::kInvalidArgument);
+  o.connections = 8;
+  o.region = "eu-west-3<x>";
+  EXPECT_EQ(o.validate().code(), Code::kInvalidArgument);
+}
+
+TEST(S3OptionsTest, OpenOptionsReachTheBackend) {
+  ScopedEnv id("AWS_ACCESS_KEY_ID", "AKID");
+  ScopedEnv secret("AWS_SECRET_ACCESS_KEY", "very-secret");
+  ScopedEnv ca("CAIRN_S3_CACERT", "/etc/env-ca.pem");
+  OpenOptions open;
+  open.s3_connections = 3;
+  auto b = open_backend("s3:https://s3.example.com/b", open);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ((*b)->preferred_upload_concurrency(), 3);
+  auto* s3 = static_cast<S3Backend*>(b->get());  // test only: we know what we opened
+  EXPECT_EQ(s3->options().ca_file, "/etc/env-ca.pem");
+  open.ca_file = "/etc/flag-ca.pem";  // --cacert wins over the environment
+  open.s3_addressing = S3Addressing::kVirtualHost;
+  b = open_backend("s3:https://s3.example.com/b_x", open);
+  EXPECT_EQ(b.status().code(), Code::kInvalidArgument);
+  b = open_backend("s3:https://s3.example.com/bucket", open);
+  ASSERT_TRUE(b.ok());
+  s3 = static_cast<S3Backend*>(b->get());
+  EXPECT_EQ(s3->options().ca_file, "/etc/flag-ca.pem");
+  EXPECT_TRUE(s3->options().virtual_host());
 }
 
 TEST(S3BackendTest, UnreachableServerIsTransientAfterBoundedRetries) {
@@ -275,6 +335,120 @@ TEST_F(S3ServerTest, OpenBackendTalksToTheServer) {
   auto r = (*backend)->load(h, 4, 0);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(*r, core::to_bytes("shot"));
+}
+
+TEST_F(S3ServerTest, VirtualHostAddressing) {
+  const std::string prefix = s3test::unique_prefix();
+  S3Options o = server_->vhost_options(prefix);
+  ASSERT_TRUE(o.virtual_host());
+  S3Backend backend(o);
+  ASSERT_TRUE(backend.create().ok());
+  Handle h{FileType::kSnapshot, hex_id(8)};
+  ASSERT_TRUE(backend.save(h, core::to_bytes("virtual")).ok());
+  auto r = backend.load(h, 1, 3);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(*r, core::to_bytes("irt"));
+  int n = 0;
+  ASSERT_TRUE(backend.list(FileType::kSnapshot, [&](const FileInfo&) { ++n; }).ok());
+  EXPECT_EQ(n, 1);
+  // The bucket came from the host name: the object is in the bucket's folder.
+  namespace fs = std::filesystem;
+  EXPECT_TRUE(fs::exists(fs::path(server_->data_dir()) / server_->bucket() / prefix / "snapshots" /
+                         (hex_id(8) + "._S3rver_object")));
+  // And a path-style backend on the same bucket sees it.
+  S3Backend path_style(server_->options(prefix));
+  EXPECT_TRUE(path_style.stat(h).ok());
+  EXPECT_TRUE(backend.remove(h).ok());
+  EXPECT_EQ(path_style.stat(h).status().code(), Code::kNotFound);
+}
+
+TEST_F(S3ServerTest, SessionTokenIsAccepted) {
+  S3Options o = server_->options(s3test::unique_prefix());
+  o.session_token = "session-token-for-test";
+  S3Backend backend(o);
+  ASSERT_TRUE(backend.create().ok());
+  EXPECT_TRUE(backend.save(Handle{FileType::kLock, hex_id(9)}, core::to_bytes("l")).ok());
+}
+
+TEST_F(S3ServerTest, CreateContainerMakesAMissingBucket) {
+  static int counter = 0;
+  for (const char* region : {"us-east-1", "eu-west-3"}) {
+    S3Options o = server_->options("repo");
+    o.bucket = "made-by-cairn-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    o.region = region;
+    S3Backend backend(o);
+    core::Status before = backend.create();
+    EXPECT_EQ(before.code(), Code::kNotFound) << before.to_string();
+    EXPECT_NE(before.message().find("--create-bucket"), std::string::npos) << before.to_string();
+    core::Status made = backend.create_container();
+    ASSERT_TRUE(made.ok()) << region << ": " << made.to_string();
+    EXPECT_TRUE(
+        std::filesystem::is_directory(std::filesystem::path(server_->data_dir()) / o.bucket));
+    EXPECT_TRUE(backend.create().ok());
+    EXPECT_TRUE(backend.create_container().ok()) << "an existing bucket is fine";
+    auto e = backend.exists();
+    ASSERT_TRUE(e.ok());
+    EXPECT_FALSE(*e);
+  }
+}
+
+class S3HttpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = s3test::shared_https_s3rver();
+    if (server_ == nullptr) {
+      GTEST_SKIP() << s3test::s3rver_missing_message() << " (or no openssl CLI for the test CA)";
+    }
+  }
+  S3rver* server_ = nullptr;
+};
+
+TEST_F(S3HttpsTest, TrustedThroughTheTestCa) {
+  S3Backend backend(server_->options(s3test::unique_prefix()));
+  ASSERT_TRUE(backend.options().endpoint.starts_with("https://"));
+  ASSERT_TRUE(backend.create().ok());
+  Handle h{FileType::kIndex, hex_id(10)};
+  ASSERT_TRUE(backend.save(h, core::to_bytes("over tls")).ok());
+  auto r = backend.load(h);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(*r, core::to_bytes("over tls"));
+}
+
+TEST_F(S3HttpsTest, UntrustedCertificateIsRefusedAtOnceNamingCacert) {
+  S3Options o = server_->options(s3test::unique_prefix());
+  o.ca_file = "";  // the system store does not know the test CA
+  o.max_attempts = 6;
+  o.initial_backoff = std::chrono::milliseconds(1000);  // a retry would show in the time
+  S3Backend backend(o);
+  auto start = std::chrono::steady_clock::now();
+  auto e = backend.exists();
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().code(), Code::kTransient) << e.status().to_string();
+  EXPECT_NE(e.status().message().find("certificate"), std::string::npos) << e.status().to_string();
+  EXPECT_NE(e.status().message().find("--cacert"), std::string::npos) << e.status().to_string();
+  EXPECT_LT(seconds_since(start), 0.9);
+}
+
+TEST_F(S3HttpsTest, InsecureTlsSkipsVerification) {
+  S3Options o = server_->options(s3test::unique_prefix());
+  o.ca_file = "";
+  o.insecure_tls = true;
+  S3Backend backend(o);
+  ASSERT_TRUE(backend.create().ok());
+  EXPECT_TRUE(backend.save(Handle{FileType::kKey, hex_id(11)}, core::to_bytes("k")).ok());
+}
+
+TEST_F(S3HttpsTest, HostNameIsChecked) {
+  // The certificate is for 127.0.0.1 and localhost; "s3.localhost" pinned to
+  // 127.0.0.1 has the right CA but the wrong name.
+  S3Options o = server_->options(s3test::unique_prefix());
+  o.endpoint = "https://s3.localhost:" + std::to_string(server_->port());
+  o.addressing = S3Addressing::kPath;
+  o.resolve = {"s3.localhost:" + std::to_string(server_->port()) + ":127.0.0.1"};
+  S3Backend backend(o);
+  auto e = backend.exists();
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().code(), Code::kTransient) << e.status().to_string();
 }
 
 }  // namespace

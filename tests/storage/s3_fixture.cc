@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -83,8 +84,33 @@ std::string s3rver_missing_message() {
          "and npm) or point CAIRN_S3RVER at an s3rver executable. ***";
 }
 
+// Runs a shell command (test setup only); true when it exits 0.
+static bool run_quietly(const std::string& cmd) {
+  int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+  return rc == 0;
+}
+
+// A test CA and a server certificate for 127.0.0.1 / localhost in dir.
+static bool make_test_certificates(const std::string& dir) {
+  const std::string d = "'" + dir + "'";
+  return run_quietly("cd " + d +
+                     " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "
+                     "'/CN=cairn test CA' -keyout ca.key -out ca.pem"
+                     " -addext basicConstraints=critical,CA:TRUE"
+                     " -addext keyUsage=critical,keyCertSign,cRLSign") &&
+         run_quietly("cd " + d +
+                     " && openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' "
+                     "-keyout server.key -out server.csr") &&
+         run_quietly("cd " + d +
+                     " && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                     "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf"
+                     " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+                     "-CAcreateserial -days 2 -extfile ext.cnf -out server.pem");
+}
+
 S3Options S3rver::options(const std::string& prefix) const {
   S3Options o;
+  o.ca_file = ca_file_;
   o.endpoint = endpoint();
   o.bucket = bucket_;
   o.prefix = prefix;
@@ -99,7 +125,15 @@ S3Options S3rver::options(const std::string& prefix) const {
   return o;
 }
 
-std::unique_ptr<S3rver> S3rver::start(const std::string& bucket) {
+S3Options S3rver::vhost_options(const std::string& prefix) const {
+  S3Options o = options(prefix);
+  o.endpoint = std::string(https_ ? "https" : "http") + "://s3.localhost:" + std::to_string(port_);
+  o.addressing = S3Addressing::kVirtualHost;
+  o.resolve = {bucket_ + ".s3.localhost:" + std::to_string(port_) + ":127.0.0.1"};
+  return o;
+}
+
+std::unique_ptr<S3rver> S3rver::start(const std::string& bucket, Tls tls) {
   const std::string bin = find_binary();
   if (bin.empty()) {
     std::cerr << s3rver_missing_message() << "\n";
@@ -116,13 +150,28 @@ std::unique_ptr<S3rver> S3rver::start(const std::string& bucket) {
   server->data_dir_ = tmpl + "/data";
   fs::create_directories(server->data_dir_);
   const std::string log = tmpl + "/s3rver.log";
+  if (tls == Tls::kOn) {
+    if (!make_test_certificates(tmpl)) {
+      std::cerr << "S3rver: openssl could not make the test certificates\n";
+      return nullptr;
+    }
+    server->https_ = true;
+    server->ca_file_ = tmpl + "/ca.pem";
+  }
 
   // A free port can be taken by someone else before s3rver binds it: retry.
   for (int attempt = 0; attempt < 3; ++attempt) {
     server->port_ = closed_port();
     const std::string port = std::to_string(server->port_);
-    std::vector<std::string> args = {bin,  "-d", server->data_dir_,    "-a",  "127.0.0.1",
-                                     "-p", port, "--configure-bucket", bucket};
+    std::vector<std::string> args = {bin, "-d", server->data_dir_, "-a", "127.0.0.1", "-p", port,
+                                     "--configure-bucket", bucket,
+                                     // Virtual-host requests: "<bucket>.s3.localhost".
+                                     "--service-endpoint", "localhost"};
+    if (server->https_) {
+      for (const char* a : {"--key", "server.key", "--cert", "server.pem"}) {
+        args.push_back(a[0] == '-' ? std::string(a) : tmpl + "/" + a);
+      }
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -209,6 +258,11 @@ S3rver::~S3rver() {
 
 S3rver* shared_s3rver() {
   static std::unique_ptr<S3rver> server = S3rver::start();
+  return server.get();
+}
+
+S3rver* shared_https_s3rver() {
+  static std::unique_ptr<S3rver> server = S3rver::start("cairn-test", S3rver::Tls::kOn);
   return server.get();
 }
 

@@ -1,5 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "repo/checker.h"
 #include "repo/compression.h"
 #include "repo/file_codec.h"
@@ -142,6 +148,134 @@ TEST(Repository, FailedPackWriteFailsFlushAndIsSticky) {
   EXPECT_EQ(st.code(), core::Code::kNoSpace);
   // Nothing was indexed, so the blob is unknown, not misplaced.
   EXPECT_FALSE(repo->index().has(repo->blob_id(data)));
+}
+
+// A backend whose pack saves are slow, counted, and (optionally) fail: it
+// shows how many uploads the repository keeps in flight and in what order
+// packs and index files arrive.
+class SlowPackBackend : public storage::MemoryBackend {
+ public:
+  explicit SlowPackBackend(int concurrency, int fail_pack = 0)
+      : concurrency_(concurrency), fail_pack_(fail_pack) {}
+  int preferred_upload_concurrency() const override { return concurrency_; }
+
+  core::Status save(const storage::Handle& h, core::ByteView data) override {
+    if (h.type == FileType::kIndex) {
+      std::lock_guard lock(mu_);
+      index_saved_after_packs_done_ = in_flight_ == 0 && packs_done_ == packs_started_;
+    }
+    if (h.type != FileType::kPack) return MemoryBackend::save(h, data);
+    int n;
+    {
+      std::lock_guard lock(mu_);
+      n = ++packs_started_;
+      max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    core::Status st = n == fail_pack_ ? core::io_error("injected upload failure")
+                                      : MemoryBackend::save(h, data);
+    std::lock_guard lock(mu_);
+    --in_flight_;
+    ++packs_done_;
+    if (!st.ok()) failed_pack_ = h.name;
+    return st;
+  }
+
+  int max_in_flight() const {
+    std::lock_guard lock(mu_);
+    return max_in_flight_;
+  }
+  bool index_saved_after_packs_done() const {
+    std::lock_guard lock(mu_);
+    return index_saved_after_packs_done_;
+  }
+  std::string failed_pack() const {
+    std::lock_guard lock(mu_);
+    return failed_pack_;
+  }
+
+ private:
+  const int concurrency_;
+  const int fail_pack_;
+  mutable std::mutex mu_;
+  int in_flight_ = 0, max_in_flight_ = 0, packs_started_ = 0, packs_done_ = 0;
+  bool index_saved_after_packs_done_ = false;
+  std::string failed_pack_;
+};
+
+// Stores `packs` packs' worth of 1 MiB blobs from 4 threads; returns the
+// blob ids and the first save_blob error (if any).
+std::pair<std::vector<Id>, core::Status> fill_packs(Repository& repo, int packs) {
+  const core::Bytes base = random_data(1 << 20, 7);
+  const int blobs = packs * 16;  // 16 sealed 1 MiB blobs (+ nonce and tag) fill a pack
+  std::vector<Id> ids(blobs);
+  std::mutex mu;
+  core::Status first;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      core::Bytes data = base;
+      for (int i = t; i < blobs; i += 4) {
+        std::memcpy(data.data(), &i, sizeof i);
+        Id id = repo.blob_id(data);
+        ids[i] = id;
+        auto r = repo.save_blob(BlobType::kData, id, data);
+        if (!r.ok()) {
+          std::lock_guard lock(mu);
+          if (first.ok()) first = r.status();
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  return {ids, first};
+}
+
+TEST(Repository, UploadsRunInParallelBoundedAndBeforeTheIndex) {
+  auto backend = std::make_shared<SlowPackBackend>(3);
+  auto repo = make_repo(backend);
+  repo->set_compression(Compression::kOff);
+  auto [ids, st] = fill_packs(*repo, 5);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  ASSERT_TRUE(repo->flush().ok());
+  EXPECT_LE(backend->max_in_flight(), 3);
+  EXPECT_GE(backend->max_in_flight(), 2) << "uploads did not overlap";
+  EXPECT_TRUE(backend->index_saved_after_packs_done());
+  EXPECT_EQ(repo->write_stats().packs, 5u);
+  // Everything is findable after a fresh open (the index names every pack).
+  auto reopened = Repository::open(backend, "pw");
+  ASSERT_TRUE(reopened.ok());
+  ASSERT_TRUE((*reopened)->load_index().ok());
+  for (const Id& id : ids) EXPECT_TRUE((*reopened)->index().has(id)) << id.hex();
+}
+
+TEST(Repository, FailedUploadIsStickyNamedAndNeverIndexed) {
+  auto backend = std::make_shared<SlowPackBackend>(2, /*fail_pack=*/2);
+  auto repo = make_repo(backend);
+  repo->set_compression(Compression::kOff);
+  auto [ids, st] = fill_packs(*repo, 5);
+  core::Status flushed = repo->flush();
+  ASSERT_FALSE(flushed.ok());
+  const std::string failed = backend->failed_pack();
+  ASSERT_FALSE(failed.empty());
+  EXPECT_NE(flushed.message().find("storing pack " + failed), std::string::npos)
+      << flushed.to_string();
+  if (!st.ok()) {
+    EXPECT_EQ(st.message(), flushed.message()) << "one sticky error";
+  }
+  // No index file names the pack that was not stored.
+  auto reopened = Repository::open(backend, "pw");
+  ASSERT_TRUE(reopened.ok());
+  ASSERT_TRUE((*reopened)->load_index().ok());
+  for (const Id& id : ids) {
+    auto loc = (*reopened)->index().lookup(id);
+    if (loc) {
+      EXPECT_NE(loc->pack.hex(), failed);
+    }
+  }
+  // The error stays: a second flush cannot pretend the backup is whole.
+  EXPECT_EQ(repo->flush().message(), flushed.message());
 }
 
 TEST(Repository, FindSnapshotByPrefixAndLatest) {
