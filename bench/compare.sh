@@ -13,22 +13,44 @@
 # tree is compared with the corpus (diff -r) after every restore; a difference
 # fails the run. See bench/README.md.
 #
+# Options:
+#   --s3             repositories in S3 buckets on a local s3rver (loopback,
+#                    HTTPS with a throw-away certificate, its own data folder in
+#                    $BENCH_DIR/work) instead of local folders; cairn and restic
+#                    only (borg has no S3). Results go to results-s3.{md,json}.
+#   --corpus DIR     use DIR as the corpus as it is (no build, no cap, no
+#                    stamp); step 3 changes one of its files and puts it back
+#
 # Environment:
 #   BENCH_DIR        work folder (default /var/tmp/cairn-bench); the corpus is kept
 #                    there between runs, repositories are removed
 #   BENCH_CORPUS_MB  corpus size cap in MB of 10^6 bytes (default 2000)
 #   CAIRN            cairn binary (default <repo>/build/release/cairn, built if missing)
-#   TOOLS            tools to run, in order (default "cairn restic borg")
+#   TOOLS            tools to run, in order (default "cairn restic borg"; with
+#                    --s3 "cairn restic")
 #   BENCH_PASSWORD   repository password for all tools (default: a fixed string)
 # shellcheck disable=SC2016,SC2054  # backticks are Markdown; zstd,3 is one argument
 set -euo pipefail
+
+S3=0
+CORPUS_ARG=''
+while (($#)); do
+  case $1 in
+    --s3) S3=1 ;;
+    --corpus) [[ $# -ge 2 ]] || { echo "compare.sh: --corpus needs a folder" >&2; exit 2; }; CORPUS_ARG=$2; shift ;;
+    --corpus=*) CORPUS_ARG=${1#--corpus=} ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare.sh: unknown argument '$1' (--s3, --corpus DIR, --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/var/tmp/cairn-bench}
 BENCH_CORPUS_MB=${BENCH_CORPUS_MB:-2000}
 CAIRN=${CAIRN:-$ROOT/build/release/cairn}
-TOOLS=${TOOLS:-"cairn restic borg"}
+if ((S3)); then TOOLS=${TOOLS:-"cairn restic"}; else TOOLS=${TOOLS:-"cairn restic borg"}; fi
 PASSWORD=${BENCH_PASSWORD:-cairn-bench-not-a-secret}
 CORPUS_SOURCES=(/usr/lib/x86_64-linux-gnu /usr/share /usr/include)
 
@@ -51,6 +73,7 @@ fi
 read -r -a TOOL_LIST <<<"$TOOLS"
 for t in "${TOOL_LIST[@]}"; do
   case $t in cairn | restic | borg) ;; *) die "unknown tool '$t' in TOOLS (cairn, restic, borg)" ;; esac
+  if ((S3)) && [[ $t == borg ]]; then die "borg has no S3 backend: TOOLS for --s3 are cairn and restic"; fi
 done
 ((${#TOOL_LIST[@]} > 0)) || die "TOOLS is empty"
 has_tool() { local t; for t in "${TOOL_LIST[@]}"; do [[ $t == "$1" ]] && return 0; done; return 1; }
@@ -67,6 +90,11 @@ apt_install() {
 if has_tool restic && ! command -v restic >/dev/null; then apt_install restic; fi
 if has_tool borg && ! command -v borg >/dev/null; then apt_install borgbackup; fi
 if ! command -v diff >/dev/null; then apt_install diffutils; fi
+S3RVER=${CAIRN_S3RVER:-$ROOT/tools/node_modules/.bin/s3rver}
+if ((S3)); then
+  [[ -x $S3RVER ]] || die "s3rver not found at $S3RVER: run scripts/install-s3rver (or set CAIRN_S3RVER)"
+  command -v python3 >/dev/null || apt_install python3
+fi
 if has_tool cairn && [[ ! -x $CAIRN ]]; then
   log "building cairn ($CAIRN missing)"
   (cd "$ROOT" && cmake --preset release >/dev/null && cmake --build --preset release --target cairn) ||
@@ -82,6 +110,12 @@ flock -n 9 || die "another compare.sh is running on $BENCH_DIR"
 CORPUS=$BENCH_DIR/corpus
 STAMP=$BENCH_DIR/corpus.stamp
 CHANGE_ORIG=$BENCH_DIR/change-file.orig
+if [[ -n $CORPUS_ARG ]]; then
+  [[ -d $CORPUS_ARG ]] || die "--corpus $CORPUS_ARG is not a folder"
+  CORPUS=$(cd "$CORPUS_ARG" && pwd)
+  STAMP=$BENCH_DIR/corpus-arg.stamp
+  CHANGE_ORIG=$BENCH_DIR/corpus-arg.change-file.orig
+fi
 LOGS=$BENCH_DIR/logs
 WORK=$BENCH_DIR/work
 rm -rf "$LOGS" "$WORK"
@@ -140,7 +174,18 @@ pick_change_file() {
   ((n > 0)) || return 0
   printf '%s\n' "$list" | sed -n "$(((n + 1) / 2))p"
 }
-if [[ -d $CORPUS && -f $STAMP && -f $CHANGE_ORIG ]] && [[ $(grep -v '^change_file=' "$STAMP") == "$(stamp_text)" ]]; then
+if [[ -n $CORPUS_ARG ]]; then
+  # A stamp left by an interrupted run names the file it may have changed.
+  if [[ -f $STAMP && -f $CHANGE_ORIG ]] && [[ $(sed -n 's/^corpus=//p' "$STAMP") == "$CORPUS" ]]; then
+    log "putting back $(sed -n 's/^change_file=//p' "$STAMP") from an earlier run"
+  else
+    change=$(pick_change_file)
+    [[ -n $change ]] || die "no mid-size file (256 KiB to 4 MiB) in $CORPUS for step 3"
+    cp -a "$CORPUS/$change" "$CHANGE_ORIG"
+    printf 'corpus=%s\nchange_file=%s\n' "$CORPUS" "$change" >"$STAMP"
+  fi
+  BENCH_CORPUS_MB=none
+elif [[ -d $CORPUS && -f $STAMP && -f $CHANGE_ORIG ]] && [[ $(grep -v '^change_file=' "$STAMP") == "$(stamp_text)" ]]; then
   log "reusing corpus $CORPUS"
 else
   build_corpus
@@ -201,17 +246,68 @@ run_step() {
   return 0
 }
 
+# ---------------------------------------------------------------- S3 (--s3)
+# One s3rver for the run, data in $WORK/s3data, a bucket per tool. HTTPS: over
+# plain HTTP restic (minio-go) signs uploads in aws-chunked streaming form,
+# which s3rver stores verbatim (chunk headers and all), so restic's repository
+# would be unreadable. Both tools trust the run's self-signed certificate.
+S3PID=''
+S3DATA=$WORK/s3data
+start_s3rver() {
+  S3PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$S3DATA"
+  S3CERT=$WORK/s3-cert.pem
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/s3-key.pem" -out "$S3CERT" \
+    >"$LOGS/openssl.log" 2>&1 || die "openssl could not make a test certificate: $(cat "$LOGS/openssl.log")"
+  log "starting s3rver on https://127.0.0.1:$S3PORT (data in $S3DATA)"
+  # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider.
+  NODE_OPTIONS="--openssl-legacy-provider ${NODE_OPTIONS:-}" "$S3RVER" -d "$S3DATA" -a 127.0.0.1 \
+    -p "$S3PORT" --key "$WORK/s3-key.pem" --cert "$S3CERT" \
+    --configure-bucket cairn-bench --configure-bucket restic-bench \
+    >"$LOGS/s3rver.log" 2>&1 &
+  S3PID=$!
+  trap stop_s3rver EXIT
+  trap 'exit 130' INT TERM
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$S3PORT") 2>/dev/null && return 0
+    kill -0 "$S3PID" 2>/dev/null || die "s3rver exited: $(tail -c 1000 "$LOGS/s3rver.log")"
+    sleep 0.1
+  done
+  die "s3rver does not listen on $S3PORT: $(tail -c 1000 "$LOGS/s3rver.log")"
+}
+stop_s3rver() {
+  if [[ -n $S3PID ]]; then
+    kill "$S3PID" 2>/dev/null || true
+    wait "$S3PID" 2>/dev/null || true
+    S3PID=''
+  fi
+}
+repo_location() { # TOOL
+  if ((S3)); then echo "s3:https://127.0.0.1:$S3PORT/$1-bench"; else echo "$WORK/$1-repo"; fi
+}
+repo_bytes() { # TOOL: bytes stored (on S3: object sizes, without s3rver's metadata files)
+  if ((S3)); then
+    find "$S3DATA/$1-bench" -type f -name '*._S3rver_object' -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}'
+  else
+    du -sb "$WORK/$1-repo" | cut -f1
+  fi
+}
+
 tool_cmd() { # fills CMD for TOOL STEP [ARG]
-  local tool=$1 step=$2 repo=$WORK/$1-repo target=$WORK/$1-restore
+  local tool=$1 step=$2 repo target=$WORK/$1-restore
+  repo=$(repo_location "$tool")
+  local c=("$CAIRN" --no-progress) restic=(restic)
+  if ((S3)); then restic+=(--cacert "$S3CERT"); fi
   case $tool/$step in
-    cairn/init) CMD=("$CAIRN" --no-progress -r "$repo" init) ;;
-    cairn/backup_*) CMD=("$CAIRN" --no-progress -r "$repo" backup "$CORPUS") ;;
-    cairn/restore_full) CMD=("$CAIRN" --no-progress -r "$repo" restore latest --target "$target") ;;
-    cairn/check_read_data) CMD=("$CAIRN" --no-progress -r "$repo" check --read-data) ;;
-    restic/init) CMD=(restic -r "$repo" init --repository-version 2) ;;
-    restic/backup_*) CMD=(restic -r "$repo" --compression auto backup "$CORPUS") ;;
-    restic/restore_full) CMD=(restic -r "$repo" restore latest --target "$target") ;;
-    restic/check_read_data) CMD=(restic -r "$repo" check --read-data) ;;
+    cairn/init) CMD=("${c[@]}" -r "$repo" init) ;;
+    cairn/backup_*) CMD=("${c[@]}" -r "$repo" backup "$CORPUS") ;;
+    cairn/restore_full) CMD=("${c[@]}" -r "$repo" restore latest --target "$target") ;;
+    cairn/check_read_data) CMD=("${c[@]}" -r "$repo" check --read-data) ;;
+    restic/init) CMD=("${restic[@]}" -r "$repo" init --repository-version 2) ;;
+    restic/backup_*) CMD=("${restic[@]}" -r "$repo" --compression auto backup "$CORPUS") ;;
+    restic/restore_full) CMD=("${restic[@]}" -r "$repo" restore latest --target "$target") ;;
+    restic/check_read_data) CMD=("${restic[@]}" -r "$repo" check --read-data) ;;
     borg/init) CMD=(borg init -e repokey "$repo") ;;
     borg/backup_*) CMD=(borg create --compression zstd,3 "$repo::snap-$3" "$CORPUS") ;;
     borg/restore_full) CMD=(env -C "$target" borg extract "$repo::snap-3") ;;
@@ -223,6 +319,8 @@ tool_cmd() { # fills CMD for TOOL STEP [ARG]
 clean_tool() {
   local tool=$1
   rm -rf "$WORK/$tool-repo" "$WORK/$tool-restore" "$WORK/restic-cache" "$WORK/borg-base"
+  # s3rver reads its folder on every request: emptying the bucket is enough.
+  if ((S3)) && [[ -d $S3DATA/$tool-bench ]]; then find "$S3DATA/$tool-bench" -mindepth 1 -delete; fi
 }
 
 # Metadata listing used to compare corpus and restore beyond file contents:
@@ -260,7 +358,7 @@ verify_restore() {
 }
 
 run_tool() {
-  local tool=$1 repo=$WORK/$1-repo n
+  local tool=$1 n
   clean_tool "$tool"
   reset_change_file
   mkdir -p "$WORK/$tool-restore"
@@ -272,9 +370,9 @@ run_tool() {
     if ((n == 3)); then modify_change_file; fi
     tool_cmd "$tool" "$step" "$n"
     run_step "$tool" "$step" "$cold" "${CMD[@]}" || return 0
-    if ((n == 1)); then REPO_FULL[$tool]=$(du -sb "$repo" | cut -f1); fi
+    if ((n == 1)); then REPO_FULL[$tool]=$(repo_bytes "$tool"); fi
   done
-  REPO_FINAL[$tool]=$(du -sb "$repo" | cut -f1)
+  REPO_FINAL[$tool]=$(repo_bytes "$tool")
   tool_cmd "$tool" restore_full
   run_step "$tool" restore_full 1 "${CMD[@]}" || return 0
   verify_restore "$tool" || true
@@ -304,11 +402,25 @@ NPROC=$(nproc)
 MEM_GB=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 KERNEL=$(uname -r)
 
+STORAGE="local folders in $WORK"
+if ((S3)); then
+  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+  unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION AWS_REGION CAIRN_S3_MAX_ATTEMPTS \
+    CAIRN_S3_TIMEOUT_SECONDS CAIRN_S3_MAX_RETRY_SECONDS 2>/dev/null || true
+  start_s3rver
+  export CAIRN_S3_CACERT=$S3CERT
+  S3RVER_VERSION=$(node -p "require('$(dirname "$(readlink -f "$S3RVER")")/../package.json').version" 2>/dev/null || echo unknown)
+  STORAGE="S3 buckets (cairn-bench, restic-bench) on s3rver $S3RVER_VERSION at 127.0.0.1, HTTPS (self-signed), data in $S3DATA"
+fi
+log "repositories: $STORAGE"
+
 for tool in "${TOOL_LIST[@]}"; do
   run_tool "$tool"
   clean_tool "$tool"
 done
 reset_change_file
+if [[ -n $CORPUS_ARG ]]; then rm -f "$STAMP" "$CHANGE_ORIG"; fi
+stop_s3rver
 rm -rf "$WORK"
 UPTIME_END=$(uptime)
 DATE_END=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -348,17 +460,21 @@ mb() { [[ -n ${1-} ]] && fnum "$(awk -v b="$1" 'BEGIN { print b / 1000000 }')" 1
 OTHERS=()
 if has_tool cairn; then for t in "${TOOL_LIST[@]}"; do [[ $t != cairn ]] && OTHERS+=("$t"); done; fi
 
-md=$BENCH_DIR/results.md
+RESULTS=$BENCH_DIR/results
+if ((S3)); then RESULTS=$BENCH_DIR/results-s3; fi
+md=$RESULTS.md
 {
   printf '# %s\n\n' "$(printf '%s vs ' "${TOOL_LIST[@]}" | sed 's/ vs $//')"
   printf -- '- date: %s to %s\n' "$DATE_START" "$DATE_END"
   printf -- '- machine: %s, %s CPUs, %s GiB RAM, Linux %s\n' "$CPU_MODEL" "$NPROC" "$MEM_GB" "$KERNEL"
   printf -- '- load at start: `%s`\n' "$(echo "$UPTIME_START" | sed 's/^ *//')"
   printf -- '- load at end: `%s`\n' "$(echo "$UPTIME_END" | sed 's/^ *//')"
-  printf -- '- corpus: %s, %s MB, %s files, %s dirs, %s symlinks (cap %s MB)\n' "$CORPUS" \
-    "$(mb "$CORPUS_BYTES")" "$CORPUS_FILES" "$CORPUS_DIRS" "$CORPUS_LINKS" "$BENCH_CORPUS_MB"
+  printf -- '- corpus: %s, %s MB, %s files, %s dirs, %s symlinks (%s)\n' "$CORPUS" \
+    "$(mb "$CORPUS_BYTES")" "$CORPUS_FILES" "$CORPUS_DIRS" "$CORPUS_LINKS" \
+    "$([[ $BENCH_CORPUS_MB == none ]] && echo "given with --corpus" || echo "cap $BENCH_CORPUS_MB MB")"
   printf -- '- step 3 changes 4 KiB in the middle of `%s` (%s bytes)\n' "$CHANGE_FILE" "$(stat -c %s "$CORPUS/$CHANGE_FILE")"
   printf -- '- page cache dropped before cold steps: %s\n' "$CACHES_DROPPED"
+  printf -- '- repositories: %s\n' "$STORAGE"
   for t in "${TOOL_LIST[@]}"; do
     printf -- '- %s: %s%s\n' "$t" "${VERSION[$t]}" "$([[ $t == cairn ]] && echo " (commit $CAIRN_COMMIT, $CAIRN_ORIG, sha256 $CAIRN_SHA…)")"
   done
@@ -394,7 +510,8 @@ md=$BENCH_DIR/results.md
   printf '\n| entries with metadata differences |'
   for t in "${TOOL_LIST[@]}"; do printf ' %s |' "${META_DIFFS[$t]-n/a}"; done
   for t in "${OTHERS[@]}"; do printf ' |'; done
-  printf '\n\nRatios below 1 mean cairn is faster or smaller. Repository sizes are `du -sb` in MB of 10^6 bytes;\n'
+  printf '\n\nRatios below 1 mean cairn is faster or smaller. Repository sizes are %s in MB of 10^6 bytes;\n' \
+    "$( ((S3)) && echo 'the sum of the stored objects'"'"' sizes' || echo '`du -sb`')"
   printf 'RSS is peak resident set size in MiB. 1-minute load average at the start of each step:\n\n'
   for t in "${TOOL_LIST[@]}"; do
     printf -- '- %s:' "$t"
@@ -414,7 +531,8 @@ jnum() { [[ -n ${1-} ]] && echo "$1" || echo null; }
   printf '  "machine": {"cpu": %s, "nproc": %s, "mem_gib": %s, "kernel": %s, "uptime_start": %s, "uptime_end": %s},\n' \
     "$(jstr "$CPU_MODEL")" "$NPROC" "$MEM_GB" "$(jstr "$KERNEL")" "$(jstr "$UPTIME_START")" "$(jstr "$UPTIME_END")"
   printf '  "corpus": {"path": %s, "cap_mb": %s, "bytes": %s, "files": %s, "dirs": %s, "symlinks": %s, "change_file": %s},\n' \
-    "$(jstr "$CORPUS")" "$BENCH_CORPUS_MB" "$CORPUS_BYTES" "$CORPUS_FILES" "$CORPUS_DIRS" "$CORPUS_LINKS" "$(jstr "$CHANGE_FILE")"
+    "$(jstr "$CORPUS")" "$([[ $BENCH_CORPUS_MB == none ]] && echo null || echo "$BENCH_CORPUS_MB")" "$CORPUS_BYTES" "$CORPUS_FILES" "$CORPUS_DIRS" "$CORPUS_LINKS" "$(jstr "$CHANGE_FILE")"
+  printf '  "storage": %s, "s3": %s,\n' "$(jstr "$STORAGE")" "$( ((S3)) && echo true || echo false)"
   printf '  "caches_dropped": %s,\n  "tools": {\n' "$([[ $CACHES_DROPPED == yes ]] && echo true || echo false)"
   first=1
   for t in "${TOOL_LIST[@]}"; do
@@ -458,11 +576,11 @@ jnum() { [[ -n ${1-} ]] && echo "$1" || echo null; }
     printf '\n    %s' "$(jstr "$f")"
   done
   printf '\n  ]\n}\n'
-} >"$BENCH_DIR/results.json"
+} >"$RESULTS.json"
 
 printf '\n'
 cat "$md"
-printf '\nwritten: %s, %s; logs in %s\n' "$md" "$BENCH_DIR/results.json" "$LOGS"
+printf '\nwritten: %s, %s; logs in %s\n' "$md" "$RESULTS.json" "$LOGS"
 if ((${#FAILURES[@]})); then
   die "${#FAILURES[@]} failure(s): ${FAILURES[*]}"
 fi

@@ -378,6 +378,32 @@ core::Result<S3Options> S3Options::from_location(const std::string& location,
   o.access_key_id = creds->access_key_id;
   o.secret_access_key = creds->secret_access_key;
   o.session_token = creds->session_token;
+  // Retry budget overrides (docs/storage.md), mainly so tests against faulty
+  // servers finish quickly; unset or empty keeps the defaults.
+  struct RetryKnob {
+    const char* name;
+    int64_t min, max;
+    std::function<void(int64_t)> set;
+  };
+  const RetryKnob knobs[] = {
+      {"CAIRN_S3_MAX_ATTEMPTS", 1, 100, [&](int64_t v) { o.max_attempts = static_cast<int>(v); }},
+      {"CAIRN_S3_TIMEOUT_SECONDS", 1, 3600,
+       [&](int64_t v) { o.stall_timeout = std::chrono::seconds(v); }},
+      {"CAIRN_S3_MAX_RETRY_SECONDS", 0, 3600,
+       [&](int64_t v) { o.max_total_backoff = std::chrono::seconds(v); }},
+  };
+  for (const RetryKnob& k : knobs) {
+    const std::string text = env_or(k.name, "");
+    if (text.empty()) continue;
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || p != text.data() + text.size() || v < k.min || v > k.max) {
+      return core::invalid_argument(std::string(k.name) + "='" + text +
+                                    "' is not a whole number from " + std::to_string(k.min) +
+                                    " to " + std::to_string(k.max));
+    }
+    k.set(v);
+  }
   return o;
 }
 

@@ -165,6 +165,46 @@ TEST(S3OptionsTest, OpenOptionsReachTheBackend) {
   s3 = static_cast<S3Backend*>(b->get());
   EXPECT_EQ(s3->options().ca_file, "/etc/flag-ca.pem");
   EXPECT_TRUE(s3->options().virtual_host());
+TEST(S3OptionsTest, RetryBudgetFromEnvironment) {
+  ScopedEnv id("AWS_ACCESS_KEY_ID", "AKID");
+  ScopedEnv secret("AWS_SECRET_ACCESS_KEY", "very-secret");
+  {
+    ScopedEnv attempts("CAIRN_S3_MAX_ATTEMPTS", nullptr);
+    ScopedEnv stall("CAIRN_S3_TIMEOUT_SECONDS", "");
+    ScopedEnv total("CAIRN_S3_MAX_RETRY_SECONDS", nullptr);
+    auto o = S3Options::from_location("s3:http://127.0.0.1:9000/bucket");
+    ASSERT_TRUE(o.ok()) << o.status().to_string();
+    const S3Options defaults;
+    EXPECT_EQ(o->max_attempts, defaults.max_attempts);
+    EXPECT_EQ(o->stall_timeout, defaults.stall_timeout);
+    EXPECT_EQ(o->max_total_backoff, defaults.max_total_backoff);
+  }
+  {
+    ScopedEnv attempts("CAIRN_S3_MAX_ATTEMPTS", "3");
+    ScopedEnv stall("CAIRN_S3_TIMEOUT_SECONDS", "2");
+    ScopedEnv total("CAIRN_S3_MAX_RETRY_SECONDS", "0");
+    auto o = S3Options::from_location("s3:http://127.0.0.1:9000/bucket");
+    ASSERT_TRUE(o.ok()) << o.status().to_string();
+    EXPECT_EQ(o->max_attempts, 3);
+    EXPECT_EQ(o->stall_timeout, std::chrono::seconds(2));
+    EXPECT_EQ(o->max_total_backoff, std::chrono::seconds(0));
+  }
+  for (auto [name, value] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"CAIRN_S3_MAX_ATTEMPTS", "0"},
+           {"CAIRN_S3_MAX_ATTEMPTS", "lots"},
+           {"CAIRN_S3_MAX_ATTEMPTS", "3x"},
+           {"CAIRN_S3_TIMEOUT_SECONDS", "0"},
+           {"CAIRN_S3_TIMEOUT_SECONDS", "-5"},
+           {"CAIRN_S3_MAX_RETRY_SECONDS", "1.5"},
+           {"CAIRN_S3_MAX_RETRY_SECONDS", "99999999999999999999"}}) {
+    ScopedEnv bad(name, value);
+    auto r = S3Options::from_location("s3:http://127.0.0.1:9000/bucket");
+    ASSERT_FALSE(r.ok()) << name << "=" << value;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(std::string(name) + "='" + value + "'"),
+              std::string::npos)
+        << r.status().to_string();
+  }
 }
 
 TEST(S3BackendTest, UnreachableServerIsTransientAfterBoundedRetries) {
