@@ -165,6 +165,8 @@ TEST(S3OptionsTest, OpenOptionsReachTheBackend) {
   s3 = static_cast<S3Backend*>(b->get());
   EXPECT_EQ(s3->options().ca_file, "/etc/flag-ca.pem");
   EXPECT_TRUE(s3->options().virtual_host());
+}
+
 TEST(S3OptionsTest, RetryBudgetFromEnvironment) {
   ScopedEnv id("AWS_ACCESS_KEY_ID", "AKID");
   ScopedEnv secret("AWS_SECRET_ACCESS_KEY", "very-secret");
