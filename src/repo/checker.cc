@@ -1,5 +1,7 @@
 #include "repo/checker.h"
 
+#include "repo/log_archive.h"
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -54,6 +56,10 @@ class Checker {
     std::vector<std::string> snap_problems;
     auto snaps = repo_.list_snapshots(&snap_problems);
     if (!snaps.ok()) return snaps.status();
+    // Archived log files (WAL) are roots too, listed before the index for the
+    // same reason as snapshots.
+    std::vector<std::string> log_problems;
+    ASSIGN_OR_RETURN(auto logs, list_all_log_entries(repo_, &log_problems));
     note("loading index");
     std::vector<std::string> problems;
     TRY(repo_.load_index(&problems));
@@ -86,6 +92,17 @@ class Checker {
     std::unordered_set<Id, IdHash> seen_trees;
     for (const auto& s : snapshots_) check_tree(s.id, s.snapshot.tree, seen_trees);
     report_.trees = seen_trees.size();
+
+    note("checking archived log files");
+    for (auto& p : log_problems) report_.errors.push_back(p + " (an archived WAL/log file is unreadable)");
+    for (const auto& e : logs) {
+      for (const auto& b : e.blobs) {
+        if (repo_.index().has(b.id)) continue;
+        report_.errors.push_back("archived log file " + e.service + "/" + e.name + ": blob " + b.id.hex() +
+                                 " is in no index");
+        bad_blobs_.insert(b.id);
+      }
+    }
 
     if (opt_.read_data) read_data(indexed);
     if (!report_.damaged_packs.empty() || !bad_blobs_.empty()) find_affected();

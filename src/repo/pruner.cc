@@ -1,5 +1,7 @@
 #include "repo/pruner.h"
 
+#include "repo/log_archive.h"
+
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -44,6 +46,13 @@ core::Result<PruneReport> prune(Repository& repo, const PruneOptions& opt,
   if (!snap_problems.empty()) return core::corruption("prune refuses: " + snap_problems.front());
   std::unordered_set<Id, IdHash> used;
   for (const auto& s : snaps) TRY(mark(repo, s.snapshot.tree, used));
+  // Archived WAL/log files are roots as well: their data stays until the
+  // entries themselves are expired.
+  std::vector<std::string> log_problems;
+  ASSIGN_OR_RETURN(auto logs, list_all_log_entries(repo, &log_problems));
+  if (!log_problems.empty()) return core::corruption("prune refuses: " + log_problems.front());
+  for (const auto& e : logs)
+    for (const auto& b : e.blobs) used.insert(b.id);
   for (const auto& id : used)
     if (!repo.index().has(id))
       return core::corruption("prune refuses: blob " + id.hex() + " is used but in no index (run check)");

@@ -73,10 +73,21 @@ std::optional<Time> parse_time(const std::string& s) {
   if (s[i] == 'Z' || s[i] == 'z') {
     ++i;
   } else if (s[i] == '+' || s[i] == '-') {
+    // +hh:mm (RFC 3339), and PostgreSQL's +hh and +hhmm.
+    const char sign = s[i++];
+    auto two_digits = [&](int& v) {
+      if (i + 2 > s.size() || !isdigit(static_cast<unsigned char>(s[i])) ||
+          !isdigit(static_cast<unsigned char>(s[i + 1])))
+        return false;
+      v = (s[i] - '0') * 10 + (s[i + 1] - '0');
+      i += 2;
+      return true;
+    };
     int hh = 0, mm = 0;
-    if (sscanf(s.c_str() + i + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
-    offset = (hh * 3600 + mm * 60) * (s[i] == '-' ? -1 : 1);
-    i += 6;
+    if (!two_digits(hh)) return std::nullopt;
+    if (i < s.size() && s[i] == ':') ++i;
+    if (i < s.size() && !two_digits(mm)) return std::nullopt;
+    offset = (hh * 3600 + mm * 60) * (sign == '-' ? -1 : 1);
   } else {
     return std::nullopt;
   }

@@ -377,6 +377,12 @@ TEST(TimeFormat, RoundTripKeepsOffsetAndNanoseconds) {
   EXPECT_EQ(parse_time("2025-11-25T22:08:17Z")->unix_ns, 1764108497000000000LL);
   EXPECT_FALSE(parse_time("yesterday").has_value());
   EXPECT_FALSE(parse_time("2025-11-25T22:08:17Zjunk").has_value());
+  // PostgreSQL's timestamptz output: space, microseconds, "+hh" or "+hhmm".
+  EXPECT_EQ(parse_time("2025-11-25 22:08:17.5+00")->unix_ns, 1764108497500000000LL);
+  EXPECT_EQ(parse_time("2025-11-26 03:38:17+0530")->unix_ns, 1764108497000000000LL);
+  EXPECT_EQ(parse_time("2025-11-25 20:08:17-02:00")->unix_ns, 1764108497000000000LL);
+  EXPECT_FALSE(parse_time("2025-11-25 22:08:17+5").has_value());
+  EXPECT_FALSE(parse_time("2025-11-25 22:08:17+05:3").has_value());
 }
 
 TEST(TreeFormat, RoundTripOddNamesAndDeterminism) {
