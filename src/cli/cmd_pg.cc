@@ -221,6 +221,56 @@ core::Status run_logical_restore(Context& ctx, const PgRestoreArgs& a) {
   return {};
 }
 
+core::Status run_pg_check(Context& ctx, const std::string& service) {
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+  ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
+  ASSIGN_OR_RETURN(auto r, pg::check_archive(*repo, service));
+  bool bad = !r.missing.empty() || !r.problems.empty();
+  if (ctx.json) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& [name, object] : r.files) files.push_back({{"name", name}, {"object", object}});
+    ctx.print_json({{"service", service},
+                    {"segments", r.segments},
+                    {"history_files", r.history_files},
+                    {"base_backups", r.base_backups},
+                    {"newest_segment", r.newest_segment},
+                    {"newest_time", r.newest_time},
+                    {"newest_age_seconds", r.newest_age_s},
+                    {"oldest_needed", r.oldest_needed},
+                    {"missing", r.missing},
+                    {"problems", r.problems},
+                    {"files", files},
+                    {"ok", !bad}});
+  } else if (!ctx.quiet || bad) {
+    std::cout << fmt::format("service {}: {} base backup(s), {} WAL segment(s), {} history file(s)\n", service,
+                             r.base_backups, r.segments, r.history_files);
+    if (!r.newest_segment.empty())
+      std::cout << fmt::format("  newest segment {} archived {} ({} ago): the recovery point\n", r.newest_segment,
+                               r.newest_time, core::format_duration(r.newest_age_s));
+    if (!r.oldest_needed.empty()) std::cout << "  oldest segment needed: " << r.oldest_needed << "\n";
+    for (const auto& m : r.missing) std::cout << "  MISSING " << m << "\n";
+    for (const auto& p : r.problems) std::cout << "  PROBLEM " << p << "\n";
+    std::cout << (bad ? "archive has gaps or problems: recovery cannot pass them\n" : "archive is continuous\n");
+  }
+  if (bad) ctx.exit_code = kExitFailure;
+  return {};
+}
+
+core::Status run_expire_wal(Context& ctx, const std::string& service, bool dry_run) {
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+  TRY(repo->require_full_key("expire archived WAL"));
+  ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
+  ASSIGN_OR_RETURN(auto removed, pg::expire_wal(*repo, service, dry_run));
+  if (ctx.json) {
+    ctx.print_json({{"service", service}, {"dry_run", dry_run}, {"removed", removed}});
+  } else if (!ctx.quiet) {
+    std::cout << fmt::format("{} {} archived WAL file(s) older than the oldest base backup{}\n",
+                             dry_run ? "would remove" : "removed", removed.size(),
+                             dry_run ? "" : " (run cairn prune to free their space)");
+  }
+  return {};
+}
+
 }  // namespace
 
 void add_pg(CLI::App& app, Context& ctx) {
@@ -241,6 +291,20 @@ void add_pg(CLI::App& app, Context& ctx) {
   backup->add_option("--host", b->host, "host name to record");
   backup->add_option("--tag", b->tags, "tag(s) for the snapshot")->allow_extra_args(false);
   backup->callback([&ctx, b] { ctx.run([&] { return run_pg_backup(ctx, *b); }); });
+
+  auto check_service = std::make_shared<std::string>();
+  auto* check = pg_cmd->add_subcommand("check", "WAL archive continuity and recovery point of a service");
+  check->add_option("--service", *check_service, "service to check")->required();
+  check->callback([&ctx, check_service] { ctx.run([&] { return run_pg_check(ctx, *check_service); }); });
+
+  auto expire_service = std::make_shared<std::string>();
+  auto expire_dry = std::make_shared<bool>(false);
+  auto* expire = pg_cmd->add_subcommand("expire-wal", "remove archived WAL older than the oldest base backup");
+  expire->add_option("--service", *expire_service, "service whose WAL to expire")->required();
+  expire->add_flag("--dry-run", *expire_dry, "only list what would be removed");
+  expire->callback([&ctx, expire_service, expire_dry] {
+    ctx.run([&] { return run_expire_wal(ctx, *expire_service, *expire_dry); });
+  });
 
   auto r = std::make_shared<PgRestoreArgs>();
   auto* restore = pg_cmd->add_subcommand(

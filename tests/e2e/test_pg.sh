@@ -225,6 +225,30 @@ stop_server "$dir"
 got=$(restore_and_count tl2again --target-timeline 2)
 assert_eq "110 9010" "$got" "rows after a restore to the end of timeline 2"
 
+step "pg check: continuous archive, recovery point; expire-wal keeps what base backups need"
+expect_exit 0 R --json pg check --service shop
+assert_eq true "$(jq -r .ok <<<"$OUT")" "archive continuity"
+[ "$(jq -r .segments <<<"$OUT")" -gt 5 ] || fail "too few archived segments: $OUT"
+[ "$(jq -r '.newest_age_seconds | floor' <<<"$OUT")" -lt 600 ] || fail "recovery point age: $OUT"
+oldest_needed=$(jq -r .oldest_needed <<<"$OUT")
+expect_exit 0 R --json pg expire-wal --service shop --dry-run
+expired=$(jq -r '.removed | length' <<<"$OUT")
+[ "$expired" -ge 1 ] || fail "nothing older than the first base backup to expire: $OUT"
+jq -r '.removed[]' <<<"$OUT" | while read -r f; do [[ ${f:0:24} < $oldest_needed ]] || fail "would expire $f, needed from $oldest_needed"; done
+expect_exit 0 R --json pg expire-wal --service shop
+assert_eq "$expired" "$(jq -r '.removed | length' <<<"$OUT")" "expired files"
+expect_exit 0 R pg check --service shop
+got=$(restore_and_count afterexpiry --to-time "$(commit_ts 150)" --target-timeline current)  # timeline 2 branched at row 100
+assert_eq "150 150" "$got" "rows after --to-time once old WAL expired"
+expect_exit 0 R prune
+expect_exit 0 R check --read-data
+# A segment from the middle of the archive goes missing.
+expect_exit 0 R --json pg check --service shop
+victim=$(jq -r '[.files[] | select(.name | test("^[0-9A-F]{24}$"))] | .[(length / 2 | floor)].object' <<<"$OUT")
+rm "$REPO/wal/$victim"
+expect_exit 1 R pg check --service shop
+assert_contains "$OUT" "MISSING"
+
 step "wal-get: missing file exits 1 quietly, damaged entry exits 126 naming the file"
 rc=0; R wal-get --service shop 0000000900000000000000FF "$T/pg/none" || rc=$?
 assert_eq 1 "$rc" "exit code for a file not in the archive"

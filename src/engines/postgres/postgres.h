@@ -85,4 +85,32 @@ struct LogicalRestoreOptions {
 core::Status logical_restore(repo::Repository& repo, const repo::SnapshotRef& snapshot,
                              const LogicalRestoreOptions& opt);
 
+// A WAL segment file name "TTTTTTTTXXXXXXXXYYYYYYYY" as (timeline, segment
+// number), given the number of segments per 4 GiB "xlogid".
+struct SegmentName {
+  uint32_t timeline = 0;
+  uint64_t segno = 0;
+};
+std::optional<SegmentName> parse_segment_name(const std::string& name, uint64_t segments_per_id);
+std::string segment_file_name(uint32_t timeline, uint64_t segno, uint64_t segments_per_id);
+
+// What `cairn pg check` reports about a service's WAL archive.
+struct ArchiveReport {
+  size_t segments = 0, history_files = 0, other_files = 0, base_backups = 0;
+  std::string newest_segment, newest_time;  // the archive's recovery point
+  double newest_age_s = -1;                  // seconds since it was archived
+  std::string oldest_needed;                 // start segment of the oldest base backup
+  std::vector<std::string> missing;          // segment names absent inside the covered range
+  std::vector<std::string> problems;         // unreadable entries, base backups without WAL, ...
+  std::vector<std::pair<std::string, std::string>> files;  // (name, wal/ object) of every entry
+};
+core::Result<ArchiveReport> check_archive(repo::Repository& repo, const std::string& service);
+
+// Removes archived WAL that no kept base backup can use: segments (and
+// backup history files) older than the start segment of the oldest physical
+// base backup of `service`. Timeline history files are always kept.
+// Returns the names removed (dry_run: the names that would be).
+core::Result<std::vector<std::string>> expire_wal(repo::Repository& repo, const std::string& service,
+                                                  bool dry_run);
+
 }  // namespace cairn::engines::postgres
