@@ -23,6 +23,7 @@
 namespace cairn::storage {
 
 enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock, kWal };
+constexpr size_t kFileTypeCount = 7;  // keep in step with FileType (arrays indexed by it)
 
 // "keys", "data", "index", "snapshots", "locks", "wal"; "" for config
 const char* type_dir(FileType t);

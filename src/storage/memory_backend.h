@@ -37,7 +37,7 @@ class MemoryBackend : public Backend {
   Object find(const Handle& h);
 
   std::mutex mu_;
-  std::array<std::map<std::string, Object>, 6> objects_;  // indexed by FileType
+  std::array<std::map<std::string, Object>, kFileTypeCount> objects_;  // indexed by FileType
 };
 
 }  // namespace cairn::storage

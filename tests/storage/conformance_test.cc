@@ -193,7 +193,8 @@ TEST_P(BackendConformance, ListsEveryObjectOnceWithoutLeakingAcrossTypes) {
                                                       {FileType::kKey, 50},
                                                       {FileType::kIndex, 250},
                                                       {FileType::kSnapshot, 150},
-                                                      {FileType::kLock, 50}};
+                                                      {FileType::kLock, 50},
+                                                      {FileType::kWal, 20}};
   std::map<FileType, std::map<std::string, uint64_t>> want;
   for (auto [type, count] : plan) {
     for (int i = 0; i < count; ++i) {
