@@ -67,7 +67,7 @@ core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
 struct PgRestoreArgs {
   std::string service, snapshot, target_dir, dsn, database, bindir, restore_command;
   std::string to_time, to_lsn, to_xid, to_name, action = "promote", timeline = "latest";
-  bool to_immediate = false, create = false, clean = false, globals = false;
+  bool to_immediate = false, create = false, clean = false, globals = false, no_verify = false;
   int jobs = 1;
   std::vector<std::string> tables, schemas;
 };
@@ -166,6 +166,17 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
     (void)!chown(a.target_dir.c_str(), st.st_uid, st.st_gid);
   }
   chmod(a.target_dir.c_str(), 0700);
+  // Before the recovery settings change postgresql.auto.conf (a manifest file).
+  bool verified = false;
+  if (!a.no_verify) {
+    core::Status v = pg::verify_base_backup(a.target_dir, base, a.bindir);
+    if (v.code() == core::Code::kUnsupported) {
+      if (!ctx.quiet) std::cerr << "cairn: note: not verified with pg_verifybackup: " << v.message() << "\n";
+    } else {
+      TRY(v);
+      verified = true;
+    }
+  }
   TRY(pg::write_recovery_config(a.target_dir, target, restore_command));
   const auto& e = base.snapshot.engine;
   if (ctx.json) {
@@ -175,14 +186,15 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
                     {"target_dir", a.target_dir},
                     {"files", result.files},
                     {"bytes", result.bytes},
+                    {"verified", verified},
                     {"restore_command", restore_command}});
   } else if (!ctx.quiet) {
     std::cout << fmt::format(
-        "restored base backup {} (ended at {} / {}) into {}: {} files, {}\n"
+        "restored base backup {} (ended at {} / {}) into {}: {} files, {}{}\n"
         "recovery settings written (postgresql.auto.conf, recovery.signal); start the server to replay WAL:\n"
         "  pg_ctl -D {} start\n",
         base.id.substr(0, 8), e.value("stop_lsn", "?"), e.value("stop_time", "?"), a.target_dir, result.files,
-        core::format_bytes(result.bytes), a.target_dir);
+        core::format_bytes(result.bytes), verified ? ", verified with pg_verifybackup" : "", a.target_dir);
   }
   return {};
 }
@@ -321,6 +333,7 @@ void add_pg(CLI::App& app, Context& ctx) {
       ->check(CLI::IsMember({"promote", "pause", "shutdown"}));
   restore->add_option("--target-timeline", r->timeline, "physical: latest (default), current or a number");
   restore->add_option("--restore-command", r->restore_command, "physical: restore_command to write instead of cairn's");
+  restore->add_flag("--no-verify", r->no_verify, "physical: skip pg_verifybackup against the backup manifest");
   restore->add_option("--dsn", r->dsn, "logical: target server (connection string)");
   restore->add_option("--database", r->database, "logical: which database of the snapshot");
   restore->add_flag("--create", r->create, "logical: create the database (connect --dsn to another one)");

@@ -206,6 +206,7 @@ assert_eq "301 5001" "$got" "rows after a restore to the end of the archive"
 step "the base backup is chosen for the target; too early a target is refused"
 expect_exit 0 R --json pg restore --service shop --target-dir "$T/pg/early" --key-file "$KEY" --to-time "$(commit_ts 5)"
 assert_eq "$base2" "$(jq -r .base_backup <<<"$OUT")" "base backup for a target after the second one"
+assert_eq true "$(jq -r .verified <<<"$OUT")" "restored files checked with pg_verifybackup"
 rm -rf "$T/pg/early"
 expect_exit 1 R pg restore --service shop --target-dir "$T/pg/tooearly" --key-file "$KEY" --to-time 2000-01-01T00:00:00Z
 assert_contains "$ERR" "no base backup"

@@ -325,6 +325,23 @@ core::Result<repo::SnapshotRef> choose_base_backup(const std::vector<repo::Snaps
                          ": the oldest one cannot recover to an earlier point");
 }
 
+core::Status verify_base_backup(const std::string& dir, const repo::SnapshotRef& base,
+                                const std::string& configured_bindir) {
+  const json& e = base.snapshot.engine;
+  if (!e.value("manifest", false))
+    return core::unsupported("base backup " + base.id.substr(0, 8) + " has no backup_manifest to verify against");
+  std::string bindir = find_bindir(configured_bindir, e.value("server_version_num", 0));
+  std::string verifier = tool(bindir, "pg_verifybackup");
+  std::error_code ec;
+  if (!bindir.empty() && !fs::exists(verifier, ec))
+    return core::unsupported(verifier + " is not installed");
+  auto out = core::run_and_capture({verifier, "--quiet", dir});
+  if (!out.ok())
+    return core::corruption("restored base backup " + base.id.substr(0, 8) +
+                            " does not match its manifest: " + out.status().message());
+  return {};
+}
+
 namespace {
 // A value inside single quotes in postgresql.conf syntax.
 std::string conf_quote(const std::string& v) {

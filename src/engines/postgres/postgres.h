@@ -65,6 +65,12 @@ core::Result<repo::SnapshotRef> choose_base_backup(const std::vector<repo::Snaps
                                                    const std::string& service,
                                                    const RecoveryTarget& target);
 
+// Checks a restored base backup against its backup_manifest with
+// pg_verifybackup (file sizes and checksums, and the WAL it includes).
+// kUnsupported when the snapshot has no manifest or the tool is missing.
+core::Status verify_base_backup(const std::string& dir, const repo::SnapshotRef& base,
+                                const std::string& bindir);
+
 // Appends the recovery settings to DIR/postgresql.auto.conf and creates
 // DIR/recovery.signal.
 core::Status write_recovery_config(const std::string& dir, const RecoveryTarget& target,
