@@ -593,6 +593,28 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   return resp;
 }
 
+namespace {
+
+// A connection closed early can look like a complete answer to libcurl (an
+// empty body without Content-Length, or a listing cut short). Such an answer
+// is retried, never taken as "empty object" or "no more keys".
+std::string incomplete_answer(const S3Backend::Request& req, const S3Backend::Response& resp) {
+  if (resp.status != 200 && resp.status != 206) return {};
+  if (req.method == "HEAD") return resp.headers.count("content-length") ? "" : "answer without Content-Length";
+  if (req.method != "GET") return {};
+  if (req.key.empty()) {  // a listing: S3 may send it chunked, so look at the XML
+    std::string_view body = core::as_chars(resp.body);
+    return body.find("</ListBucketResult>") != std::string_view::npos ? "" : "incomplete listing";
+  }
+  uint64_t declared = 0;
+  if (!parse_u64(resp.header("content-length"), &declared)) return "answer without Content-Length";
+  if (declared != resp.body.size())
+    return "answer cut short (" + std::to_string(resp.body.size()) + " of " + std::to_string(declared) + " bytes)";
+  return {};
+}
+
+}  // namespace
+
 core::Result<S3Backend::Response> S3Backend::call(const Request& req) {
   const int max_attempts = std::max(1, options_.max_attempts);
   std::chrono::milliseconds waited{0};
@@ -601,8 +623,9 @@ core::Result<S3Backend::Response> S3Backend::call(const Request& req) {
     auto r = perform_once(req);
     if (r.ok()) {
       r->attempts = attempt;
-      if (!is_retryable_http(r->status, r->body)) return r;
-      std::string detail = s3_error_detail(r->body);
+      std::string cut = incomplete_answer(req, *r);
+      if (cut.empty() && !is_retryable_http(r->status, r->body)) return r;
+      std::string detail = cut.empty() ? s3_error_detail(r->body) : cut;
       last = core::Status(core::Code::kTransient, "s3 " + req.describe(options_.bucket) +
                                                       ": HTTP " + std::to_string(r->status) +
                                                       (detail.empty() ? "" : " " + detail));

@@ -145,6 +145,16 @@ stop_proxy
 echo "    faults: $(fault_summary "$FAULTS")"
 grep -q $'\tPUT\t.*/data/' "$FAULTS" || fail "no pack upload lost its answer: $(cat "$FAULTS")"
 
+# Answers cut right after the status line and a header look complete to
+# libcurl (empty body, no Content-Length); cairn must retry them, not read an
+# empty config or an empty listing.
+step "reads whose answers are cut after the headers are retried"
+start_proxy cut --seed 11 --rate 0.3 --kinds cut-headers --match GET
+expect_exit 0 P snapshots
+expect_exit 0 P check --read-data
+stop_proxy
+grep -q 'cut-headers' "$FAULTS" || fail "no answer was cut: $(cat "$FAULTS")"
+
 # --- 2. 100 % faults ----------------------------------------------------------
 # Three attempts, 2 s of backoff at most: a request gives up within ~10 s.
 export CAIRN_S3_MAX_ATTEMPTS=3 CAIRN_S3_TIMEOUT_SECONDS=2 CAIRN_S3_MAX_RETRY_SECONDS=2
