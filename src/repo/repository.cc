@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "repo/file_codec.h"
+#include "repo/maintenance.h"
 
 namespace cairn::repo {
 
@@ -87,6 +88,10 @@ core::Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<stora
 }
 
 core::Status Repository::load_index(std::vector<std::string>* problems) {
+  // Markers first: an index file read before a marker could otherwise let a
+  // blob in a pack that prune is about to delete count as stored.
+  ASSIGN_OR_RETURN(auto markers, list_markers(*this));
+  for (const auto& m : markers) index_.exclude_packs(m.pack_ids());
   std::vector<std::string> names;
   TRY(backend_->list(FileType::kIndex, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
   std::lock_guard lock(loaded_mu_);
@@ -103,6 +108,19 @@ core::Status Repository::load_index(std::vector<std::string>* problems) {
     loaded_index_files_.insert(name);
   }
   return {};
+}
+
+void Repository::reset_index() {
+  std::lock_guard lock(loaded_mu_);
+  loaded_index_files_.clear();
+  index_.clear();
+  std::lock_guard wlock(index_mu_);
+  for (const auto& pc : written_) index_.add(pc);  // stored by us, maybe not indexed yet
+}
+
+std::vector<std::string> Repository::loaded_index_files() {
+  std::lock_guard lock(loaded_mu_);
+  return {loaded_index_files_.begin(), loaded_index_files_.end()};
 }
 
 core::Result<bool> Repository::refresh_index() {
@@ -180,7 +198,7 @@ std::vector<PackContents> Repository::written_packs() const {
 core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::ByteView plaintext, bool force) {
   {
     std::lock_guard lock(known_mu_);
-    if ((!force && index_.has(id)) || !pending_.insert(id).second) return false;
+    if ((!force && index_.has_usable(id)) || !pending_.insert(id).second) return false;
   }
   PackEntry e;
   e.type = type;

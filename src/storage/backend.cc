@@ -23,6 +23,8 @@ const char* type_dir(FileType t) {
       return "snapshots";
     case FileType::kLock:
       return "locks";
+    case FileType::kMaintenance:
+      return "maintenance";
   }
   return "";
 }

@@ -22,9 +22,9 @@
 
 namespace cairn::storage {
 
-enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock };
+enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock, kMaintenance };
 
-const char* type_dir(FileType t);  // "keys", "data", "index", "snapshots", "locks"; "" for config
+const char* type_dir(FileType t);  // "keys", "data", "index", "snapshots", "locks", "maintenance"; "" for config
 
 struct Handle {
   FileType type;

@@ -114,9 +114,16 @@ core::Status LocalBackend::save(const Handle& h, core::ByteView data) {
     auto opened = core::open_file(tmp_path, O_WRONLY | O_CREAT | O_EXCL, kFileMode);
     if (opened.ok()) {
       fd = std::move(opened).value();
-    } else if (opened.status().code() == core::Code::kNotFound && h.type == FileType::kPack &&
+    } else if (opened.status().code() == core::Code::kNotFound && h.type != FileType::kConfig &&
                !made_dir) {
-      TRY(ensure_pack_dir(dir));
+      // Pack fan-out folders, and type folders an older version did not create
+      // (maintenance/), are made on first use; never the root itself.
+      if (h.type == FileType::kPack) {
+        TRY(ensure_pack_dir(dir));
+      } else {
+        ASSIGN_OR_RETURN(bool created, core::make_dir(dir, kDirMode));
+        if (created) TRY(core::fsync_dir(root_));
+      }
       made_dir = true;
     } else if (opened.status().code() != core::Code::kAlreadyExists || attempt >= 8) {
       return opened.status().with_context("saving " + final_path);
@@ -249,7 +256,8 @@ core::Status LocalBackend::create() {
   }
   // Re-running create() after an interrupted init is fine: existing folders are kept.
   for (FileType t :
-       {FileType::kKey, FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kLock}) {
+       {FileType::kKey, FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kLock,
+        FileType::kMaintenance}) {
     ASSIGN_OR_RETURN(bool created, core::make_dir(root_ + "/" + type_dir(t), kDirMode));
     (void)created;
   }

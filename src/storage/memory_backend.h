@@ -36,7 +36,7 @@ class MemoryBackend : public Backend {
   Object find(const Handle& h);
 
   std::mutex mu_;
-  std::array<std::map<std::string, Object>, 6> objects_;  // indexed by FileType
+  std::array<std::map<std::string, Object>, 7> objects_;  // indexed by FileType
 };
 
 }  // namespace cairn::storage
