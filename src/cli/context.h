@@ -97,6 +97,7 @@ void add_key(CLI::App& app, Context& ctx);
 void add_forget(CLI::App& app, Context& ctx);
 void add_unlock(CLI::App& app, Context& ctx);
 void add_prune(CLI::App& app, Context& ctx);
+void add_repair(CLI::App& app, Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   cli::add_forget(app, ctx);
   cli::add_unlock(app, ctx);
   cli::add_prune(app, ctx);
+  cli::add_repair(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

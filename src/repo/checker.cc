@@ -64,6 +64,8 @@ class Checker {
     TRY(repo_.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) { stored[fi.name] = fi.size; }));
     std::map<std::string, std::vector<PackEntry>> indexed;
     repo_.index().for_each_pack([&](const PackContents& pc) { indexed[pc.pack.hex()] = pc.blobs; });
+    // Packs whose blobs all have their preferred copy elsewhere are named too.
+    for (const auto& id : repo_.index().pack_ids()) indexed.try_emplace(id.hex());
     report_.packs = indexed.size();
     report_.blobs = repo_.index().blob_count();
     for (const auto& [name, size] : stored) {

@@ -65,6 +65,15 @@ size_t Index::pack_count() const {
   return packs_.size();
 }
 
+std::vector<Id> Index::pack_ids() const {
+  std::shared_lock lock(mu_);
+  std::unordered_set<Id, IdHash> seen;
+  std::vector<Id> out;
+  for (const auto& p : packs_)
+    if (seen.insert(p).second) out.push_back(p);
+  return out;
+}
+
 void Index::for_each_pack(const std::function<void(const PackContents&)>& fn) const {
   std::map<uint32_t, PackContents> grouped;
   {

@@ -43,6 +43,9 @@ class Index {
   void add(const PackContents& pack);
   size_t blob_count() const;
   size_t pack_count() const;
+  // Every pack any loaded index file named, even one whose blobs all have
+  // their preferred copy elsewhere (for_each_pack does not show those).
+  std::vector<Id> pack_ids() const;
   // Calls fn once per pack with the blobs the index places in it.
   void for_each_pack(const std::function<void(const PackContents&)>& fn) const;
 

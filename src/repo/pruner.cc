@@ -1,5 +1,6 @@
 #include "repo/pruner.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 
 #include <atomic>
@@ -213,11 +214,10 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
   for (const auto& [name, size] : stored) r.bytes_before += size;
   std::vector<PackContents> keep, repack, drop;
   std::set<std::string> indexed;
-  std::string missing;
+  std::vector<std::string> missing;
   repo.index().for_each_pack([&](const PackContents& pc) {
     std::string name = pc.pack.hex();
     indexed.insert(name);
-    if (!stored.count(name) && missing.empty()) missing = name;
     r.packs_total++;
     uint64_t used_bytes = 0, total_bytes = 0;
     for (const auto& b : pc.blobs) {
@@ -239,10 +239,26 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
       keep.push_back(pc);
     }
   });
-  if (!missing.empty())
-    return core::corruption("prune refuses: pack " + missing +
-                            " is named by the index but missing from storage, so the snapshots that need "
-                            "it are damaged; run 'cairn check' to see which, then 'cairn repair index'");
+  for (const auto& id : repo.index().pack_ids()) {
+    std::string name = id.hex();
+    if (!stored.count(name)) {
+      missing.push_back(name);
+    } else if (indexed.insert(name).second) {
+      // Named by an index, but every blob's preferred copy is elsewhere.
+      drop.push_back(PackContents{id, {}});
+      r.packs_total++;
+      r.packs_deleted++;
+    }
+  }
+  if (!missing.empty()) {
+    std::string names;
+    for (size_t i = 0; i < missing.size() && i < 10; ++i) names += (i ? ", " : "") + missing[i];
+    if (missing.size() > 10) names += fmt::format(" and {} more", missing.size() - 10);
+    return core::corruption(fmt::format(
+        "prune refuses: {} pack(s) named by the index are missing from storage ({}), so the snapshots that "
+        "need them are damaged; run 'cairn check' to see which, then 'cairn repair index'",
+        missing.size(), names));
+  }
   std::vector<PackContents> unindexed;
   for (const auto& [name, size] : stored) {
     auto id = Id::from_hex(name);
