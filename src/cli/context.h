@@ -98,6 +98,7 @@ void add_forget(CLI::App& app, Context& ctx);
 void add_unlock(CLI::App& app, Context& ctx);
 void add_prune(CLI::App& app, Context& ctx);
 void add_repair(CLI::App& app, Context& ctx);
+void add_copy(CLI::App& app, Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

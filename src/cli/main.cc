@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   cli::add_unlock(app, ctx);
   cli::add_prune(app, ctx);
   cli::add_repair(app, ctx);
+  cli::add_copy(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.
