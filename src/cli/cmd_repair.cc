@@ -25,22 +25,28 @@ void add_repair(CLI::App& app, Context& ctx) {
         return fmt::format("[{}] repair index: {}", core::format_duration(el), stage);
       });
       ASSIGN_OR_RETURN(auto r, repo::repair_index(*repo, [&](const std::string& s) {
-        std::lock_guard lock(mu);
-        stage = s;
-      }));
+                         std::lock_guard lock(mu);
+                         stage = s;
+                       }));
       line.stop();
       if (ctx.json) {
-        ctx.print_json({{"packs", r.packs}, {"blobs", r.blobs}, {"index_files_written", r.index_files_written},
-                        {"index_files_removed", r.index_files_removed}, {"markers_removed", r.markers_removed},
+        ctx.print_json({{"packs", r.packs},
+                        {"blobs", r.blobs},
+                        {"index_files_written", r.index_files_written},
+                        {"index_files_removed", r.index_files_removed},
+                        {"markers_removed", r.markers_removed},
                         {"unreadable_packs", r.unreadable_packs}});
       } else {
-        for (const auto& p : r.unreadable_packs) std::cerr << "error: " << p << " (left out of the index)\n";
+        for (const auto& p : r.unreadable_packs)
+          std::cerr << "error: " << p << " (left out of the index)\n";
         if (!ctx.quiet)
           std::cout << fmt::format(
-              "repair index: {} packs, {} blobs indexed in {} new index file(s); {} old index file(s) removed{}\n"
+              "repair index: {} packs, {} blobs indexed in {} new index file(s); {} old index "
+              "file(s) removed{}\n"
               "run 'cairn check' to see whether any snapshot still misses data\n",
               r.packs, r.blobs, r.index_files_written, r.index_files_removed,
-              r.markers_removed ? fmt::format(", {} prune marker(s) dropped", r.markers_removed) : "");
+              r.markers_removed ? fmt::format(", {} prune marker(s) dropped", r.markers_removed)
+                                : "");
       }
       if (!r.unreadable_packs.empty()) ctx.exit_code = kExitFailure;
       return {};

@@ -255,7 +255,8 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
     for (size_t i = 0; i < missing.size() && i < 10; ++i) names += (i ? ", " : "") + missing[i];
     if (missing.size() > 10) names += fmt::format(" and {} more", missing.size() - 10);
     return core::corruption(fmt::format(
-        "prune refuses: {} pack(s) named by the index are missing from storage ({}), so the snapshots that "
+        "prune refuses: {} pack(s) named by the index are missing from storage ({}), so the "
+        "snapshots that "
         "need them are damaged; run 'cairn check' to see which, then 'cairn repair index'",
         missing.size(), names));
   }

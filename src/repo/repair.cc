@@ -16,10 +16,12 @@ constexpr size_t kBlobsPerIndexFile = 100000;
 constexpr size_t kHeaderReaders = 4;  // header reads are small; overlap their latency
 }  // namespace
 
-core::Result<std::vector<PackEntry>> read_pack_header(Repository& repo, const std::string& pack, uint64_t size) {
+core::Result<std::vector<PackEntry>> read_pack_header(Repository& repo, const std::string& pack,
+                                                      uint64_t size) {
   uint64_t want = std::min<uint64_t>(size, 64 * 1024);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    ASSIGN_OR_RETURN(core::Bytes tail, repo.backend().load({FileType::kPack, pack}, size - want, want));
+    ASSIGN_OR_RETURN(core::Bytes tail,
+                     repo.backend().load({FileType::kPack, pack}, size - want, want));
     ASSIGN_OR_RETURN(HeaderRead hdr, decode_pack_header(repo.key().encrypt, tail, size));
     if (hdr.needed == 0) return std::move(hdr.entries);
     want = hdr.needed;
@@ -27,24 +29,27 @@ core::Result<std::vector<PackEntry>> read_pack_header(Repository& repo, const st
   return core::corruption("header could not be read");
 }
 
-core::Result<RepairIndexReport> repair_index(Repository& repo,
-                                             const std::function<void(const std::string&)>& progress) {
+core::Result<RepairIndexReport> repair_index(
+    Repository& repo, const std::function<void(const std::string&)>& progress) {
   auto note = [&](const std::string& s) {
     if (progress) progress(s);
   };
   RepairIndexReport r;
   std::vector<std::string> old_index;
-  TRY(repo.backend().list(FileType::kIndex, [&](const storage::FileInfo& fi) { old_index.push_back(fi.name); }));
+  TRY(repo.backend().list(FileType::kIndex,
+                          [&](const storage::FileInfo& fi) { old_index.push_back(fi.name); }));
 
   // Un-marking first: a marker would otherwise let a later sweep delete a
   // pack the new index names.
   std::vector<std::string> markers;
-  TRY(repo.backend().list(FileType::kMaintenance, [&](const storage::FileInfo& fi) { markers.push_back(fi.name); }));
+  TRY(repo.backend().list(FileType::kMaintenance,
+                          [&](const storage::FileInfo& fi) { markers.push_back(fi.name); }));
   for (const auto& m : markers) TRY(repo.backend().remove({FileType::kMaintenance, m}));
   r.markers_removed = markers.size();
 
   std::map<std::string, uint64_t> stored;
-  TRY(repo.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) { stored[fi.name] = fi.size; }));
+  TRY(repo.backend().list(FileType::kPack,
+                          [&](const storage::FileInfo& fi) { stored[fi.name] = fi.size; }));
   std::vector<PackContents> packs;
   std::mutex mu;
   std::atomic<size_t> done{0};
@@ -52,7 +57,8 @@ core::Result<RepairIndexReport> repair_index(Repository& repo,
     core::ThreadPool pool(kHeaderReaders, kHeaderReaders);
     for (const auto& [name, size] : stored) {
       pool.submit([&, name = name, size = size] {
-        note("reading pack headers " + std::to_string(++done) + "/" + std::to_string(stored.size()));
+        note("reading pack headers " + std::to_string(++done) + "/" +
+             std::to_string(stored.size()));
         auto id = Id::from_hex(name);
         auto entries = id ? read_pack_header(repo, name, size)
                           : core::Result<std::vector<PackEntry>>(core::corruption("not a pack id"));
@@ -67,7 +73,8 @@ core::Result<RepairIndexReport> repair_index(Repository& repo,
     }
     pool.wait_idle();
   }
-  std::sort(packs.begin(), packs.end(), [](const PackContents& a, const PackContents& b) { return a.pack < b.pack; });
+  std::sort(packs.begin(), packs.end(),
+            [](const PackContents& a, const PackContents& b) { return a.pack < b.pack; });
   std::sort(r.unreadable_packs.begin(), r.unreadable_packs.end());
   r.packs = packs.size();
 

@@ -24,10 +24,11 @@ struct RepairIndexReport {
   std::vector<std::string> unreadable_packs;  // "pack <id>: why"
 };
 
-core::Result<RepairIndexReport> repair_index(Repository& repo,
-                                             const std::function<void(const std::string&)>& progress = {});
+core::Result<RepairIndexReport> repair_index(
+    Repository& repo, const std::function<void(const std::string&)>& progress = {});
 
 // Reads the header of one stored pack of `size` bytes.
-core::Result<std::vector<PackEntry>> read_pack_header(Repository& repo, const std::string& pack, uint64_t size);
+core::Result<std::vector<PackEntry>> read_pack_header(Repository& repo, const std::string& pack,
+                                                      uint64_t size);
 
 }  // namespace cairn::repo
