@@ -13,6 +13,11 @@
 #   restic: prune
 # Repository sizes before and after are printed with the ratios.
 #
+# --synthetic instead: a synthetic repository of BENCH_PACKS (default 100000)
+# packs with one tiny blob each, half of them used by one snapshot (made by the
+# disabled unit test SyntheticRepo.DISABLED_ManyTinyPacks), then two-phase
+# prune (mark, sweep) timed with its peak RSS.
+#
 # Environment: BENCH_DIR (default /var/tmp/cairn-bench-prune), BENCH_FILES
 # (default 400), BENCH_FILE_KB (default 512), CAIRN (default
 # <repo>/build/release/cairn), RESTIC (default restic).
@@ -31,6 +36,24 @@ export CAIRN_PASSWORD=cairn-bench-not-a-secret RESTIC_PASSWORD=cairn-bench-not-a
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 [[ -x $CAIRN ]] || { echo "prune.sh: no cairn binary at $CAIRN" >&2; exit 1; }
 command -v "$RESTIC" >/dev/null || { echo "prune.sh: restic not found" >&2; exit 1; }
+
+if [[ ${1:-} == --synthetic ]]; then
+  PACKS=${BENCH_PACKS:-100000}
+  TESTS=${CAIRN_TESTS:-$ROOT/build/release/cairn_tests}
+  rm -rf "$BENCH_DIR"
+  mkdir -p "$BENCH_DIR"
+  log "generating $PACKS packs"
+  CAIRN_SYNTH_REPO=$BENCH_DIR/synth CAIRN_SYNTH_PACKS=$PACKS CAIRN_SYNTH_PASSWORD=$CAIRN_PASSWORD \
+    "$TESTS" --gtest_also_run_disabled_tests --gtest_filter='SyntheticRepo.*' >/dev/null
+  for step in mark sweep; do
+    /usr/bin/time -f '%e %M' -o "$BENCH_DIR/.time" "$CAIRN" --no-progress --quiet --repo "$BENCH_DIR/synth" prune
+    read -r secs rss <"$BENCH_DIR/.time"
+    echo "| synthetic $PACKS packs, prune ($step) | $secs s | $((rss / 1024)) MiB |"
+  done
+  "$CAIRN" --no-progress --quiet --repo "$BENCH_DIR/synth" check >/dev/null
+  echo "packs left: $(find "$BENCH_DIR/synth/data" -type f | wc -l)"
+  exit 0
+fi
 
 rm -rf "$BENCH_DIR"
 mkdir -p "$BENCH_DIR/corpus"
