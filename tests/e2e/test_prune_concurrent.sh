@@ -56,6 +56,8 @@ backup_loop() {
 
 forget_paused() {
   touch "$T/pause"
+  # Acknowledgements from an earlier pause are stale: wait for fresh ones.
+  rm -f "$T/idle-a" "$T/idle-b"
   local tries=0
   until [[ -e $T/idle-a && -e $T/idle-b ]]; do
     sleep 0.05
@@ -63,7 +65,7 @@ forget_paused() {
     ((tries < 1200)) || fail "backup loops did not pause"
   done
   expect_exit 0 R forget --keep-last 2 --group-by service
-  rm -f "$T/pause" "$T/idle-a" "$T/idle-b"
+  rm -f "$T/pause"
 }
 
 step "two backup loops start"
@@ -72,7 +74,13 @@ pid_a=$!
 backup_loop b &
 pid_b=$!
 on_exit "touch '$T/stop'; kill $pid_a $pid_b 2>/dev/null; wait $pid_a $pid_b 2>/dev/null"
-until [[ $(snapshot_count "$REPO") -ge 4 ]]; do sleep 0.2; done
+waited_for=0
+until [[ $(snapshot_count "$REPO") -ge 4 ]]; do
+  [[ -e $T/failed-a || -e $T/failed-b ]] && fail "a backup failed: $(cat "$T"/failed-* 2>/dev/null)"
+  sleep 0.2
+  waited_for=$((waited_for + 1))
+  ((waited_for < 600)) || fail "no snapshots after 2 minutes"
+done
 
 step "forget, then prune twice, six times over, while backups run"
 marks=0 sweeps=0 rescued=0 waited=0
