@@ -54,6 +54,24 @@ TEST(PruneSweepDecision, MarkedPackReferencedByNewSnapshotIsKept) {
   EXPECT_EQ(d->deleted[1].pack, id_of(3));
 }
 
+TEST(PruneIndexExclusion, CopyOutsideMarkedPacksIsPreferredAndOnlyItCountsForDedup) {
+  Id a = id_of(0xa), b = id_of(0xb);
+  Index idx;
+  idx.exclude_packs({id_of(1)});
+  idx.add({id_of(1), {entry(a, 0), entry(b, 100)}});  // marked pack first
+  idx.add({id_of(2), {entry(a, 0)}});                 // a second copy of a
+  EXPECT_TRUE(idx.has(a));
+  EXPECT_TRUE(idx.has(b));
+  EXPECT_TRUE(idx.has_usable(a));
+  EXPECT_FALSE(idx.has_usable(b));  // only in the marked pack: store a fresh copy
+  EXPECT_EQ(idx.lookup(a)->pack, id_of(2));
+  EXPECT_EQ(idx.lookup(b)->pack, id_of(1));  // still readable
+  // Packs marked later stop counting for dedup too.
+  idx.exclude_packs({id_of(2)});
+  EXPECT_FALSE(idx.has_usable(a));
+  EXPECT_EQ(idx.pack_ids().size(), 2u);
+}
+
 TEST(PruneSweepDecision, PackUnindexedAtMarkTimeIsRescuedWithItsEntries) {
   // A pack a running backup had stored but not yet indexed: the marker knows
   // no contents; the backup's index (read at sweep time) places blob a there.
