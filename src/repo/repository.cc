@@ -92,20 +92,32 @@ core::Status Repository::load_index(std::vector<std::string>* problems) {
   // blob in a pack that prune is about to delete count as stored.
   ASSIGN_OR_RETURN(auto markers, list_markers(*this));
   for (const auto& m : markers) index_.exclude_packs(m.pack_ids());
-  std::vector<std::string> names;
-  TRY(backend_->list(FileType::kIndex, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
   std::lock_guard lock(loaded_mu_);
-  for (const auto& name : names) {
-    if (loaded_index_files_.count(name)) continue;
-    auto plain = load_file(FileType::kIndex, name);
-    core::Result<std::vector<PackContents>> packs =
-        plain.ok() ? decode_index(*plain) : core::Result<std::vector<PackContents>>(plain.status());
-    if (!packs.ok()) {
-      if (problems) problems->push_back("index/" + name + ": " + packs.status().message());
-      continue;
+  // An index file that vanishes between listing and reading was replaced by
+  // prune, which stores the replacement first: list again to find it.
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    std::vector<std::string> names;
+    TRY(backend_->list(FileType::kIndex,
+                       [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+    bool vanished = false;
+    for (const auto& name : names) {
+      if (loaded_index_files_.count(name)) continue;
+      auto plain = load_file(FileType::kIndex, name);
+      if (!plain.ok() && plain.status().code() == core::Code::kNotFound) {
+        vanished = true;
+        continue;
+      }
+      core::Result<std::vector<PackContents>> packs =
+          plain.ok() ? decode_index(*plain)
+                     : core::Result<std::vector<PackContents>>(plain.status());
+      if (!packs.ok()) {
+        if (problems) problems->push_back("index/" + name + ": " + packs.status().message());
+        continue;
+      }
+      for (const auto& pc : *packs) index_.add(pc);
+      loaded_index_files_.insert(name);
     }
-    for (const auto& pc : *packs) index_.add(pc);
-    loaded_index_files_.insert(name);
+    if (!vanished) break;
   }
   return {};
 }

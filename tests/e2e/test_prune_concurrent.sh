@@ -57,9 +57,9 @@ backup_loop() {
 forget_paused() {
   touch "$T/pause"
   # Acknowledgements from an earlier pause are stale: wait for fresh ones.
-  rm -f "$T/idle-a" "$T/idle-b"
+  rm -f "$T/idle-a" "$T/idle-b" "$T/idle-check"
   local tries=0
-  until [[ -e $T/idle-a && -e $T/idle-b ]]; do
+  until [[ -e $T/idle-a && -e $T/idle-b && -e $T/idle-check ]]; do
     sleep 0.05
     tries=$((tries + 1))
     ((tries < 1200)) || fail "backup loops did not pause"
@@ -82,7 +82,30 @@ until [[ $(snapshot_count "$REPO") -ge 4 ]]; do
   ((waited_for < 600)) || fail "no snapshots after 2 minutes"
 done
 
-step "forget, then prune twice, six times over, while backups run"
+# check_loop: check runs beside backups and prunes and must never report
+# damage (a pack swept meanwhile was marked: a warning, not an error).
+check_loop() {
+  local n=0
+  while [[ ! -e $T/stop ]]; do
+    if [[ -e $T/pause ]]; then
+      touch "$T/idle-check"
+    else
+      rm -f "$T/idle-check"
+      n=$((n + 1))
+      if ! "$CAIRN_BIN" --no-progress --quiet --repo "$REPO" check >"$T/check.out" 2>"$T/check.err"; then
+        echo "check #$n failed: $(cat "$T/check.out" "$T/check.err")" >"$T/failed-check"
+        return 1
+      fi
+    fi
+    sleep 0.3
+  done
+  touch "$T/idle-check"
+}
+
+step "forget, then prune twice, six times over, while backups and checks run"
+check_loop &
+pid_check=$!
+on_exit "kill $pid_check 2>/dev/null"
 marks=0 sweeps=0 rescued=0 waited=0
 prune_now() {
   expect_exit 0 R --json prune --max-unused 0%
@@ -93,7 +116,8 @@ prune_now() {
   echo "  prune: marked=$(jq .marked <<<"$OUT") swept=$(jq .swept <<<"$OUT")" \
     "packs swept=$(jq .packs_swept <<<"$OUT") rescued=$(jq .packs_rescued <<<"$OUT")" \
     "waiting=$(jq '.waiting_for | length' <<<"$OUT")"
-  [[ -e $T/failed-a || -e $T/failed-b ]] && fail "a backup failed while prune ran: $(cat "$T"/failed-* 2>/dev/null)"
+  [[ -e $T/failed-a || -e $T/failed-b || -e $T/failed-check ]] &&
+    fail "a backup or check failed while prune ran: $(cat "$T"/failed-* 2>/dev/null)"
   return 0
 }
 for round in 1 2 3 4 5 6; do
@@ -107,6 +131,7 @@ done
 touch "$T/stop"
 wait "$pid_a" || fail "backup loop a failed: $(cat "$T/failed-a" 2>/dev/null)"
 wait "$pid_b" || fail "backup loop b failed: $(cat "$T/failed-b" 2>/dev/null)"
+wait "$pid_check" || fail "check failed while prune ran: $(cat "$T/failed-check" 2>/dev/null)"
 echo "marks $marks, sweeps $sweeps, prunes that waited $waited, packs rescued $rescued"
 ((marks >= 2)) || fail "prune marked only $marks times"
 ((sweeps >= 1)) || fail "prune never swept"
