@@ -23,11 +23,24 @@ void Index::exclude_packs(const std::vector<Id>& packs) {
   excluded_.insert(packs.begin(), packs.end());
 }
 
+void Index::drop_pack(const Id& pack) {
+  std::unique_lock lock(mu_);
+  gone_.insert(pack);
+  for (auto it = blobs_.begin(); it != blobs_.end();) {
+    if (packs_[it->second.pack] == pack) {
+      it = blobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void Index::clear() {
   std::unique_lock lock(mu_);
   packs_.clear();
   blobs_.clear();
   excluded_.clear();
+  gone_.clear();
 }
 
 bool Index::is_excluded(const Id& pack) const {
@@ -44,6 +57,7 @@ std::optional<BlobLocation> Index::lookup(const Id& blob) const {
 
 void Index::add(const PackContents& pack) {
   std::unique_lock lock(mu_);
+  if (gone_.count(pack.pack)) return;
   auto idx = static_cast<uint32_t>(packs_.size());
   packs_.push_back(pack.pack);
   bool excluded = excluded_.count(pack.pack) != 0;

@@ -37,6 +37,9 @@ class Index {
   // other copies of a blob; has_usable ignores copies in them. Only grows.
   void exclude_packs(const std::vector<Id>& packs);
   bool is_excluded(const Id& pack) const;
+  // Forgets every blob location in `pack` (found missing from storage) and
+  // never adds that pack again.
+  void drop_pack(const Id& pack);
   // Forgets everything (prune re-reads the index between its phases).
   void clear();
   std::optional<BlobLocation> lookup(const Id& blob) const;
@@ -58,6 +61,7 @@ class Index {
   std::vector<Id> packs_;
   std::unordered_map<Id, Slot, IdHash> blobs_;
   std::unordered_set<Id, IdHash> excluded_;
+  std::unordered_set<Id, IdHash> gone_;  // dropped packs
 };
 
 // Binary index file payload (before file encoding); see docs/format.md.

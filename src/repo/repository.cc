@@ -337,6 +337,25 @@ core::Result<core::Bytes> Repository::load_blob(const Id& id) {
   }
   if (!loc) return core::not_found("blob " + id.hex() + " is not in the index");
   auto sealed = backend_->load({FileType::kPack, loc->pack.hex()}, loc->entry.offset, loc->entry.length);
+  if (!sealed.ok() && sealed.status().code() == core::Code::kNotFound &&
+      index_.is_excluded(loc->pack)) {
+    // A concurrent prune swept this marked pack. The blob may have another
+    // copy (a rescued pack): forget the swept pack and read every index file
+    // again so that copy takes its place (rare: only a reader that overlaps a
+    // sweep, and only for blobs with copies in two marked packs).
+    index_.drop_pack(loc->pack);
+    {
+      std::lock_guard lock(loaded_mu_);
+      loaded_index_files_.clear();
+    }
+    TRY(load_index());
+    auto again = index_.lookup(id);
+    if (!again)
+      return sealed.status().with_context("pack " + loc->pack.hex() + " (swept by prune)");
+    loc = again;
+    sealed =
+        backend_->load({FileType::kPack, loc->pack.hex()}, loc->entry.offset, loc->entry.length);
+  }
   if (!sealed.ok()) return sealed.status().with_context("pack " + loc->pack.hex());
   auto plain = open_blob(key_.encrypt, key_.mac, loc->entry, *sealed);
   if (!plain.ok())

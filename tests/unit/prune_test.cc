@@ -216,6 +216,37 @@ TEST(PruneTwoPhase, UnreferencedMarkedPacksAreDeletedBySweep) {
   EXPECT_TRUE(report->errors.empty()) << report->errors.front();
 }
 
+TEST(PruneTwoPhase, ReaderFindsTheOtherCopyWhenASweepDeletedTheOneItChose) {
+  // Blob b has copies in two packs, both marked; a reader loaded the index
+  // before the sweep deleted the copy its index points at.
+  auto backend = std::make_shared<storage::MemoryBackend>();
+  auto data = random_data(50000, 9);
+  Id b;
+  {
+    auto repo = make_repo(backend);
+    b = repo->blob_id(data);
+    ASSERT_TRUE(repo->save_blob(BlobType::kData, b, data).ok());
+    ASSERT_TRUE(repo->flush().ok());
+    ASSERT_TRUE(repo->save_blob_copy(BlobType::kData, b, data).ok());
+    ASSERT_TRUE(repo->flush().ok());
+    auto packs = repo->written_packs();
+    ASSERT_EQ(packs.size(), 2u);
+    Marker m;
+    m.state = MarkerState::kMarked;
+    m.time = now_time();
+    m.packs = packs;
+    ASSERT_TRUE(save_marker(*repo, m).ok());
+  }
+  auto reader = reopen(backend);
+  auto chosen = reader->index().lookup(b);
+  ASSERT_TRUE(chosen.has_value());
+  ASSERT_TRUE(backend->remove({FileType::kPack, chosen->pack.hex()}).ok());
+  auto got = reader->load_blob(b);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(*got, data);
+  EXPECT_NE(reader->index().lookup(b)->pack, chosen->pack);
+}
+
 TEST(PruneTwoPhase, MarkerRoundTrip) {
   Marker m;
   m.state = MarkerState::kSweeping;
