@@ -624,7 +624,7 @@ void Walker::finalize(DirJob* d) {
   for (size_t i = 0; i < d->nodes.size(); ++i)
     if (!d->drop[i]) t.nodes.push_back(std::move(d->nodes[i]));
   core::Result<Id> id = core::invalid_argument("unset");
-  if (d->old_id && t.nodes == d->old_nodes && pipe_.repo().index().has(*d->old_id)) {
+  if (d->old_id && t.nodes == d->old_nodes && pipe_.repo().index().has_usable(*d->old_id)) {
     id = *d->old_id;  // unchanged directory
   } else {
     id = pipe_.repo().save_tree(t);

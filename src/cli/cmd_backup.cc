@@ -93,8 +93,12 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
       if (!line.empty() && line[0] != '#') a.excludes.push_back(line);
     }
   }
-  ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  // Lock first, then read the index: a two-phase prune lists the locks after
+  // storing its marker, so either it waits for this backup or this backup
+  // sees the marker (docs/retention.md).
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
   ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+  TRY(ctx.load_index(*repo));
   archive::BackupOptions opt;
   opt.excludes = a.excludes;
   opt.one_file_system = a.one_file_system;

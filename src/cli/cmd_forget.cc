@@ -81,8 +81,12 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
     for (const auto& id : remove) TRY(repo->backend().remove({storage::FileType::kSnapshot, id}));
   }
   if (a.prune) {
+    // forget holds the exclusive lock already: nothing else runs, so prune
+    // deletes at once (no marking for a later run).
     repo::PruneOptions po;
     po.dry_run = a.dry_run;
+    po.exclusive = true;
+    if (lock) po.own_holder = lock->holder();
     TRY(parse_max_unused(a.max_unused, po));
     TRY(prune_and_report(ctx, *repo, po));  // same exclusive lock
   }

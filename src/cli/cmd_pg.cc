@@ -26,8 +26,10 @@ struct PgBackupArgs {
 core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
   if (a.dsn.empty()) return core::invalid_argument("pg backup needs --dsn (a libpq connection string)");
   if (a.service.empty()) return core::invalid_argument("pg backup needs --service: snapshots and WAL are kept per service");
-  ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  // Lock before reading the index: a two-phase prune must see this backup.
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
   ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+  TRY(ctx.load_index(*repo));
   archive::BackupOptions opt;
   opt.service = a.service;
   opt.host = a.host.empty() ? archive::local_hostname() : a.host;
@@ -129,8 +131,9 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
   if (fs::exists(a.target_dir, ec) && !fs::is_empty(a.target_dir, ec))
     return core::invalid_argument("--target-dir " + a.target_dir + " is not empty: restore into a new directory");
 
-  ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
   ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
+  TRY(ctx.load_index(*repo));
   std::string restore_command = a.restore_command;
   if (restore_command.empty()) {
     ASSIGN_OR_RETURN(restore_command, default_restore_command(ctx, a.service));
@@ -200,8 +203,9 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
 }
 
 core::Status run_logical_restore(Context& ctx, const PgRestoreArgs& a) {
-  ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
   ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
+  TRY(ctx.load_index(*repo));
   repo::SnapshotRef snap;
   if (!a.snapshot.empty() && a.snapshot != "latest") {
     ASSIGN_OR_RETURN(snap, repo->find_snapshot(a.snapshot, a.service));

@@ -1,4 +1,6 @@
-// cairn prune: deletes data no snapshot references (exclusive lock).
+// cairn prune: deletes data no snapshot references. Default: two-phase under
+// a maintenance lock (backups keep running; marked packs are deleted by a
+// later run). --exclusive: everything at once under an exclusive lock.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -24,17 +26,33 @@ core::Status prune_and_report(Context& ctx, repo::Repository& repo, const repo::
   }));
   line.stop();
   if (ctx.json) {
-    ctx.print_json({{"dry_run", options.dry_run}, {"packs_total", r.packs_total}, {"packs_deleted", r.packs_deleted},
+    ctx.print_json({{"dry_run", options.dry_run}, {"mode", options.exclusive ? "exclusive" : "two-phase"},
+                    {"packs_total", r.packs_total}, {"packs_deleted", r.packs_deleted},
                     {"packs_repacked", r.packs_repacked}, {"packs_unindexed", r.packs_unindexed},
                     {"blobs_used", r.blobs_used}, {"blobs_unused", r.blobs_unused},
                     {"bytes_before", r.bytes_before}, {"bytes_freed", r.bytes_freed},
-                    {"bytes_repacked", r.bytes_repacked}, {"index_files_replaced", r.index_files_replaced}});
+                    {"bytes_repacked", r.bytes_repacked}, {"index_files_replaced", r.index_files_replaced},
+                    {"marked", r.marked && !options.exclusive}, {"marker", r.marker},
+                    {"swept", r.swept}, {"packs_swept", r.packs_swept}, {"packs_rescued", r.packs_rescued},
+                    {"bytes_swept", r.bytes_swept}, {"waiting_for", r.waiting_for}});
   } else if (!ctx.quiet) {
+    if (r.swept)
+      std::cout << fmt::format("prune: swept an earlier marker: {} packs deleted ({}), {} kept because a "
+                               "snapshot needs them\n",
+                               r.packs_swept, core::format_bytes(r.bytes_swept), r.packs_rescued);
+    if (!r.waiting_for.empty()) {
+      std::cout << "prune: packs marked by an earlier run wait for backups that started before the marking:\n";
+      for (const auto& w : r.waiting_for) std::cout << "  " << w << "\n";
+      std::cout << "prune: nothing new marked; run prune again after they finish\n";
+      return {};
+    }
+    const char* what = options.dry_run ? "prune (dry run, nothing changed)"
+                       : options.exclusive ? "prune"
+                                           : "prune (marked; deleted by the next prune run)";
     std::cout << fmt::format(
-        "{}: {} of {} packs deleted, {} repacked ({} copied), {} leftover packs removed; {} freed of {}\n",
-        options.dry_run ? "prune (dry run, nothing changed)" : "prune", r.packs_deleted, r.packs_total,
-        r.packs_repacked, core::format_bytes(r.bytes_repacked), r.packs_unindexed, core::format_bytes(r.bytes_freed),
-        core::format_bytes(r.bytes_before));
+        "{}: {} of {} packs unused, {} to repack ({} copied), {} leftover packs; {} to free of {}\n", what,
+        r.packs_deleted, r.packs_total, r.packs_repacked, core::format_bytes(r.bytes_repacked), r.packs_unindexed,
+        core::format_bytes(r.bytes_freed), core::format_bytes(r.bytes_before));
   }
   return {};
 }
@@ -57,19 +75,25 @@ void add_prune(CLI::App& app, Context& ctx) {
   struct Opts {
     std::string max_unused = "5%";
     bool dry_run = false;
+    bool exclusive = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--max-unused", o->max_unused, "repack packs with more than this share unused (default 5%)");
   cmd->add_flag("-n,--dry-run", o->dry_run, "only report what would be freed");
+  cmd->add_flag("--exclusive", o->exclusive,
+                "delete at once under an exclusive lock (no backup may run) instead of marking for a later run");
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
       repo::PruneOptions opt;
       opt.dry_run = o->dry_run;
+      opt.exclusive = o->exclusive;
       TRY(parse_max_unused(o->max_unused, opt));
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       std::unique_ptr<repo::Lock> lock;
       if (!opt.dry_run) {
-        ASSIGN_OR_RETURN(lock, repo::Lock::acquire(*repo, true));
+        ASSIGN_OR_RETURN(lock, repo::Lock::acquire(*repo, opt.exclusive ? repo::LockMode::kExclusive
+                                                                        : repo::LockMode::kMaintenance));
+        opt.own_holder = lock->holder();
       }
       return prune_and_report(ctx, *repo, opt);
     });

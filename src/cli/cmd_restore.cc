@@ -28,8 +28,11 @@ void add_restore(CLI::App& app, Context& ctx) {
   cmd->add_option("--workers", o->opt.workers, "packs read at once (default 8)");
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
-      ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
+      // Lock before reading the index: a prune sweep waits only for holders it
+      // recorded, and an index read before the lock could name a pack it deletes.
+      ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
+      TRY(ctx.load_index(*repo));
       auto [ref, path] = split_snapshot_path(o->ref);
       ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(ref, o->service, o->host));
       archive::RestoreProgress progress;

@@ -71,6 +71,8 @@ void add_wal(CLI::App& app, Context& ctx) {
       st = [&]() -> core::Status {
         ASSIGN_OR_RETURN(std::string service, service_or_env(*get_service));
         ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+        // A sweeping prune waits for this reader (unless --no-lock).
+        ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
         repo::LogArchive archive(*repo, service);
         return archive.fetch(*get_name, *get_dest);
       }();

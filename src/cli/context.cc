@@ -103,12 +103,15 @@ core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool lo
   auto c = repo::parse_compression(compression);
   if (!c) return core::invalid_argument("--compression must be off, fast, auto or max");
   (*r)->set_compression(*c);
-  if (load_index) {
-    std::vector<std::string> problems;
-    TRY((*r)->load_index(&problems));
-    for (const auto& p : problems) std::cerr << "cairn: warning: skipping unreadable " << p << "\n";
-  }
+  if (load_index) TRY(this->load_index(**r));
   return r;
+}
+
+core::Status Context::load_index(repo::Repository& repo) const {
+  std::vector<std::string> problems;
+  TRY(repo.load_index(&problems));
+  for (const auto& p : problems) std::cerr << "cairn: warning: skipping unreadable " << p << "\n";
+  return {};
 }
 
 static std::string trim_newline(std::string s) {

@@ -57,6 +57,10 @@ struct Context {
   core::Result<std::unique_ptr<storage::Backend>> open_backend() const;
   // Opens the repository named by --repo with the password from the environment.
   core::Result<std::unique_ptr<repo::Repository>> open_repository(bool load_index = true);
+  // Reads the index (and maintenance markers), printing unreadable index files
+  // as warnings. Writers and long readers call it after taking their lock, so
+  // a prune that marks packs meanwhile either sees their lock or they see its marker.
+  core::Status load_index(repo::Repository& repo) const;
   bool show_progress() const;
   // A shared lock unless --no-lock (then null).
   core::Result<std::unique_ptr<repo::Lock>> shared_lock(repo::Repository& repo) const;
@@ -105,6 +109,8 @@ void add_unlock(CLI::App& app, Context& ctx);
 void add_prune(CLI::App& app, Context& ctx);
 void add_pg(CLI::App& app, Context& ctx);
 void add_wal(CLI::App& app, Context& ctx);
+void add_repair(CLI::App& app, Context& ctx);
+void add_copy(CLI::App& app, Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
   cli::add_prune(app, ctx);
   cli::add_pg(app, ctx);
   cli::add_wal(app, ctx);
+  cli::add_repair(app, ctx);
+  cli::add_copy(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

@@ -12,6 +12,42 @@ bool Index::has(const Id& blob) const {
   return blobs_.count(blob) != 0;
 }
 
+bool Index::has_usable(const Id& blob) const {
+  std::shared_lock lock(mu_);
+  auto it = blobs_.find(blob);
+  return it != blobs_.end() && !excluded_.count(packs_[it->second.pack]);
+}
+
+void Index::exclude_packs(const std::vector<Id>& packs) {
+  std::unique_lock lock(mu_);
+  excluded_.insert(packs.begin(), packs.end());
+}
+
+void Index::drop_pack(const Id& pack) {
+  std::unique_lock lock(mu_);
+  gone_.insert(pack);
+  for (auto it = blobs_.begin(); it != blobs_.end();) {
+    if (packs_[it->second.pack] == pack) {
+      it = blobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Index::clear() {
+  std::unique_lock lock(mu_);
+  packs_.clear();
+  blobs_.clear();
+  excluded_.clear();
+  gone_.clear();
+}
+
+bool Index::is_excluded(const Id& pack) const {
+  std::shared_lock lock(mu_);
+  return excluded_.count(pack) != 0;
+}
+
 std::optional<BlobLocation> Index::lookup(const Id& blob) const {
   std::shared_lock lock(mu_);
   auto it = blobs_.find(blob);
@@ -21,9 +57,16 @@ std::optional<BlobLocation> Index::lookup(const Id& blob) const {
 
 void Index::add(const PackContents& pack) {
   std::unique_lock lock(mu_);
+  if (gone_.count(pack.pack)) return;
   auto idx = static_cast<uint32_t>(packs_.size());
   packs_.push_back(pack.pack);
-  for (const auto& e : pack.blobs) blobs_.emplace(e.id, Slot{idx, e});  // first copy wins
+  bool excluded = excluded_.count(pack.pack) != 0;
+  for (const auto& e : pack.blobs) {
+    // First copy wins, except that a copy in an excluded pack gives way to
+    // one that is not (it is the copy that will still exist after prune).
+    auto [it, inserted] = blobs_.emplace(e.id, Slot{idx, e});
+    if (!inserted && !excluded && excluded_.count(packs_[it->second.pack])) it->second = Slot{idx, e};
+  }
 }
 
 size_t Index::blob_count() const {
@@ -34,6 +77,15 @@ size_t Index::blob_count() const {
 size_t Index::pack_count() const {
   std::shared_lock lock(mu_);
   return packs_.size();
+}
+
+std::vector<Id> Index::pack_ids() const {
+  std::shared_lock lock(mu_);
+  std::unordered_set<Id, IdHash> seen;
+  std::vector<Id> out;
+  for (const auto& p : packs_)
+    if (seen.insert(p).second) out.push_back(p);
+  return out;
 }
 
 void Index::for_each_pack(const std::function<void(const PackContents&)>& fn) const {

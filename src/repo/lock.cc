@@ -20,9 +20,14 @@ std::string hostname() {
   return buf;
 }
 
-core::Result<std::string> write_lock(Repository& repo, bool exclusive) {
+core::Result<std::string> write_lock(Repository& repo, LockMode mode, const std::string& holder) {
+  // "exclusive": false for maintenance locks, so an older cairn (which does not
+  // know "maintenance") lets backups run beside it and still refuses to
+  // start its own exclusive prune or forget.
   nlohmann::json j = {{"time", format_time(now_time())},
-                      {"exclusive", exclusive},
+                      {"exclusive", mode == LockMode::kExclusive},
+                      {"maintenance", mode == LockMode::kMaintenance},
+                      {"holder", holder},
                       {"hostname", hostname()},
                       {"username", std::to_string(getuid())},
                       {"pid", static_cast<int64_t>(getpid())}};
@@ -37,7 +42,8 @@ bool process_alive(int64_t pid) { return pid > 0 && (kill(static_cast<pid_t>(pid
 
 std::string LockInfo::describe() const {
   int64_t age_s = (now_time().unix_ns - time.unix_ns) / 1000000000;
-  return fmt::format("{} lock {} by {}@{} (pid {}), taken {} ago{}", exclusive ? "exclusive" : "shared",
+  return fmt::format("{} lock {} by {}@{} (pid {}), taken {} ago{}",
+                     exclusive ? "exclusive" : (maintenance ? "maintenance" : "shared"),
                      id.substr(0, 8), username, hostname, pid, core::format_duration(static_cast<double>(age_s)),
                      stale ? " (stale)" : "");
 }
@@ -50,6 +56,7 @@ core::Result<std::vector<LockInfo>> list_locks(Repository& repo) {
   for (const auto& name : names) {
     LockInfo info;
     info.id = name;
+    info.holder = name;
     auto plain = repo.load_file(FileType::kLock, name);
     if (!plain.ok()) {
       if (plain.status().code() == core::Code::kNotFound) continue;  // released meanwhile
@@ -66,6 +73,8 @@ core::Result<std::vector<LockInfo>> list_locks(Repository& repo) {
     }
     info.time = *t;
     info.exclusive = j.value("exclusive", false);
+    info.maintenance = j.value("maintenance", false);
+    info.holder = j.value("holder", name);
     info.hostname = j.value("hostname", "");
     info.username = j.value("username", "");
     info.pid = j.value("pid", int64_t{0});
@@ -88,9 +97,14 @@ core::Result<size_t> remove_locks(Repository& repo, bool all) {
 }
 
 core::Result<std::unique_ptr<Lock>> Lock::acquire(Repository& repo, bool exclusive) {
+  return acquire(repo, exclusive ? LockMode::kExclusive : LockMode::kShared);
+}
+
+core::Result<std::unique_ptr<Lock>> Lock::acquire(Repository& repo, LockMode mode) {
   // Write first, then look: two racing lockers both see each other and at
   // least one backs off (never both proceed with a conflict).
-  ASSIGN_OR_RETURN(std::string id, write_lock(repo, exclusive));
+  std::string holder = core::hex_encode(crypto::random_bytes(16));
+  ASSIGN_OR_RETURN(std::string id, write_lock(repo, mode, holder));
   auto locks = list_locks(repo);
   if (!locks.ok()) {
     (void)repo.backend().remove({FileType::kLock, id});
@@ -98,18 +112,20 @@ core::Result<std::unique_ptr<Lock>> Lock::acquire(Repository& repo, bool exclusi
   }
   for (const auto& l : *locks) {
     if (l.id == id || l.stale) continue;
-    if (exclusive || l.exclusive) {
+    bool conflict = mode == LockMode::kExclusive || l.exclusive ||
+                    (mode == LockMode::kMaintenance && l.maintenance);
+    if (conflict) {
       (void)repo.backend().remove({FileType::kLock, id});
       return core::Status(core::Code::kLocked,
                           "repository is locked: " + l.describe() +
                               " (if that process is gone, run 'cairn unlock')");
     }
   }
-  return std::unique_ptr<Lock>(new Lock(repo, exclusive, id));
+  return std::unique_ptr<Lock>(new Lock(repo, mode, std::move(holder), id));
 }
 
-Lock::Lock(Repository& repo, bool exclusive, std::string id)
-    : repo_(repo), exclusive_(exclusive), id_(std::move(id)) {
+Lock::Lock(Repository& repo, LockMode mode, std::string holder, std::string id)
+    : repo_(repo), mode_(mode), holder_(std::move(holder)), id_(std::move(id)) {
   refresher_ = std::thread([this] { refresh_loop(); });
 }
 
@@ -127,7 +143,7 @@ Lock::~Lock() {
 void Lock::refresh_loop() {
   std::unique_lock lock(mu_);
   while (!cv_.wait_for(lock, kRefreshInterval, [&] { return stop_; })) {
-    auto fresh = write_lock(repo_, exclusive_);
+    auto fresh = write_lock(repo_, mode_, holder_);
     if (!fresh.ok()) continue;  // try again next interval; the old lock still stands
     (void)repo_.backend().remove({FileType::kLock, id_});
     id_ = *fresh;

@@ -1,8 +1,12 @@
 // Repository locks (locks/<id>): shared for backup, restore and check,
-// exclusive for forget (and prune). A lock file is an encrypted JSON record
-// {time, exclusive, hostname, username, pid}; it is refreshed by writing a
-// new file and removing the old one (objects stay immutable), every
-// kRefreshInterval while held. A lock older than kStaleAfter, or one from
+// exclusive for forget and `prune --exclusive`, maintenance for the
+// two-phase prune (excludes other maintenance and exclusive locks, but not
+// shared ones, so backups keep running). A lock file is an encrypted JSON
+// record {time, exclusive, maintenance, holder, hostname, username, pid}; it
+// is refreshed by writing a new file and removing the old one (objects stay
+// immutable), every kRefreshInterval while held. `holder` is a random id
+// that stays the same across refreshes: prune's markers name the holders
+// they wait for (the file id changes on every refresh). A lock older than kStaleAfter, or one from
 // this host whose process is gone, is stale: it blocks nobody and
 // `cairn unlock` removes it. Thread-safe; the refresher runs on its own thread.
 #pragma once
@@ -24,10 +28,14 @@ namespace cairn::repo {
 constexpr std::chrono::seconds kRefreshInterval{5 * 60};
 constexpr std::chrono::seconds kStaleAfter{30 * 60};
 
+enum class LockMode { kShared, kExclusive, kMaintenance };
+
 struct LockInfo {
   std::string id;
+  std::string holder;  // stable across refreshes; the file id for locks without one
   Time time;
   bool exclusive = false;
+  bool maintenance = false;
   std::string hostname, username;
   int64_t pid = 0;
   bool stale = false;
@@ -38,16 +46,19 @@ class Lock {
  public:
   // Takes a lock. kLocked (exit code 11) names the conflicting holder.
   static core::Result<std::unique_ptr<Lock>> acquire(Repository& repo, bool exclusive);
-  ~Lock();  // stops refreshing and removes the lock file
+  static core::Result<std::unique_ptr<Lock>> acquire(Repository& repo, LockMode mode);
+  ~Lock();
+  const std::string& holder() const { return holder_; }  // stops refreshing and removes the lock file
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
 
  private:
-  Lock(Repository& repo, bool exclusive, std::string id);
+  Lock(Repository& repo, LockMode mode, std::string holder, std::string id);
   void refresh_loop();
 
   Repository& repo_;
-  bool exclusive_;
+  LockMode mode_;
+  std::string holder_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -6,7 +6,7 @@
 // so a reader finds an entry by name without listing, and the store reveals
 // no names. The entry records where its blobs were written, so fetching one
 // needs no index load (the locations are hints: after a repack the index is
-// consulted). docs/format.md §13 is the exact format.
+// consulted). docs/format.md §14 is the exact format.
 //
 // Write order: pack -> index -> entry. An entry is never overwritten: a push
 // of a name that exists with the same content succeeds without writing, with

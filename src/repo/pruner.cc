@@ -1,10 +1,16 @@
 #include "repo/pruner.h"
 
-#include "repo/log_archive.h"
+#include <fmt/format.h>
+#include <signal.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <map>
 #include <set>
-#include <unordered_set>
+#include <unordered_map>
+
+#include "repo/lock.h"
+#include "repo/log_archive.h"
 
 namespace cairn::repo {
 
@@ -14,56 +20,209 @@ namespace {
 
 constexpr size_t kBlobsPerIndexFile = 100000;
 
-core::Status mark(Repository& repo, const Id& tree, std::unordered_set<Id, IdHash>& used) {
+using Note = std::function<void(const std::string&)>;
+
+// Test hook: CAIRN_TEST_PRUNE_KILL_AFTER=N makes prune SIGKILL itself right
+// after its Nth change to the repository (a stored file, a removal), so the
+// kill tests stop it between any two steps deterministically
+// (tests/e2e/test_prune.sh). Unset in production: no effect.
+void changed() {
+  static const long limit = [] {
+    const char* v = std::getenv("CAIRN_TEST_PRUNE_KILL_AFTER");
+    return v ? std::atol(v) : 0L;
+  }();
+  static std::atomic<long> count{0};
+  if (limit > 0 && ++count >= limit) raise(SIGKILL);
+}
+
+core::Status removed(Repository& repo, FileType type, const std::string& name) {
+  TRY(repo.backend().remove({type, name}));
+  changed();
+  return {};
+}
+
+core::Status mark_tree(Repository& repo, const Id& tree, std::unordered_set<Id, IdHash>& used) {
   if (!used.insert(tree).second) return {};
   auto t = repo.load_tree(tree);
   if (!t.ok()) return t.status().with_context("prune refuses: a snapshot's tree is unreadable (run check)");
   for (const auto& n : t->nodes) {
     for (const auto& id : n.content) used.insert(id);
-    if (n.subtree) TRY(mark(repo, *n.subtree, used));
+    if (n.subtree) TRY(mark_tree(repo, *n.subtree, used));
   }
   return {};
 }
 
-}  // namespace
-
-core::Result<PruneReport> prune(Repository& repo, const PruneOptions& opt,
-                                const std::function<void(const std::string&)>& progress) {
-  auto note = [&](const std::string& s) {
-    if (progress) progress(s);
-  };
-  PruneReport r;
-  note("loading index");
-  std::vector<std::string> problems;
-  TRY(repo.load_index(&problems));
-  if (!problems.empty()) return core::corruption("prune refuses: unreadable index file: " + problems.front());
-  std::vector<std::string> old_index_files;
-  TRY(repo.backend().list(FileType::kIndex, [&](const storage::FileInfo& fi) { old_index_files.push_back(fi.name); }));
-
-  note("finding used data");
+// Every blob the snapshots reference. Snapshots are listed before the index
+// is (re)read: a concurrent backup writes its index before its snapshot, so
+// every listed snapshot's blobs are in an index file read here.
+core::Result<std::unordered_set<Id, IdHash>> used_blobs(Repository& repo, const Note& note) {
+  note("listing snapshots");
   std::vector<std::string> snap_problems;
   ASSIGN_OR_RETURN(auto snaps, repo.list_snapshots(&snap_problems));
   if (!snap_problems.empty()) return core::corruption("prune refuses: " + snap_problems.front());
-  std::unordered_set<Id, IdHash> used;
-  for (const auto& s : snaps) TRY(mark(repo, s.snapshot.tree, used));
-  // Archived WAL/log files are roots as well: their data stays until the
-  // entries themselves are expired.
   std::vector<std::string> log_problems;
   ASSIGN_OR_RETURN(auto logs, list_all_log_entries(repo, &log_problems));
   if (!log_problems.empty()) return core::corruption("prune refuses: " + log_problems.front());
+  note("loading index");
+  repo.reset_index();
+  std::vector<std::string> problems;
+  TRY(repo.load_index(&problems));
+  if (!problems.empty())
+    return core::corruption("prune refuses: unreadable index file: " + problems.front() +
+                            " (run 'cairn check', then 'cairn repair index')");
+  note("finding used data");
+  std::unordered_set<Id, IdHash> used;
+  for (const auto& s : snaps) {
+    auto st = mark_tree(repo, s.snapshot.tree, used);
+    if (!st.ok()) return st.with_context("snapshot " + s.id.substr(0, 8));
+  }
+  // Archived WAL/log files are roots as well: their data stays until the
+  // entries themselves are expired.
   for (const auto& e : logs)
     for (const auto& b : e.blobs) used.insert(b.id);
   for (const auto& id : used)
     if (!repo.index().has(id))
-      return core::corruption("prune refuses: blob " + id.hex() + " is used but in no index (run check)");
+      return core::corruption("prune refuses: blob " + id.hex() +
+                              " is used but in no index (run 'cairn check', then 'cairn repair index')");
+  return used;
+}
+
+core::Result<std::vector<std::string>> write_index_files(Repository& repo, std::vector<PackContents> packs) {
+  std::vector<std::string> names;
+  std::vector<PackContents> batch;
+  size_t batch_blobs = 0;
+  auto write_batch = [&]() -> core::Status {
+    if (batch.empty()) return {};
+    ASSIGN_OR_RETURN(std::string name, repo.save_file(FileType::kIndex, encode_index(batch)));
+    changed();
+    names.push_back(name);
+    batch.clear();
+    batch_blobs = 0;
+    return {};
+  };
+  for (auto& pc : packs) {
+    batch_blobs += pc.blobs.size();
+    batch.push_back(std::move(pc));
+    if (batch_blobs >= kBlobsPerIndexFile) TRY(write_batch());
+  }
+  TRY(write_batch());
+  return names;
+}
+
+core::Status remove_marker(Repository& repo, const std::string& id) {
+  if (id.empty()) return {};
+  return removed(repo, FileType::kMaintenance, id);
+}
+
+core::Status store_marker(Repository& repo, Marker& m) {
+  TRY(save_marker(repo, m).status());
+  changed();
+  return {};
+}
+
+// Records who may still depend on the marked packs: every live lock holder
+// now, after the marker is stored. A backup that takes its lock later reads
+// the marker before it reads the index, so it never dedups against them.
+core::Status complete_pending(Repository& repo, Marker& m, const PruneOptions& opt) {
+  ASSIGN_OR_RETURN(auto locks, list_locks(repo));
+  Marker done = m;
+  done.state = MarkerState::kMarked;
+  done.supersedes = m.id;
+  done.waits_for.clear();
+  std::set<std::string> holders;
+  for (const auto& l : locks)
+    if (!l.stale && l.holder != opt.own_holder) holders.insert(l.holder);
+  done.waits_for.assign(holders.begin(), holders.end());
+  TRY(store_marker(repo, done));
+  TRY(remove_marker(repo, m.id));
+  m = std::move(done);
+  return {};
+}
+
+// Carries out a decided sweep; every step may be repeated after a kill.
+core::Status execute_sweep(Repository& repo, const Marker& s, PruneReport& r, const Note& note) {
+  note("sweeping marked packs");
+  // Rescued packs are indexed before the obsolete index files (which name
+  // them) go.
+  if (!s.rescued.empty()) TRY(write_index_files(repo, s.rescued).status());
+  TRY(remove_marker(repo, s.supersedes));
+  for (const auto& name : s.obsolete_index) TRY(removed(repo, FileType::kIndex, name));
+  std::map<std::string, uint64_t> stored;
+  TRY(repo.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) { stored[fi.name] = fi.size; }));
+  for (const auto& pc : s.packs) {
+    std::string name = pc.pack.hex();
+    auto it = stored.find(name);
+    if (it == stored.end()) continue;  // removed before a kill
+    TRY(removed(repo, FileType::kPack, name));
+    r.bytes_swept += it->second;
+    r.packs_swept++;
+  }
+  r.packs_rescued += s.rescued.size();
+  r.index_files_replaced += s.obsolete_index.size();
+  r.swept = true;
+  return remove_marker(repo, s.id);
+}
+
+// Finishes what earlier runs left. Returns true when a marker still waits.
+core::Result<bool> process_markers(Repository& repo, const PruneOptions& opt, PruneReport& r, const Note& note) {
+  note("reading maintenance markers");
+  ASSIGN_OR_RETURN(auto markers, list_markers(repo));
+  std::set<std::string> superseded;
+  for (const auto& m : markers)
+    if (!m.supersedes.empty()) superseded.insert(m.supersedes);
+  // A successor exists for these (kill between writing it and removing them).
+  std::vector<Marker> live;
+  for (auto& m : markers) {
+    if (superseded.count(m.id)) {
+      TRY(remove_marker(repo, m.id));
+    } else {
+      live.push_back(std::move(m));
+    }
+  }
+  // A decided sweep is finished first, without deciding again.
+  for (const auto& m : live)
+    if (m.state == MarkerState::kSweeping) TRY(execute_sweep(repo, m, r, note));
+  bool waiting = false;
+  for (auto& m : live) {
+    if (m.state == MarkerState::kSweeping) continue;
+    if (m.state == MarkerState::kPending) TRY(complete_pending(repo, m, opt));
+    ASSIGN_OR_RETURN(auto locks, list_locks(repo));
+    std::set<std::string> wanted(m.waits_for.begin(), m.waits_for.end());
+    std::vector<std::string> still;
+    for (const auto& l : locks)
+      if (!l.stale && wanted.count(l.holder)) still.push_back(l.describe());
+    if (!still.empty()) {
+      r.waiting_for.insert(r.waiting_for.end(), still.begin(), still.end());
+      waiting = true;
+      continue;
+    }
+    // Every backup that could have come to depend on a marked pack has
+    // ended: what the snapshots reference now is final for these packs.
+    ASSIGN_OR_RETURN(auto used, used_blobs(repo, note));
+    note("deciding sweep");
+    ASSIGN_OR_RETURN(auto d, decide_sweep(m.packs, used, [&](const Id& id) { return repo.index().lookup(id); }));
+    Marker s = m;
+    s.state = MarkerState::kSweeping;
+    s.packs = std::move(d.deleted);
+    s.rescued = std::move(d.rescued);
+    s.supersedes = m.id;
+    TRY(store_marker(repo, s));
+    TRY(execute_sweep(repo, s, r, note));
+  }
+  return waiting;
+}
+
+core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& r, const Note& note) {
+  ASSIGN_OR_RETURN(auto used, used_blobs(repo, note));
+  const std::vector<std::string> index_files = repo.loaded_index_files();
 
   note("planning");
   std::map<std::string, uint64_t> stored;
   TRY(repo.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) { stored[fi.name] = fi.size; }));
   for (const auto& [name, size] : stored) r.bytes_before += size;
-  std::vector<PackContents> keep, repack;
-  std::set<std::string> remove;
+  std::vector<PackContents> keep, repack, drop;
   std::set<std::string> indexed;
+  std::vector<std::string> missing;
   repo.index().for_each_pack([&](const PackContents& pc) {
     std::string name = pc.pack.hex();
     indexed.insert(name);
@@ -79,28 +238,56 @@ core::Result<PruneReport> prune(Repository& repo, const PruneOptions& opt,
       }
     }
     if (used_bytes == 0) {
-      remove.insert(name);
+      drop.push_back(pc);
       r.packs_deleted++;
     } else if (total_bytes > 0 && double(total_bytes - used_bytes) / total_bytes > opt.max_unused) {
       repack.push_back(pc);
-      remove.insert(name);
       r.packs_repacked++;
     } else {
       keep.push_back(pc);
     }
   });
+  for (const auto& id : repo.index().pack_ids()) {
+    std::string name = id.hex();
+    if (!stored.count(name)) {
+      missing.push_back(name);
+    } else if (indexed.insert(name).second) {
+      // Named by an index, but every blob's preferred copy is elsewhere.
+      drop.push_back(PackContents{id, {}});
+      r.packs_total++;
+      r.packs_deleted++;
+    }
+  }
+  if (!missing.empty()) {
+    std::string names;
+    for (size_t i = 0; i < missing.size() && i < 10; ++i) names += (i ? ", " : "") + missing[i];
+    if (missing.size() > 10) names += fmt::format(" and {} more", missing.size() - 10);
+    return core::corruption(fmt::format(
+        "prune refuses: {} pack(s) named by the index are missing from storage ({}), so the "
+        "snapshots that "
+        "need them are damaged; run 'cairn check' to see which, then 'cairn repair index'",
+        missing.size(), names));
+  }
+  std::vector<PackContents> unindexed;
   for (const auto& [name, size] : stored) {
-    if (!indexed.count(name)) {
-      remove.insert(name);
+    auto id = Id::from_hex(name);
+    if (!indexed.count(name) && id) {
+      unindexed.push_back(PackContents{*id, {}});
       r.packs_unindexed++;
     }
   }
-  for (const auto& name : remove)
-    if (stored.count(name)) r.bytes_freed += stored[name];
+  auto freed = [&](const std::vector<PackContents>& v) {
+    for (const auto& pc : v)
+      if (auto it = stored.find(pc.pack.hex()); it != stored.end()) r.bytes_freed += it->second;
+  };
+  freed(drop);
+  freed(repack);
+  freed(unindexed);
   for (const auto& pc : repack)
     for (const auto& b : pc.blobs)
       if (used.count(b.id)) r.bytes_repacked += b.length;
-  if (opt.dry_run || (remove.empty() && old_index_files.size() <= 1)) return r;
+  bool nothing = drop.empty() && repack.empty() && unindexed.empty();
+  if (opt.dry_run || (nothing && index_files.size() <= 1)) return {};
 
   // Copy what repacked packs still need, then flush (new packs + an index
   // naming them), so nothing used is ever only in a pack about to go.
@@ -113,39 +300,96 @@ core::Result<PruneReport> prune(Repository& repo, const PruneOptions& opt,
     }
   }
   TRY(repo.flush());
+  changed();
 
-  // One complete index: kept packs + new packs. Written before anything is deleted.
+  // One complete index: kept packs + new packs. Written before anything is
+  // marked or deleted.
   note("writing index");
   std::vector<PackContents> final_packs = keep;
   for (auto& pc : repo.written_packs()) final_packs.push_back(std::move(pc));
-  std::vector<std::string> new_index_files;
-  std::vector<PackContents> batch;
-  size_t batch_blobs = 0;
-  auto write_batch = [&]() -> core::Status {
-    if (batch.empty()) return {};
-    ASSIGN_OR_RETURN(std::string name, repo.save_file(FileType::kIndex, encode_index(batch)));
-    new_index_files.push_back(name);
-    batch.clear();
-    batch_blobs = 0;
-    return {};
-  };
-  for (auto& pc : final_packs) {
-    batch_blobs += pc.blobs.size();
-    batch.push_back(std::move(pc));
-    if (batch_blobs >= kBlobsPerIndexFile) TRY(write_batch());
-  }
-  TRY(write_batch());
+  ASSIGN_OR_RETURN(auto new_index_files, write_index_files(repo, std::move(final_packs)));
+  r.marked = true;
 
-  note("deleting");
-  std::set<std::string> fresh(new_index_files.begin(), new_index_files.end());
-  std::vector<std::string> all_index;
-  TRY(repo.backend().list(FileType::kIndex, [&](const storage::FileInfo& fi) { all_index.push_back(fi.name); }));
-  for (const auto& name : all_index) {
-    if (fresh.count(name)) continue;
-    TRY(repo.backend().remove({FileType::kIndex, name}));
-    r.index_files_replaced++;
+  if (opt.exclusive) {
+    // Nothing else runs: the old index files and the packs go now.
+    note("deleting");
+    std::set<std::string> fresh(new_index_files.begin(), new_index_files.end());
+    std::vector<std::string> all_index;
+    TRY(repo.backend().list(FileType::kIndex, [&](const storage::FileInfo& fi) { all_index.push_back(fi.name); }));
+    for (const auto& name : all_index) {
+      if (fresh.count(name)) continue;
+      TRY(removed(repo, FileType::kIndex, name));
+      r.index_files_replaced++;
+    }
+    for (const auto* v : {&drop, &repack, &unindexed})
+      for (const auto& pc : *v) TRY(removed(repo, FileType::kPack, pc.pack.hex()));
+    return {};
   }
-  for (const auto& name : remove) TRY(repo.backend().remove({FileType::kPack, name}));
+
+  note("writing marker");
+  Marker m;
+  m.state = MarkerState::kPending;
+  m.time = now_time();
+  for (const auto* v : {&drop, &repack, &unindexed})
+    for (const auto& pc : *v) m.packs.push_back(pc);
+  std::set<std::string> fresh(new_index_files.begin(), new_index_files.end());
+  for (const auto& name : index_files)
+    if (!fresh.count(name)) m.obsolete_index.push_back(name);
+  TRY(store_marker(repo, m));
+  TRY(complete_pending(repo, m, opt));
+  r.marker = m.id;
+  return {};
+}
+
+}  // namespace
+
+core::Result<SweepDecision> decide_sweep(const std::vector<PackContents>& marked,
+                                         const std::unordered_set<Id, IdHash>& used,
+                                         const std::function<std::optional<BlobLocation>(const Id&)>& locate) {
+  std::unordered_map<Id, size_t, IdHash> by_pack;
+  for (size_t i = 0; i < marked.size(); ++i) by_pack.emplace(marked[i].pack, i);
+  std::vector<std::vector<PackEntry>> needed(marked.size());
+  std::vector<bool> rescue(marked.size(), false);
+  for (const auto& id : used) {
+    auto loc = locate(id);
+    if (!loc) return core::corruption("prune refuses: blob " + id.hex() + " is used but in no index (run check)");
+    // The index prefers a copy outside marked packs: landing in a marked
+    // pack means no other copy exists.
+    auto it = by_pack.find(loc->pack);
+    if (it == by_pack.end()) continue;
+    rescue[it->second] = true;
+    needed[it->second].push_back(loc->entry);
+  }
+  SweepDecision d;
+  for (size_t i = 0; i < marked.size(); ++i) {
+    if (!rescue[i]) {
+      d.deleted.push_back(marked[i]);
+      continue;
+    }
+    // Index the pack with what the marker recorded plus every needed blob
+    // (the marker lists only the blobs whose preferred copy it held).
+    PackContents pc = marked[i];
+    std::unordered_set<Id, IdHash> have;
+    for (const auto& e : pc.blobs) have.insert(e.id);
+    for (const auto& e : needed[i])
+      if (have.insert(e.id).second) pc.blobs.push_back(e);
+    d.rescued.push_back(std::move(pc));
+  }
+  return d;
+}
+
+core::Result<PruneReport> prune(Repository& repo, const PruneOptions& opt, const Note& progress) {
+  auto note = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+  PruneReport r;
+  if (!opt.dry_run) {
+    ASSIGN_OR_RETURN(bool waiting, process_markers(repo, opt, r, note));
+    // One marker at a time: marking again while one waits would let index
+    // files of the waiting marker's packs be replaced before it is decided.
+    if (waiting) return r;
+  }
+  TRY(mark_phase(repo, opt, r, note));
   return r;
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "repo/file_codec.h"
+#include "repo/maintenance.h"
 
 namespace cairn::repo {
 
@@ -113,22 +114,51 @@ core::Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<stora
 }
 
 core::Status Repository::load_index(std::vector<std::string>* problems) {
-  std::vector<std::string> names;
-  TRY(backend_->list(FileType::kIndex, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  // Markers first: an index file read before a marker could otherwise let a
+  // blob in a pack that prune is about to delete count as stored.
+  ASSIGN_OR_RETURN(auto markers, list_markers(*this));
+  for (const auto& m : markers) index_.exclude_packs(m.pack_ids());
   std::lock_guard lock(loaded_mu_);
-  for (const auto& name : names) {
-    if (loaded_index_files_.count(name)) continue;
-    auto plain = load_file(FileType::kIndex, name);
-    core::Result<std::vector<PackContents>> packs =
-        plain.ok() ? decode_index(*plain) : core::Result<std::vector<PackContents>>(plain.status());
-    if (!packs.ok()) {
-      if (problems) problems->push_back("index/" + name + ": " + packs.status().message());
-      continue;
+  // An index file that vanishes between listing and reading was replaced by
+  // prune, which stores the replacement first: list again to find it.
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    std::vector<std::string> names;
+    TRY(backend_->list(FileType::kIndex,
+                       [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+    bool vanished = false;
+    for (const auto& name : names) {
+      if (loaded_index_files_.count(name)) continue;
+      auto plain = load_file(FileType::kIndex, name);
+      if (!plain.ok() && plain.status().code() == core::Code::kNotFound) {
+        vanished = true;
+        continue;
+      }
+      core::Result<std::vector<PackContents>> packs =
+          plain.ok() ? decode_index(*plain)
+                     : core::Result<std::vector<PackContents>>(plain.status());
+      if (!packs.ok()) {
+        if (problems) problems->push_back("index/" + name + ": " + packs.status().message());
+        continue;
+      }
+      for (const auto& pc : *packs) index_.add(pc);
+      loaded_index_files_.insert(name);
     }
-    for (const auto& pc : *packs) index_.add(pc);
-    loaded_index_files_.insert(name);
+    if (!vanished) break;
   }
   return {};
+}
+
+void Repository::reset_index() {
+  std::lock_guard lock(loaded_mu_);
+  loaded_index_files_.clear();
+  index_.clear();
+  std::lock_guard wlock(index_mu_);
+  for (const auto& pc : written_) index_.add(pc);  // stored by us, maybe not indexed yet
+}
+
+std::vector<std::string> Repository::loaded_index_files() {
+  std::lock_guard lock(loaded_mu_);
+  return {loaded_index_files_.begin(), loaded_index_files_.end()};
 }
 
 core::Result<bool> Repository::refresh_index() {
@@ -206,7 +236,7 @@ std::vector<PackContents> Repository::written_packs() const {
 core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::ByteView plaintext, bool force) {
   {
     std::lock_guard lock(known_mu_);
-    if ((!force && index_.has(id)) || !pending_.insert(id).second) return false;
+    if ((!force && index_.has_usable(id)) || !pending_.insert(id).second) return false;
   }
   PackEntry e;
   e.type = type;
@@ -384,7 +414,23 @@ core::Result<core::Bytes> Repository::load_blob(const Id& id) {
     if (grew) loc = index_.lookup(id);
   }
   if (!loc) return core::not_found("blob " + id.hex() + " is not in the index");
-  return load_blob_at(id, *loc);
+  auto data = load_blob_at(id, *loc);
+  if (!data.ok() && data.status().code() == core::Code::kNotFound && index_.is_excluded(loc->pack)) {
+    // A concurrent prune swept this marked pack. The blob may have another
+    // copy (a rescued pack): forget the swept pack and read every index file
+    // again so that copy takes its place (rare: only a reader that overlaps a
+    // sweep, and only for blobs with copies in two marked packs).
+    index_.drop_pack(loc->pack);
+    {
+      std::lock_guard lock(loaded_mu_);
+      loaded_index_files_.clear();
+    }
+    TRY(load_index());
+    auto again = index_.lookup(id);
+    if (!again) return data.status().with_context("(swept by prune)");
+    return load_blob_at(id, *again);
+  }
+  return data;
 }
 
 core::Result<core::Bytes> Repository::load_blob_at(const Id& id, const BlobLocation& loc) {

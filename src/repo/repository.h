@@ -73,9 +73,19 @@ class Repository {
   // in `problems` (check reports them); the data they described is then
   // simply unknown, never misread.
   core::Status load_index(std::vector<std::string>* problems = nullptr);
+  // Before the index files, every maintenance marker is read and its packs are
+  // excluded from deduplication (see repo/maintenance.h); an unreadable marker
+  // is an error.
+  //
   // Loads index files written since load_index (by concurrent backups).
   // Returns true if any was new. load_blob calls it once on a miss.
   core::Result<bool> refresh_index();
+
+  // Drops the in-memory index so the next load_index reads everything again
+  // (prune, after it changed index files and markers). Not while writing.
+  void reset_index();
+  // Names of the index files read so far.
+  std::vector<std::string> loaded_index_files();
 
   storage::Backend& backend() { return *backend_; }
   const Config& config() const { return config_; }

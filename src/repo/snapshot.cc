@@ -18,6 +18,7 @@ json Snapshot::to_json() const {
   if (!service.empty()) j["service"] = service;
   if (!excludes.empty()) j["excludes"] = excludes;
   if (parent) j["parent"] = parent->hex();
+  if (!original.empty()) j["original"] = original;
   if (!engine.empty()) j["engine"] = engine;
   j["summary"] = {{"files_new", summary.files_new},
                   {"files_changed", summary.files_changed},
@@ -61,6 +62,7 @@ core::Result<Snapshot> Snapshot::from_json(core::ByteView text) {
       s.parent = *p;
     }
     if (j.contains("engine")) s.engine = j["engine"];
+    s.original = j.value("original", "");
     if (j.contains("summary")) {
       const json& m = j["summary"];
       auto& u = s.summary;

@@ -31,6 +31,9 @@ struct Snapshot {
   std::vector<std::string> tags, paths, excludes;
   Id tree;
   std::optional<Id> parent;
+  // Set by `cairn copy`: id of the snapshot in the source repository this one
+  // was copied from (the source's own `original` if it was a copy itself).
+  std::string original;
   nlohmann::json engine = nlohmann::json::object();  // engine metadata (LSNs, dump tool...)
   SnapshotSummary summary;
   std::string program_version;

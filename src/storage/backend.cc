@@ -25,6 +25,8 @@ const char* type_dir(FileType t) {
       return "locks";
     case FileType::kWal:
       return "wal";
+    case FileType::kMaintenance:
+      return "maintenance";
   }
   return "";
 }

@@ -22,10 +22,10 @@
 
 namespace cairn::storage {
 
-enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock, kWal };
-constexpr size_t kFileTypeCount = 7;  // keep in step with FileType (arrays indexed by it)
+enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock, kMaintenance, kWal };
+constexpr size_t kFileTypeCount = 8;  // keep in step with FileType (arrays indexed by it)
 
-// "keys", "data", "index", "snapshots", "locks", "wal"; "" for config
+// "keys", "data", "index", "snapshots", "locks", "maintenance", "wal"; "" for config
 const char* type_dir(FileType t);
 
 struct Handle {

@@ -116,8 +116,14 @@ core::Status LocalBackend::save(const Handle& h, core::ByteView data) {
       fd = std::move(opened).value();
     } else if (opened.status().code() == core::Code::kNotFound && h.type != FileType::kConfig &&
                !made_dir) {
-      // A pack fan-out folder, or a type folder newer than the repository (wal/).
-      TRY(ensure_pack_dir(dir));
+      // Pack fan-out folders, and type folders an older version did not create
+      // (maintenance/, wal/), are made on first use; never the root itself.
+      if (h.type == FileType::kPack) {
+        TRY(ensure_pack_dir(dir));
+      } else {
+        ASSIGN_OR_RETURN(bool created, core::make_dir(dir, kDirMode));
+        if (created) TRY(core::fsync_dir(root_));
+      }
       made_dir = true;
     } else if (opened.status().code() != core::Code::kAlreadyExists || attempt >= 8) {
       return opened.status().with_context("saving " + final_path);
@@ -251,7 +257,7 @@ core::Status LocalBackend::create() {
   // Re-running create() after an interrupted init is fine: existing folders are kept.
   for (FileType t :
        {FileType::kKey, FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kLock,
-        FileType::kWal}) {
+        FileType::kMaintenance, FileType::kWal}) {
     ASSIGN_OR_RETURN(bool created, core::make_dir(root_ + "/" + type_dir(t), kDirMode));
     (void)created;
   }

@@ -1,5 +1,5 @@
 // LocalBackend: a repository in a folder on a local (or mounted) filesystem.
-// Layout: config, keys/, data/<2 hex>/, index/, snapshots/, locks/.
+// Layout: config, keys/, data/<2 hex>/, index/, snapshots/, locks/, maintenance/.
 // save() writes a ".tmp-" file, fsyncs it and hard-links it into place, so an
 // object appears whole or not at all and an existing one is never replaced.
 // Thread-safe (and safe against other processes using the same folder): all

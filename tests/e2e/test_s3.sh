@@ -85,6 +85,18 @@ assert_contains "$OUT" "files: 0 new, 0 changed, 5 unmodified"
 expect_exit 0 R --json snapshots
 assert_eq 2 "$(jq length <<<"$OUT")" "number of snapshots"
 
+step "two-phase prune: a marker under maintenance/, swept by the next run"
+expect_exit 0 R forget --keep-last 1
+expect_exit 0 R --json prune
+assert_eq true "$(jq .marked <<<"$OUT")" "first prune marks"
+compgen -G "$S3DATA/$BUCKET/some/prefix/maintenance/*._S3rver_object" >/dev/null ||
+  fail "no marker under some/prefix/maintenance/"
+expect_exit 0 R --json prune
+assert_eq true "$(jq .swept <<<"$OUT")" "second prune sweeps"
+expect_exit 0 R check
+expect_exit 0 R restore latest --target "$T/out-pruned" --verify
+assert_same_content "$SRC" "$T/out-pruned$SRC"
+
 step "wrong access key id: refused quickly, secret not echoed"
 start=$SECONDS
 AWS_ACCESS_KEY_ID=NOT-A-KEY AWS_SECRET_ACCESS_KEY=TOPSECRET-e2e expect_exit 1 R snapshots
