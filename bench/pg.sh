@@ -183,7 +183,6 @@ as_pg env CAIRN_PASSWORD=bench "$C" --no-progress --repo "$REPO" key add --new-k
 as_pg pgbackrest --config="$PGBR_CONF" --stanza=$STANZA stanza-create >"$LOGS/pgbr-stanza.log" 2>&1 || die "stanza-create: $(cat "$LOGS/pgbr-stanza.log")"
 
 wait_archived() { # every .ready segment handed to archive_command
-  
   psql_q -c 'SELECT pg_switch_wal()' >/dev/null
   for _ in $(seq 1 1200); do
     compgen -G "$DATA/pg_wal/archive_status/*.ready" >/dev/null || return 0
