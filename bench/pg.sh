@@ -5,8 +5,11 @@
 #   0 setup         initdb, pgbench -i -s SCALE; WAL archived into both repositories
 #   1 full          pg_basebackup -Ft (plain copy) | cairn pg backup --mode physical |
 #                   pgbackrest backup --type=full                       (cold each)
-#   2 second        after a small change: cairn pg backup again | pgbackrest --type=incr
-#                   (cold); cairn's new data (--json .summary.data_added) vs total
+#   2a, 2b          after a small change each: cairn pg backup again | pgbackrest
+#                   --type=incr (cold). 2a: pgbench -t 1000 (random rows), 2b: UPDATE
+#                   of a contiguous 1 % of the accounts. New data: cairn's --json
+#                   .summary.data_added_raw (uncompressed bytes in new chunks) vs
+#                   .summary.total_bytes; pgBackRest's info delta vs size
 #   3 restore       cairn pg restore --target-dir | pgbackrest restore --pg1-path
 #                   (cold, fresh dirs); each restored cluster is then started and
 #                   its pgbench_accounts compared with the source (not timed)
@@ -15,14 +18,14 @@
 #                   per segment: cairn --key-file K wal-push | pgbackrest archive-push
 #                   (sync), into fresh repositories
 #
-# Usage: bench/pg.sh [--scale N] [--segments N] [--change tpcb|range]
+# Usage: bench/pg.sh [--scale N] [--segments N] [--change tpcb|range|both]
 # Run as root (PostgreSQL runs as postgres through runuser; page cache drops).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCALE=100
 SEGMENTS=50
-CHANGE=tpcb
+CHANGE=both
 usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
@@ -35,7 +38,8 @@ while (($#)); do
 done
 [[ $SCALE =~ ^[0-9]+$ && $SCALE -ge 1 ]] || { echo "--scale must be a positive integer" >&2; exit 2; }
 [[ $SEGMENTS =~ ^[0-9]+$ && $SEGMENTS -ge 1 ]] || { echo "--segments must be a positive integer" >&2; exit 2; }
-[[ $CHANGE == tpcb || $CHANGE == range ]] || { echo "--change must be tpcb or range" >&2; exit 2; }
+case $CHANGE in tpcb) CHANGES=(tpcb) ;; range) CHANGES=(range) ;; both) CHANGES=(tpcb range) ;;
+  *) echo "--change must be tpcb, range or both" >&2; exit 2 ;; esac
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/cairn-pgbench}
 CAIRN_SRC=${CAIRN:-$ROOT/build/release/cairn}
@@ -100,7 +104,7 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 bytes() { du -sb "$1" | cut -f1; }
 
 # run_step NAME COLD CMD...: runs CMD as postgres under /usr/bin/time.
-declare -A SECS RSS LOAD
+declare -A SECS RSS LOAD CPU_U CPU_S
 FAILURES=()
 run_step() {
   local name=$1 cold=$2 rc=0
@@ -109,8 +113,8 @@ run_step() {
   LOAD[$name]=$(cut -d' ' -f1 /proc/loadavg)
   printf '%q ' "$@" >"$LOGS/$name.cmd"
   log "$name: $*"
-  as_pg /usr/bin/time -o "$LOGS/$name.time" -f '%e %M' "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" || rc=$?
-  read -r "SECS[$name]" "RSS[$name]" < <(tail -n 1 "$LOGS/$name.time")
+  as_pg /usr/bin/time -o "$LOGS/$name.time" -f '%e %M %U %S' "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" || rc=$?
+  read -r "SECS[$name]" "RSS[$name]" "CPU_U[$name]" "CPU_S[$name]" < <(tail -n 1 "$LOGS/$name.time")
   if ((rc != 0)); then
     FAILURES+=("$name exited $rc (see $LOGS/$name.err)")
     printf '\n!!!!! %s FAILED (exit %s):\n' "$name" "$rc" >&2
@@ -118,7 +122,7 @@ run_step() {
     unset "SECS[$name]"
     return 1
   fi
-  log "$name: ${SECS[$name]} s, $((RSS[$name] / 1024)) MB"
+  log "$name: ${SECS[$name]} s, $((RSS[$name] / 1024)) MB, CPU ${CPU_U[$name]} user + ${CPU_S[$name]} sys"
 }
 
 # ---------------------------------------------------------------- cluster
@@ -228,27 +232,34 @@ fi
 wait_archived
 
 # ---------------------------------------------------------------- 2 after a small change
-case $CHANGE in
-  tpcb) CHANGE_DESC="pgbench -t 1000 (1 client: 1000 TPC-B transactions, random accounts)"
-    run_step change 0 "$PGBIN/pgbench" -n -t 1000 -c 1 -h "$SOCK" -p "$PORT" -U postgres postgres || die "change" ;;
-  range) CHANGE_DESC="UPDATE of 1% of pgbench_accounts, one contiguous aid range"
-    run_step change 0 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d postgres \
+declare -A CHANGE_DESC=(
+  [tpcb]="pgbench -n -t 1000 -c 1 (1000 TPC-B transactions: random accounts, tellers, branches, history)"
+  [range]="UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $((SCALE * 1000)) (a contiguous 1 %)"
+)
+declare -A ADDED_RAW TOTAL PGBR_DELTA PGBR_SIZE
+n_pgbr=1 # backups in the pgBackRest repository so far
+for ch in "${CHANGES[@]}"; do
+  case $ch in
+    tpcb) run_step "change_$ch" 0 "$PGBIN/pgbench" -n -t 1000 -c 1 -h "$SOCK" -p "$PORT" -U postgres postgres || die "change" ;;
+    range) run_step "change_$ch" 0 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d postgres \
       -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $((SCALE * 1000))" || die "change" ;;
-esac
-wait_archived
+  esac
+  wait_archived
+  repo0=$(bytes "$REPO")
+  if run_step "cairn_second_$ch" 1 "${CJ[@]}" --json pg backup --mode physical --service $STANZA --dsn "$DSN"; then
+    SIZE[cairn_second_$ch]=$(($(bytes "$REPO") - repo0))
+    ADDED_RAW[$ch]=$(jq -r .summary.data_added_raw "$LOGS/cairn_second_$ch.out")
+    TOTAL[$ch]=$(jq -r .summary.total_bytes "$LOGS/cairn_second_$ch.out")
+  fi
+  wait_archived
+  if run_step "pgbr_incr_$ch" 1 "${PGBR[@]}" backup --type=incr; then
+    SIZE[pgbr_incr_$ch]=$(pgbr_backup_bytes $n_pgbr)
+    PGBR_DELTA[$ch]=$(pgbr_backup_delta $n_pgbr)
+    PGBR_SIZE[$ch]=$(as_pg "${PGBR[@]}" info --output=json | jq -r ".[0].backup[$n_pgbr].info.size")
+    n_pgbr=$((n_pgbr + 1))
+  fi
+done
 SOURCE_STATE=$(source_state)
-repo0=$(bytes "$REPO")
-if run_step cairn_second 1 "${CJ[@]}" --json pg backup --mode physical --service $STANZA --dsn "$DSN"; then
-  SIZE[cairn_second]=$(($(bytes "$REPO") - repo0))
-  CAIRN_SECOND_ADDED=$(jq -r .summary.data_added "$LOGS/cairn_second.out")
-  CAIRN_SECOND_TOTAL=$(jq -r .summary.total_bytes "$LOGS/cairn_second.out")
-fi
-wait_archived
-if run_step pgbr_incr 1 "${PGBR[@]}" backup --type=incr; then
-  SIZE[pgbr_incr]=$(pgbr_backup_bytes 1)
-  PGBR_INCR_DELTA=$(pgbr_backup_delta 1)
-  PGBR_INCR_TOTAL=$(as_pg "${PGBR[@]}" info --output=json | jq -r '.[0].backup[1].info.size')
-fi
 wait_archived
 # Nothing may reach the archive after this point: the restores below recover
 # to the end of the archived WAL, which must be what SOURCE_STATE saw.
@@ -345,19 +356,25 @@ RESULTS=$BENCH_DIR/results.md
   printf -- '- pgBackRest: process-max=2, compress-type=zst, compress-level=3, start-fast=y, %s; cairn: key file (no KDF), default compression\n' \
     "$( ((PGBR_CIPHER)) && echo 'repo1-cipher-type=aes-256-cbc (cairn always encrypts)' || echo 'no encryption (cairn always encrypts)')"
   printf -- '- WAL archived into both repositories during steps 1-2 (archive_command runs cairn wal-push, then pgbackrest archive-push)\n'
-  printf -- '- change before step 2: %s\n\n' "$CHANGE_DESC"
+  for ch in "${CHANGES[@]}"; do printf -- '- change before step 2%s: %s\n' "$([[ $ch == tpcb ]] && echo a || echo b)" "${CHANGE_DESC[$ch]}"; done
+  printf '\n'
   printf '| step | cairn | pgBackRest | baseline | cairn/pgBackRest |\n|---|---:|---:|---:|---:|\n'
   printf '| 1 full physical backup (cold), s / RSS | %s | %s | %s (pg_basebackup -Ft) | **%s** |\n' \
     "$(cell cairn_full)" "$(cell pgbr_full)" "$(cell basebackup_full)" "$(ratio "${SECS[cairn_full]-}" "${SECS[pgbr_full]-}")"
   printf '| 1 stored bytes, MB | %s | %s | %s | %s |\n' "$(mb "${SIZE[cairn_full]-}")" "$(mb "${SIZE[pgbr_full]-}")" \
     "$(mb "${SIZE[basebackup_full]-}")" "$(ratio "${SIZE[cairn_full]-}" "${SIZE[pgbr_full]-}")"
-  printf '| 2 second backup after the change (cold), s / RSS | %s | %s (incr) | | %s |\n' \
-    "$(cell cairn_second)" "$(cell pgbr_incr)" "$(ratio "${SECS[cairn_second]-}" "${SECS[pgbr_incr]-}")"
-  printf '| 2 new data / total | %s / %s MB = **%s** | %s / %s MB = %s (changed files) | | |\n' \
-    "$(mb "${CAIRN_SECOND_ADDED-}")" "$(mb "${CAIRN_SECOND_TOTAL-}")" "$(pct "${CAIRN_SECOND_ADDED-}" "${CAIRN_SECOND_TOTAL-}")" \
-    "$(mb "${PGBR_INCR_DELTA-}")" "$(mb "${PGBR_INCR_TOTAL-}")" "$(pct "${PGBR_INCR_DELTA-}" "${PGBR_INCR_TOTAL-}")"
-  printf '| 2 stored bytes, MB | %s | %s | | %s |\n' "$(mb "${SIZE[cairn_second]-}")" "$(mb "${SIZE[pgbr_incr]-}")" \
-    "$(ratio "${SIZE[cairn_second]-}" "${SIZE[pgbr_incr]-}")"
+  for ch in "${CHANGES[@]}"; do
+    st=2$([[ $ch == tpcb ]] && echo a || echo b)
+    printf '| %s second backup after %s (cold), s / RSS | %s | %s (incr) | | %s |\n' "$st" "$ch" \
+      "$(cell "cairn_second_$ch")" "$(cell "pgbr_incr_$ch")" "$(ratio "${SECS[cairn_second_$ch]-}" "${SECS[pgbr_incr_$ch]-}")"
+    printf '| %s new data / total, uncompressed MB | %s / %s = **%s** | %s / %s = %s (changed files) | | |\n' "$st" \
+      "$(mb "${ADDED_RAW[$ch]-}")" "$(mb "${TOTAL[$ch]-}")" "$(pct "${ADDED_RAW[$ch]-}" "${TOTAL[$ch]-}")" \
+      "$(mb "${PGBR_DELTA[$ch]-}")" "$(mb "${PGBR_SIZE[$ch]-}")" "$(pct "${PGBR_DELTA[$ch]-}" "${PGBR_SIZE[$ch]-}")"
+    printf '| %s stored bytes, MB (%% of the full backup'"'"'s) | %s (%s) | %s (%s) | | %s |\n' "$st" \
+      "$(mb "${SIZE[cairn_second_$ch]-}")" "$(pct "${SIZE[cairn_second_$ch]-}" "${SIZE[cairn_full]-}")" \
+      "$(mb "${SIZE[pgbr_incr_$ch]-}")" "$(pct "${SIZE[pgbr_incr_$ch]-}" "${SIZE[pgbr_full]-}")" \
+      "$(ratio "${SIZE[cairn_second_$ch]-}" "${SIZE[pgbr_incr_$ch]-}")"
+  done
   printf '| 3 restore (cold), s / RSS | %s | %s | | **%s** |\n' "$(cell cairn_restore)" "$(cell pgbr_restore)" \
     "$(ratio "${SECS[cairn_restore]-}" "${SECS[pgbr_restore]-}")"
   printf '| 3 restored cluster = source | %s | %s | | |\n' "${VERIFIED[cairn_restore]-not run}" "${VERIFIED[pgbr_restore]-not run}"
@@ -380,12 +397,21 @@ RESULTS=$BENCH_DIR/results.md
   target "physical backup time cairn/pgBackRest" "$(ratio "${SECS[cairn_full]-}" "${SECS[pgbr_full]-}")" '<=' 0.8
   target "restore time cairn/pgBackRest" "$(ratio "${SECS[cairn_restore]-}" "${SECS[pgbr_restore]-}")" '<=' 1.0
   target "wal-push rate cairn/pgBackRest" "$(ratio "$(rate cairn_walpush)" "$(rate pgbr_walpush)")" '>=' 1.0
-  target "second base backup, new data in % of total" "$(pct "${CAIRN_SECOND_ADDED-}" "${CAIRN_SECOND_TOTAL-}" | cut -d' ' -f1)" '<' 10
+  for ch in "${CHANGES[@]}"; do
+    target "second base backup after $ch, new (uncompressed) data in % of total" \
+      "$(pct "${ADDED_RAW[$ch]-}" "${TOTAL[$ch]-}" | cut -d' ' -f1)" '<' 10
+  done
   printf '\nSizes: cairn = growth of its repository (`du -sb`), pgBackRest = `info` repository delta of the backup (WAL not\n'
   printf 'included), baselines = output size. RSS = peak resident set size in MiB (for step 5 the largest single process).\n'
   printf '1-minute load at the start of each step:'
-  for s in pgbench_init basebackup_full cairn_full pgbr_full cairn_second pgbr_incr cairn_restore pgbr_restore cairn_logical pg_dump cairn_walpush pgbr_walpush; do
+  for s in pgbench_init basebackup_full cairn_full pgbr_full change_tpcb cairn_second_tpcb pgbr_incr_tpcb change_range cairn_second_range pgbr_incr_range cairn_restore pgbr_restore cairn_logical pg_dump cairn_walpush pgbr_walpush; do
     [[ -n ${LOAD[$s]-} ]] && printf ' %s %s;' "$s" "${LOAD[$s]}"
+  done
+  printf '\n'
+  printf 'CPU seconds (user + sys) of the measured process and its children (the PostgreSQL server'"'"'s own work,\n'
+  printf 'e.g. the walsender feeding pg_basebackup, is not included):'
+  for s in basebackup_full cairn_full pgbr_full cairn_second_tpcb pgbr_incr_tpcb cairn_second_range pgbr_incr_range cairn_restore pgbr_restore cairn_logical pg_dump cairn_walpush pgbr_walpush; do
+    [[ -n ${CPU_U[$s]-} ]] && printf ' %s %s;' "$s" "$(awk -v u="${CPU_U[$s]}" -v y="${CPU_S[$s]}" 'BEGIN { printf "%.2f", u + y }')"
   done
   printf '\n'
   if ((${#FAILURES[@]})); then
