@@ -112,7 +112,9 @@ class Pipeline {
 
   // Chunks a stream, hashing/compressing/encrypting chunks on the CPU pool.
   // Returns ids in stream order; `bytes` receives the stream length.
-  core::Status store_stream(const repo::Chunker::ReadFn& read, std::vector<Id>& ids, uint64_t& bytes) {
+  // `fixed_chunk` > 0 cuts every that many bytes instead (see StreamEntry).
+  core::Status store_stream(const repo::Chunker::ReadFn& read, std::vector<Id>& ids, uint64_t& bytes,
+                            size_t fixed_chunk = 0) {
     struct Shared {
       std::mutex mu;
       std::condition_variable cv;
@@ -122,11 +124,22 @@ class Pipeline {
     };
     auto shared = std::make_shared<Shared>();
     repo::Chunker chunker(repo_.gear(), repo_.config().chunker, read);
+    auto next_fixed = [&](Bytes& out) -> core::Result<bool> {
+      out.resize(fixed_chunk);
+      size_t got = 0;
+      while (got < fixed_chunk) {
+        ASSIGN_OR_RETURN(size_t n, read(out.data() + got, fixed_chunk - got));
+        if (n == 0) break;
+        got += n;
+      }
+      out.resize(got);
+      return got > 0;
+    };
     core::Status status;
     for (;;) {
       if (failed_) break;
       auto chunk = std::make_shared<Bytes>();
-      auto more = chunker.next(*chunk);
+      auto more = fixed_chunk ? next_fixed(*chunk) : chunker.next(*chunk);
       if (!more.ok()) {
         status = more.status();
         break;
@@ -838,7 +851,7 @@ core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource so
     if (e.type == NodeType::kFile) {
       if (!e.read) return core::invalid_argument("stream entry '" + e.path + "' has no data");
       uint64_t bytes = 0;
-      TRY(pipe.store_stream(e.read, n.content, bytes));
+      TRY(pipe.store_stream(e.read, n.content, bytes, e.fixed_chunk));
       n.size = bytes;
       pipe.files_new++;
       pipe.total_files++;

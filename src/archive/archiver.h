@@ -77,6 +77,11 @@ struct StreamEntry {
   std::string link_target;           // kSymlink
   // kFile: the contents; returns 0 at end of the entry.
   std::function<core::Result<size_t>(uint8_t*, size_t)> read;
+  // > 0: cut the content every `fixed_chunk` bytes instead of at
+  // content-defined boundaries. For files changed in place page by page
+  // (database relation files), where nothing shifts and small aligned
+  // chunks keep a few scattered page changes from dirtying whole 1 MiB chunks.
+  size_t fixed_chunk = 0;
 };
 
 // Entries one after another. next() returns nullopt at the end; it is called

@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
+#include <thread>
 #include <cctype>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "core/file.h"
+#include "core/thread_pool.h"
 #include "crypto/crypto.h"
 #include "repo/chunker.h"
 #include "repo/timefmt.h"
@@ -137,14 +140,32 @@ core::Result<bool> LogArchive::push(const std::string& name, const std::string& 
   LogEntry e;
   e.service = service_;
   e.name = name;
-  core::Bytes chunk;
   std::vector<Id> ids;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool more, chunker.next(chunk));
-    if (!more) break;
-    Id id = repo_.blob_id(chunk);
-    if (!existing) TRY(repo_.save_blob(BlobType::kData, id, chunk).status());
-    ids.push_back(id);
+  {
+    // Compression and encryption of the chunks run on all cores (a segment
+    // is 16 chunks of ~1 MiB); at most 64 MiB wait in memory.
+    core::Budget budget(64 << 20);
+    std::mutex mu;
+    core::Status first_error;
+    // Declared last: destroyed (drained) first, while what tasks use lives.
+    core::ThreadPool pool(std::max(2u, std::thread::hardware_concurrency()), 8);
+    for (;;) {
+      auto chunk = std::make_shared<core::Bytes>();
+      ASSIGN_OR_RETURN(bool more, chunker.next(*chunk));
+      if (!more) break;
+      Id id = repo_.blob_id(*chunk);
+      ids.push_back(id);
+      if (existing) continue;
+      budget.acquire(chunk->size());
+      pool.submit([&, chunk, id] {
+        auto st = repo_.save_blob(BlobType::kData, id, *chunk).status();
+        budget.release(chunk->size());
+        std::lock_guard lock(mu);
+        if (!st.ok() && first_error.ok()) first_error = st;
+      });
+    }
+    pool.wait_idle();
+    TRY(first_error);
   }
   e.size = size;
   e.sha256 = core::hex_encode(hash.finish());

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -104,8 +103,9 @@ core::Result<archive::BackupResult> logical_backup(repo::Repository& repo, const
     databases.push_back(db);
   }
   for (const auto& db : databases) {
-    ASSIGN_OR_RETURN(auto rows, conn.query("SELECT 1 FROM pg_database WHERE datname = '" +
-                                           std::regex_replace(db, std::regex("'"), "''") + "'"));
+    std::string quoted = "'";
+    for (char c : db) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+    ASSIGN_OR_RETURN(auto rows, conn.query("SELECT 1 FROM pg_database WHERE datname = " + quoted + "'"));
     if (rows.empty()) return core::not_found("database '" + db + "' does not exist on " + redact_dsn(opt.dsn));
     if (!repo::is_safe_name(db + ".dump") || db == "globals")
       return core::invalid_argument("database name '" + db + "' cannot be stored as a file name");
@@ -134,6 +134,8 @@ core::Result<archive::BackupResult> logical_backup(repo::Repository& repo, const
 }
 
 namespace {
+
+constexpr size_t kRelationChunk = 64 << 10;
 
 struct ArchiveReadDeleter {
   void operator()(struct archive* a) const { archive_read_free(a); }
@@ -177,6 +179,10 @@ class TarEntries {
         break;
       case AE_IFREG: {
         out.type = repo::NodeType::kFile;
+        // Relation files change in place, 8 KiB page by page: aligned
+        // fixed-size chunks dedup what content-defined 1 MiB chunks cannot.
+        if (out.path.starts_with("base/") || out.path.starts_with("global/"))
+          out.fixed_chunk = kRelationChunk;
         std::string* keep = nullptr;
         if (out.path == "backup_label") keep = &label_;
         if (out.path == "backup_manifest") keep = &manifest_;
@@ -212,13 +218,16 @@ class TarEntries {
   // Metadata from backup_label and the manifest's WAL range.
   json metadata() const {
     json j;
-    std::smatch m;
-    if (std::regex_search(label_, m, std::regex("START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) \\(file ([0-9A-F]+)\\)"))) {
-      j["start_lsn"] = m[1].str();
-      j["start_wal_file"] = m[2].str();
-    }
-    if (std::regex_search(label_, m, std::regex("START TIMELINE: ([0-9]+)"))) j["timeline"] = std::stoul(m[1].str());
-    if (std::regex_search(label_, m, std::regex("START TIME: ([^\n]+)"))) j["start_time_label"] = m[1].str();
+    // "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)"
+    std::string loc = label_value("START WAL LOCATION");
+    size_t space = loc.find(' ');
+    size_t file = loc.find("(file ");
+    if (space != std::string::npos && parse_lsn(loc.substr(0, space))) j["start_lsn"] = loc.substr(0, space);
+    if (file != std::string::npos && loc.size() >= file + 6 + 24) j["start_wal_file"] = loc.substr(file + 6, 24);
+    std::string timeline = label_value("START TIMELINE");
+    if (!timeline.empty() && std::all_of(timeline.begin(), timeline.end(), ::isdigit))
+      j["timeline"] = std::stoul(timeline);
+    if (std::string t = label_value("START TIME"); !t.empty()) j["start_time_label"] = t;
     json man = json::parse(manifest_, nullptr, false);
     if (!man.is_discarded() && man.contains("WAL-Ranges") && !man["WAL-Ranges"].empty()) {
       const auto& last = man["WAL-Ranges"].back();
@@ -230,6 +239,14 @@ class TarEntries {
   }
 
  private:
+  // The text after "KEY: " on the backup_label line that starts with KEY.
+  std::string label_value(const std::string& key) const {
+    std::istringstream in(label_);
+    for (std::string line; std::getline(in, line);)
+      if (line.starts_with(key + ": ")) return line.substr(key.size() + 2);
+    return {};
+  }
+
   core::Status error(const std::string& what) {
     std::string msg = archive_error_string(ar_.get()) ? archive_error_string(ar_.get()) : "unknown error";
     return core::io_error(what + ": " + msg);
