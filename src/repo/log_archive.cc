@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <cctype>
@@ -121,7 +122,15 @@ core::Result<std::optional<LogEntry>> LogArchive::find(const std::string& name) 
   return std::optional<LogEntry>(std::move(*e));
 }
 
-core::Result<bool> LogArchive::push(const std::string& name, const std::string& path) {
+// A file read, chunked and (unless already archived) stored as blobs, whose
+// entry is not written yet.
+struct LogArchive::Staged {
+  LogEntry entry;
+  std::vector<Id> ids;
+  bool identical = false;  // archived before with the same content: nothing to write
+};
+
+core::Result<LogArchive::Staged> LogArchive::stage(const std::string& name, const std::string& path) {
   ASSIGN_OR_RETURN(auto existing, find(name));
   ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(path, O_RDONLY | O_CLOEXEC));
   crypto::Sha256 hash;
@@ -137,10 +146,9 @@ core::Result<bool> LogArchive::push(const std::string& name, const std::string& 
       return static_cast<size_t>(r);
     }
   });
-  LogEntry e;
-  e.service = service_;
-  e.name = name;
-  std::vector<Id> ids;
+  Staged st;
+  st.entry.service = service_;
+  st.entry.name = name;
   {
     // Compression and encryption of the chunks run on all cores (a segment
     // is 16 chunks of ~1 MiB); at most 64 MiB wait in memory.
@@ -149,53 +157,96 @@ core::Result<bool> LogArchive::push(const std::string& name, const std::string& 
     core::Status first_error;
     // Declared last: destroyed (drained) first, while what tasks use lives.
     core::ThreadPool pool(std::max(2u, std::thread::hardware_concurrency()), 8);
+    std::deque<Id> ids;  // stable slots the tasks fill in
     for (;;) {
       auto chunk = std::make_shared<core::Bytes>();
       ASSIGN_OR_RETURN(bool more, chunker.next(*chunk));
       if (!more) break;
-      Id id = repo_.blob_id(*chunk);
-      ids.push_back(id);
-      if (existing) continue;
+      if (existing) continue;  // only the digest is compared
+      Id* slot = &ids.emplace_back();
       budget.acquire(chunk->size());
-      pool.submit([&, chunk, id] {
-        auto st = repo_.save_blob(BlobType::kData, id, *chunk).status();
+      pool.submit([&, chunk, slot] {
+        *slot = repo_.blob_id(*chunk);
+        auto saved = repo_.save_blob(BlobType::kData, *slot, *chunk).status();
         budget.release(chunk->size());
         std::lock_guard lock(mu);
-        if (!st.ok() && first_error.ok()) first_error = st;
+        if (!saved.ok() && first_error.ok()) first_error = saved;
       });
     }
     pool.wait_idle();
     TRY(first_error);
+    st.ids.assign(ids.begin(), ids.end());
   }
-  e.size = size;
-  e.sha256 = core::hex_encode(hash.finish());
+  st.entry.size = size;
+  st.entry.sha256 = core::hex_encode(hash.finish());
   if (existing) {
-    if (existing->sha256 == e.sha256 && existing->size == e.size) return false;
+    if (existing->sha256 == st.entry.sha256 && existing->size == st.entry.size) {
+      st.identical = true;
+      return st;
+    }
     return core::already_exists("log file " + name + " of service '" + service_ +
                                 "' is already archived with different content (" +
                                 std::to_string(existing->size) + " bytes, sha256 " +
                                 existing->sha256.substr(0, 16) + "...); refusing to replace it");
   }
-  TRY(repo_.flush());
-  std::unordered_map<Id, BlobLocation, IdHash> where;
-  for (const auto& pack : repo_.written_packs())
-    for (const auto& b : pack.blobs) where[b.id] = BlobLocation{pack.pack, b};
-  for (const auto& id : ids) {
+  return st;
+}
+
+// Writes the entry of a staged file; its blobs must be flushed already.
+core::Result<bool> LogArchive::commit(Staged& st,
+                                      const std::unordered_map<Id, BlobLocation, IdHash>& where) {
+  if (st.identical) return false;
+  LogEntry& e = st.entry;
+  for (const auto& id : st.ids) {
     auto it = where.find(id);
     e.blobs.push_back(LogBlob{id, it == where.end() ? std::nullopt : std::optional(it->second)});
   }
   e.time = format_time(now_time());
   std::string text = entry_json(e).dump();
-  core::Status st = repo_.save_named_file(FileType::kWal, object_name(name), core::as_bytes(text));
-  if (st.code() == core::Code::kAlreadyExists) {
+  core::Status saved = repo_.save_named_file(FileType::kWal, object_name(e.name), core::as_bytes(text));
+  if (saved.code() == core::Code::kAlreadyExists) {
     // A concurrent push of the same name won: fine if it stored the same file.
-    ASSIGN_OR_RETURN(auto other, find(name));
+    ASSIGN_OR_RETURN(auto other, find(e.name));
     if (other && other->sha256 == e.sha256) return false;
-    return core::already_exists("log file " + name + " of service '" + service_ +
+    return core::already_exists("log file " + e.name + " of service '" + service_ +
                                 "' was archived concurrently with different content");
   }
-  TRY(st);
+  TRY(saved);
   return true;
+}
+
+std::unordered_map<Id, BlobLocation, IdHash> LogArchive::written_locations() const {
+  std::unordered_map<Id, BlobLocation, IdHash> where;
+  for (const auto& pack : repo_.written_packs())
+    for (const auto& b : pack.blobs) where[b.id] = BlobLocation{pack.pack, b};
+  return where;
+}
+
+core::Result<bool> LogArchive::push(const std::string& name, const std::string& path) {
+  ASSIGN_OR_RETURN(Staged st, stage(name, path));
+  if (st.identical) return false;
+  TRY(repo_.flush());
+  return commit(st, written_locations());
+}
+
+std::vector<core::Result<bool>> LogArchive::push_batch(
+    const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<core::Result<Staged>> staged;
+  for (const auto& [name, path] : files) staged.push_back(stage(name, path));
+  // One flush for the whole batch: its packs, then one index file.
+  core::Status flushed = repo_.flush();
+  auto where = written_locations();
+  std::vector<core::Result<bool>> out;
+  for (auto& st : staged) {
+    if (!st.ok()) {
+      out.push_back(st.status());
+    } else if (!flushed.ok()) {
+      out.push_back(flushed);
+    } else {
+      out.push_back(commit(*st, where));
+    }
+  }
+  return out;
 }
 
 core::Status LogArchive::fetch(const std::string& name, const std::string& dest) {

@@ -18,6 +18,8 @@
 
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -49,6 +51,9 @@ class LogArchive {
   // Archives the file at `path` as `name`. Returns true if stored, false if
   // an identical file was archived before. Durable when it returns.
   core::Result<bool> push(const std::string& name, const std::string& path);
+  // push() for several (name, path) files with one flush (packs shared, one
+  // index file): the results in order, each as push() would give it.
+  std::vector<core::Result<bool>> push_batch(const std::vector<std::pair<std::string, std::string>>& files);
   // Writes entry `name` to `dest` (temp file + rename; content verified
   // against the recorded digest). kNotFound when never archived.
   core::Status fetch(const std::string& name, const std::string& dest);
@@ -59,6 +64,10 @@ class LogArchive {
   core::Status remove(const std::string& name);
 
  private:
+  struct Staged;
+  core::Result<Staged> stage(const std::string& name, const std::string& path);
+  core::Result<bool> commit(Staged& staged, const std::unordered_map<Id, BlobLocation, IdHash>& where);
+  std::unordered_map<Id, BlobLocation, IdHash> written_locations() const;
   core::Result<LogEntry> load_entry(const std::string& object);
   Repository& repo_;
   std::string service_;

@@ -58,7 +58,7 @@ listen_addresses = ''
 unix_socket_directories = '$T/pg'
 wal_level = replica
 archive_mode = on
-archive_command = '$C --key-file $KEY --repo $REPO wal-push --service shop %p'
+archive_command = '$C --key-file $KEY --repo $REPO wal-push --service shop --async --spool-dir $T/pg/spool %p'
 track_commit_timestamp = on
 EOF
 start_server "$DATA" || { cat "$DATA.log"; fail "server did not start"; }
