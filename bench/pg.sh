@@ -327,6 +327,17 @@ run_step cairn_walpush 0 sh -c 'for f in "$0"/*; do "$1" --key-file "$2" --repo 
   "$WALSRC" "$C" "$KEY2" "$REPO2" $STANZA && SIZE[cairn_walpush]=$(bytes "$REPO2")
 run_step pgbr_walpush 0 sh -c 'for f in "$0"/*; do pgbackrest --config="$1" --stanza="$2" archive-push "$f" || exit 1; done' \
   "$WALSRC" "$PGBR_CONF2" $STANZA && SIZE[pgbr_walpush]=$(bytes "$W/pgbr-repo-wal")
+# cairn --async: a simulated pg_wal (hard links + archive_status/*.ready),
+# one archive_command call per segment in order, .ready -> .done on success.
+REPO3=$W/cairn-repo-walasync
+SIM=$W/pg_wal_sim
+mkdir -p "$SIM/archive_status"
+for f in "$WALSRC"/*; do ln "$f" "$SIM/"; touch "$SIM/archive_status/$(basename "$f").ready"; done
+chown -R "$(stat -c %U "$W")" "$SIM"
+as_pg env CAIRN_PASSWORD=bench "$C" --no-progress init --repo "$REPO3" >>"$LOGS/cairn-init.log" 2>&1 || die "cairn init (wal async)"
+as_pg env CAIRN_PASSWORD=bench "$C" --no-progress --repo "$REPO3" key add --new-key-file "$W/cairn-walasync.key.new" >>"$LOGS/cairn-init.log" 2>&1 || die "cairn key add (wal async)"
+run_step cairn_walpush_async 0 sh -c 'for f in "$0"/0*; do "$1" --key-file "$2" --repo "$3" wal-push --service "$4" --async --spool-dir "$5" "$f" || exit 1; mv "$0/archive_status/$(basename "$f").ready" "$0/archive_status/$(basename "$f").done"; done' \
+  "$SIM" "$C" "$W/cairn-walasync.key.new" "$REPO3" $STANZA "$W/spool" && SIZE[cairn_walpush_async]=$(bytes "$REPO3")
 
 stop_server "$DATA"
 UPTIME_END=$(uptime)
@@ -386,8 +397,11 @@ RESULTS=$BENCH_DIR/results.md
     "$(cell cairn_walpush)" "$(cell pgbr_walpush)" "$(ratio "${SECS[cairn_walpush]-}" "${SECS[pgbr_walpush]-}")"
   printf '| 5 wal-push rate, segments/s | %s | %s | | **%s** (rate ratio) |\n' "$(rate cairn_walpush)" "$(rate pgbr_walpush)" \
     "$(ratio "$(rate cairn_walpush)" "$(rate pgbr_walpush)")"
-  printf '| 5 stored bytes, MB | %s | %s | | %s |\n\n' "$(mb "${SIZE[cairn_walpush]-}")" "$(mb "${SIZE[pgbr_walpush]-}")" \
+  printf '| 5 stored bytes, MB | %s | %s | | %s |\n' "$(mb "${SIZE[cairn_walpush]-}")" "$(mb "${SIZE[pgbr_walpush]-}")" \
     "$(ratio "${SIZE[cairn_walpush]-}" "${SIZE[pgbr_walpush]-}")"
+  printf '| 5 cairn wal-push --async (batches of 32) vs pgBackRest sync, s / rate | %s / %s seg/s | %s / %s seg/s | | **%s** (rate ratio) |\n\n' \
+    "${SECS[cairn_walpush_async]-}" "$(rate cairn_walpush_async)" "${SECS[pgbr_walpush]-}" "$(rate pgbr_walpush)" \
+    "$(ratio "$(rate cairn_walpush_async)" "$(rate pgbr_walpush)")"
   printf 'Targets (issue #5):\n\n'
   target() { # LABEL VALUE OP LIMIT
     local ok=n/a
