@@ -24,8 +24,11 @@ struct PgBackupArgs {
 };
 
 core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
-  if (a.dsn.empty()) return core::invalid_argument("pg backup needs --dsn (a libpq connection string)");
-  if (a.service.empty()) return core::invalid_argument("pg backup needs --service: snapshots and WAL are kept per service");
+  if (a.dsn.empty())
+    return core::invalid_argument("pg backup needs --dsn (a libpq connection string)");
+  if (a.service.empty())
+    return core::invalid_argument(
+        "pg backup needs --service: snapshots and WAL are kept per service");
   // Lock before reading the index: a two-phase prune must see this backup.
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
   ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
@@ -44,23 +47,29 @@ core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
     pg::LogicalOptions lo{a.dsn, a.bindir, a.databases, !a.no_globals};
     r = pg::logical_backup(*repo, lo, opt, &progress);
   } else {
-    if (!a.databases.empty()) return core::invalid_argument("--database applies to logical backups only");
+    if (!a.databases.empty())
+      return core::invalid_argument("--database applies to logical backups only");
     pg::PhysicalOptions po{a.dsn, a.bindir, !a.spread_checkpoint};
     r = pg::physical_backup(*repo, po, opt, &progress);
   }
   line.stop();
-  if (!r.ok()) return core::Status(r.status().code(), r.status().message() + "\nno snapshot written");
+  if (!r.ok())
+    return core::Status(r.status().code(), r.status().message() + "\nno snapshot written");
   const auto& s = r->snapshot;
   if (ctx.json) {
-    ctx.print_json({{"snapshot_id", r->snapshot_id}, {"engine", s.engine}, {"summary", s.to_json()["summary"]}});
+    ctx.print_json({{"snapshot_id", r->snapshot_id},
+                    {"engine", s.engine},
+                    {"summary", s.to_json()["summary"]}});
   } else if (!ctx.quiet) {
-    std::cout << fmt::format("snapshot {} saved ({} {} backup of PostgreSQL {})\n", r->snapshot_id.substr(0, 8),
-                             a.service, a.mode, s.engine.value("server_version", "?"));
+    std::cout << fmt::format("snapshot {} saved ({} {} backup of PostgreSQL {})\n",
+                             r->snapshot_id.substr(0, 8), a.service, a.mode,
+                             s.engine.value("server_version", "?"));
     if (a.mode == "physical")
       std::cout << fmt::format("  WAL {} .. {} on timeline {}\n", s.engine.value("start_lsn", "?"),
                                s.engine.value("stop_lsn", "?"), s.engine.value("timeline", 0));
     std::cout << fmt::format("  {} files, {}; added {} stored in {}\n", s.summary.total_files,
-                             core::format_bytes(s.summary.total_bytes), core::format_bytes(s.summary.data_added),
+                             core::format_bytes(s.summary.total_bytes),
+                             core::format_bytes(s.summary.data_added),
                              core::format_duration(s.summary.duration_s));
   }
   return {};
@@ -92,8 +101,10 @@ core::Result<std::string> default_restore_command(const Context& ctx, const std:
     env = "CAIRN_PASSWORD_COMMAND=" + pg::shell_quote(c) + " ";
   } else {
     return core::invalid_argument(
-        "PostgreSQL's restore_command needs a credential it can read: use --key-file or CAIRN_PASSWORD_FILE "
-        "(readable by the server's user), or give --restore-command. A password from CAIRN_PASSWORD would "
+        "PostgreSQL's restore_command needs a credential it can read: use --key-file or "
+        "CAIRN_PASSWORD_FILE "
+        "(readable by the server's user), or give --restore-command. A password from "
+        "CAIRN_PASSWORD would "
         "end up in postgresql.auto.conf, so it is not used.");
   }
   std::string repo = ctx.repo;
@@ -122,14 +133,17 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
     given++;
     target.kind = Kind::kImmediate;
   }
-  if (given > 1) return core::invalid_argument("give at most one of --to-time, --to-lsn, --to-xid, --to-name, --to-immediate");
+  if (given > 1)
+    return core::invalid_argument(
+        "give at most one of --to-time, --to-lsn, --to-xid, --to-name, --to-immediate");
   target.action = a.action;
   target.timeline = a.timeline;
 
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(a.target_dir, ec) && !fs::is_empty(a.target_dir, ec))
-    return core::invalid_argument("--target-dir " + a.target_dir + " is not empty: restore into a new directory");
+    return core::invalid_argument("--target-dir " + a.target_dir +
+                                  " is not empty: restore into a new directory");
 
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
   ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
@@ -142,7 +156,8 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
   if (!a.snapshot.empty()) {
     ASSIGN_OR_RETURN(base, repo->find_snapshot(a.snapshot, a.service));
     if (base.snapshot.engine.value("mode", "") != "physical")
-      return core::invalid_argument("snapshot " + base.id.substr(0, 8) + " is not a physical base backup");
+      return core::invalid_argument("snapshot " + base.id.substr(0, 8) +
+                                    " is not a physical base backup");
   } else {
     ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
     ASSIGN_OR_RETURN(base, pg::choose_base_backup(all, a.service, target));
@@ -153,15 +168,16 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
   ro.target = a.target_dir;
   archive::RestoreProgress progress;
   ProgressLine line(ctx.show_progress(), [&](double el) {
-    return fmt::format("[{}] {} of {}", core::format_duration(el), core::format_bytes(progress.bytes_done),
+    return fmt::format("[{}] {} of {}", core::format_duration(el),
+                       core::format_bytes(progress.bytes_done),
                        core::format_bytes(progress.bytes_total));
   });
   ASSIGN_OR_RETURN(auto result, archive::restore(*repo, base.snapshot, "/", ro, &progress));
   line.stop();
   if (!result.errors.empty()) {
     for (const auto& e : result.errors) std::cerr << "error: " << e << "\n";
-    return core::io_error(fmt::format("{} file(s) of base backup {} could not be restored", result.errors.size(),
-                                      base.id.substr(0, 8)));
+    return core::io_error(fmt::format("{} file(s) of base backup {} could not be restored",
+                                      result.errors.size(), base.id.substr(0, 8)));
   }
   // The data directory itself: owned by the data files' user, mode 0700.
   struct stat st;
@@ -174,7 +190,8 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
   if (!a.no_verify) {
     core::Status v = pg::verify_base_backup(a.target_dir, base, a.bindir);
     if (v.code() == core::Code::kUnsupported) {
-      if (!ctx.quiet) std::cerr << "cairn: note: not verified with pg_verifybackup: " << v.message() << "\n";
+      if (!ctx.quiet)
+        std::cerr << "cairn: note: not verified with pg_verifybackup: " << v.message() << "\n";
     } else {
       TRY(v);
       verified = true;
@@ -194,10 +211,12 @@ core::Status run_physical_restore(Context& ctx, const PgRestoreArgs& a) {
   } else if (!ctx.quiet) {
     std::cout << fmt::format(
         "restored base backup {} (ended at {} / {}) into {}: {} files, {}{}\n"
-        "recovery settings written (postgresql.auto.conf, recovery.signal); start the server to replay WAL:\n"
+        "recovery settings written (postgresql.auto.conf, recovery.signal); start the server to "
+        "replay WAL:\n"
         "  pg_ctl -D {} start\n",
-        base.id.substr(0, 8), e.value("stop_lsn", "?"), e.value("stop_time", "?"), a.target_dir, result.files,
-        core::format_bytes(result.bytes), verified ? ", verified with pg_verifybackup" : "", a.target_dir);
+        base.id.substr(0, 8), e.value("stop_lsn", "?"), e.value("stop_time", "?"), a.target_dir,
+        result.files, core::format_bytes(result.bytes),
+        verified ? ", verified with pg_verifybackup" : "", a.target_dir);
   }
   return {};
 }
@@ -213,8 +232,10 @@ core::Status run_logical_restore(Context& ctx, const PgRestoreArgs& a) {
     ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
     const repo::SnapshotRef* best = nullptr;
     for (const auto& s : all)
-      if (s.snapshot.service == a.service && s.snapshot.engine.value("mode", "") == "logical") best = &s;
-    if (!best) return core::not_found("service '" + a.service + "' has no logical PostgreSQL backup");
+      if (s.snapshot.service == a.service && s.snapshot.engine.value("mode", "") == "logical")
+        best = &s;
+    if (!best)
+      return core::not_found("service '" + a.service + "' has no logical PostgreSQL backup");
     snap = *best;
   }
   pg::LogicalRestoreOptions lo;
@@ -231,8 +252,8 @@ core::Status run_logical_restore(Context& ctx, const PgRestoreArgs& a) {
   if (ctx.json) {
     ctx.print_json({{"snapshot", snap.id}, {"restored", a.globals ? "globals" : "database"}});
   } else if (!ctx.quiet) {
-    std::cout << "restored " << (a.globals ? "globals" : "database") << " from snapshot " << snap.id.substr(0, 8)
-              << "\n";
+    std::cout << "restored " << (a.globals ? "globals" : "database") << " from snapshot "
+              << snap.id.substr(0, 8) << "\n";
   }
   return {};
 }
@@ -244,7 +265,8 @@ core::Status run_pg_check(Context& ctx, const std::string& service) {
   bool bad = !r.missing.empty() || !r.problems.empty();
   if (ctx.json) {
     nlohmann::json files = nlohmann::json::array();
-    for (const auto& [name, object] : r.files) files.push_back({{"name", name}, {"object", object}});
+    for (const auto& [name, object] : r.files)
+      files.push_back({{"name", name}, {"object", object}});
     ctx.print_json({{"service", service},
                     {"segments", r.segments},
                     {"history_files", r.history_files},
@@ -258,15 +280,19 @@ core::Status run_pg_check(Context& ctx, const std::string& service) {
                     {"files", files},
                     {"ok", !bad}});
   } else if (!ctx.quiet || bad) {
-    std::cout << fmt::format("service {}: {} base backup(s), {} WAL segment(s), {} history file(s)\n", service,
-                             r.base_backups, r.segments, r.history_files);
+    std::cout << fmt::format(
+        "service {}: {} base backup(s), {} WAL segment(s), {} history file(s)\n", service,
+        r.base_backups, r.segments, r.history_files);
     if (!r.newest_segment.empty())
-      std::cout << fmt::format("  newest segment {} archived {} ({} ago): the recovery point\n", r.newest_segment,
-                               r.newest_time, core::format_duration(r.newest_age_s));
-    if (!r.oldest_needed.empty()) std::cout << "  oldest segment needed: " << r.oldest_needed << "\n";
+      std::cout << fmt::format("  newest segment {} archived {} ({} ago): the recovery point\n",
+                               r.newest_segment, r.newest_time,
+                               core::format_duration(r.newest_age_s));
+    if (!r.oldest_needed.empty())
+      std::cout << "  oldest segment needed: " << r.oldest_needed << "\n";
     for (const auto& m : r.missing) std::cout << "  MISSING " << m << "\n";
     for (const auto& p : r.problems) std::cout << "  PROBLEM " << p << "\n";
-    std::cout << (bad ? "archive has gaps or problems: recovery cannot pass them\n" : "archive is continuous\n");
+    std::cout << (bad ? "archive has gaps or problems: recovery cannot pass them\n"
+                      : "archive is continuous\n");
   }
   if (bad) ctx.exit_code = kExitFailure;
   return {};
@@ -290,32 +316,42 @@ core::Status run_expire_wal(Context& ctx, const std::string& service, bool dry_r
 }  // namespace
 
 void add_pg(CLI::App& app, Context& ctx) {
-  auto* pg_cmd = app.add_subcommand("pg", "PostgreSQL: logical and physical backups, point-in-time restore");
+  auto* pg_cmd =
+      app.add_subcommand("pg", "PostgreSQL: logical and physical backups, point-in-time restore");
   pg_cmd->require_subcommand(1);
 
   auto b = std::make_shared<PgBackupArgs>();
-  auto* backup = pg_cmd->add_subcommand("backup", "back up a PostgreSQL server (pg_dump or a base backup)");
-  backup->add_option("--dsn", b->dsn, "libpq connection string (password from PGPASSWORD/.pgpass, never here)");
+  auto* backup =
+      pg_cmd->add_subcommand("backup", "back up a PostgreSQL server (pg_dump or a base backup)");
+  backup->add_option("--dsn", b->dsn,
+                     "libpq connection string (password from PGPASSWORD/.pgpass, never here)");
   backup->add_option("--mode", b->mode, "logical (pg_dump -Fc) or physical (base backup for PITR)")
       ->check(CLI::IsMember({"logical", "physical"}));
   backup->add_option("--service", b->service, "service the backup belongs to");
-  backup->add_option("--database", b->databases, "logical: database(s) to dump (default: the DSN's)")
+  backup
+      ->add_option("--database", b->databases, "logical: database(s) to dump (default: the DSN's)")
       ->allow_extra_args(false);
-  backup->add_flag("--no-globals", b->no_globals, "logical: skip roles and tablespaces (pg_dumpall -g)");
-  backup->add_flag("--spread-checkpoint", b->spread_checkpoint, "physical: wait for a spread checkpoint instead of a fast one");
-  backup->add_option("--bindir", b->bindir, "folder of pg_dump/pg_basebackup (default: the server's version)");
+  backup->add_flag("--no-globals", b->no_globals,
+                   "logical: skip roles and tablespaces (pg_dumpall -g)");
+  backup->add_flag("--spread-checkpoint", b->spread_checkpoint,
+                   "physical: wait for a spread checkpoint instead of a fast one");
+  backup->add_option("--bindir", b->bindir,
+                     "folder of pg_dump/pg_basebackup (default: the server's version)");
   backup->add_option("--host", b->host, "host name to record");
   backup->add_option("--tag", b->tags, "tag(s) for the snapshot")->allow_extra_args(false);
   backup->callback([&ctx, b] { ctx.run([&] { return run_pg_backup(ctx, *b); }); });
 
   auto check_service = std::make_shared<std::string>();
-  auto* check = pg_cmd->add_subcommand("check", "WAL archive continuity and recovery point of a service");
+  auto* check =
+      pg_cmd->add_subcommand("check", "WAL archive continuity and recovery point of a service");
   check->add_option("--service", *check_service, "service to check")->required();
-  check->callback([&ctx, check_service] { ctx.run([&] { return run_pg_check(ctx, *check_service); }); });
+  check->callback(
+      [&ctx, check_service] { ctx.run([&] { return run_pg_check(ctx, *check_service); }); });
 
   auto expire_service = std::make_shared<std::string>();
   auto expire_dry = std::make_shared<bool>(false);
-  auto* expire = pg_cmd->add_subcommand("expire-wal", "remove archived WAL older than the oldest base backup");
+  auto* expire =
+      pg_cmd->add_subcommand("expire-wal", "remove archived WAL older than the oldest base backup");
   expire->add_option("--service", *expire_service, "service whose WAL to expire")->required();
   expire->add_flag("--dry-run", *expire_dry, "only list what would be removed");
   expire->callback([&ctx, expire_service, expire_dry] {
@@ -323,37 +359,53 @@ void add_pg(CLI::App& app, Context& ctx) {
   });
 
   auto r = std::make_shared<PgRestoreArgs>();
-  auto* restore = pg_cmd->add_subcommand(
-      "restore", "physical: restore a base backup + recovery settings into --target-dir; logical: pg_restore into --dsn");
+  auto* restore = pg_cmd->add_subcommand("restore",
+                                         "physical: restore a base backup + recovery settings into "
+                                         "--target-dir; logical: pg_restore into --dsn");
   restore->add_option("--service", r->service, "service to restore")->required();
-  restore->add_option("--snapshot", r->snapshot, "snapshot id (default: chosen for the target / the latest)");
+  restore->add_option("--snapshot", r->snapshot,
+                      "snapshot id (default: chosen for the target / the latest)");
   restore->add_option("--target-dir", r->target_dir, "physical: new data directory");
   restore->add_option("--to-time", r->to_time, "physical: recover to this time (RFC 3339)");
   restore->add_option("--to-lsn", r->to_lsn, "physical: recover to this LSN");
   restore->add_option("--to-xid", r->to_xid, "physical: recover to this transaction id");
-  restore->add_option("--to-name", r->to_name, "physical: recover to this restore point (pg_create_restore_point)");
-  restore->add_flag("--to-immediate", r->to_immediate, "physical: stop as soon as the base backup is consistent");
-  restore->add_option("--target-action", r->action, "physical: promote (default), pause or shutdown at the target")
+  restore->add_option("--to-name", r->to_name,
+                      "physical: recover to this restore point (pg_create_restore_point)");
+  restore->add_flag("--to-immediate", r->to_immediate,
+                    "physical: stop as soon as the base backup is consistent");
+  restore
+      ->add_option("--target-action", r->action,
+                   "physical: promote (default), pause or shutdown at the target")
       ->check(CLI::IsMember({"promote", "pause", "shutdown"}));
-  restore->add_option("--target-timeline", r->timeline, "physical: latest (default), current or a number");
-  restore->add_option("--restore-command", r->restore_command, "physical: restore_command to write instead of cairn's");
-  restore->add_flag("--no-verify", r->no_verify, "physical: skip pg_verifybackup against the backup manifest");
+  restore->add_option("--target-timeline", r->timeline,
+                      "physical: latest (default), current or a number");
+  restore->add_option("--restore-command", r->restore_command,
+                      "physical: restore_command to write instead of cairn's");
+  restore->add_flag("--no-verify", r->no_verify,
+                    "physical: skip pg_verifybackup against the backup manifest");
   restore->add_option("--dsn", r->dsn, "logical: target server (connection string)");
   restore->add_option("--database", r->database, "logical: which database of the snapshot");
-  restore->add_flag("--create", r->create, "logical: create the database (connect --dsn to another one)");
+  restore->add_flag("--create", r->create,
+                    "logical: create the database (connect --dsn to another one)");
   restore->add_flag("--clean", r->clean, "logical: drop objects before recreating them");
-  restore->add_flag("--globals", r->globals, "logical: restore roles and tablespaces (globals.sql) instead");
-  restore->add_option("--jobs", r->jobs, "logical: parallel pg_restore jobs (stages the dump in /tmp)");
-  restore->add_option("--table", r->tables, "logical: only this table (repeatable)")->allow_extra_args(false);
-  restore->add_option("--schema", r->schemas, "logical: only this schema (repeatable)")->allow_extra_args(false);
-  restore->add_option("--bindir", r->bindir, "folder of pg_restore/psql (default: the server's version)");
+  restore->add_flag("--globals", r->globals,
+                    "logical: restore roles and tablespaces (globals.sql) instead");
+  restore->add_option("--jobs", r->jobs,
+                      "logical: parallel pg_restore jobs (stages the dump in /tmp)");
+  restore->add_option("--table", r->tables, "logical: only this table (repeatable)")
+      ->allow_extra_args(false);
+  restore->add_option("--schema", r->schemas, "logical: only this schema (repeatable)")
+      ->allow_extra_args(false);
+  restore->add_option("--bindir", r->bindir,
+                      "folder of pg_restore/psql (default: the server's version)");
   restore->callback([&ctx, r] {
     ctx.run([&]() -> core::Status {
       if (!r->target_dir.empty() && !r->dsn.empty())
         return core::invalid_argument("give --target-dir (physical) or --dsn (logical), not both");
       if (!r->target_dir.empty()) return run_physical_restore(ctx, *r);
       if (!r->dsn.empty()) return run_logical_restore(ctx, *r);
-      return core::invalid_argument("give --target-dir DIR (physical, point in time) or --dsn DSN (logical)");
+      return core::invalid_argument(
+          "give --target-dir DIR (physical, point in time) or --dsn DSN (logical)");
     });
   });
 }

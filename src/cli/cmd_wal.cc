@@ -50,8 +50,9 @@ bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) 
 std::string file_identity(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return {};
-  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
 }
 
 std::string read_small_file(const std::string& path) {
@@ -78,14 +79,16 @@ struct AsyncOptions {
 // repository session, shared packs, one index file per batch) and leaves
 // NAME.ok -- only once the entry is durable -- or NAME.error in the spool
 // folder. One worker per spool folder (flock); it exits after 1 s idle.
-void run_worker(Context& ctx, const std::string& service, const std::string& wal_dir, const AsyncOptions& opt) {
+void run_worker(Context& ctx, const std::string& service, const std::string& wal_dir,
+                const AsyncOptions& opt) {
   int lock_fd = ::open((opt.spool + "/worker.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) return;  // another worker runs
   auto fail_all = [&](const std::string& msg) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(wal_dir + "/archive_status", ec)) {
       std::string f = e.path().filename().string();
-      if (f.ends_with(".ready")) write_marker(opt.spool + "/" + f.substr(0, f.size() - 6) + ".error", msg);
+      if (f.ends_with(".ready"))
+        write_marker(opt.spool + "/" + f.substr(0, f.size() - 6) + ".error", msg);
     }
   };
   auto repo = ctx.open_repository(false);
@@ -100,13 +103,15 @@ void run_worker(Context& ctx, const std::string& service, const std::string& wal
       std::string f = e.path().filename().string();
       if (!f.ends_with(".ready")) continue;
       std::string name = f.substr(0, f.size() - 6);
-      if (!file_exists(opt.spool + "/" + name + ".ok") && !file_exists(opt.spool + "/" + name + ".error"))
+      if (!file_exists(opt.spool + "/" + name + ".ok") &&
+          !file_exists(opt.spool + "/" + name + ".error"))
         ready.push_back(name);
     }
     // Markers of files PostgreSQL no longer offers are stale: drop them.
     for (const auto& e : std::filesystem::directory_iterator(opt.spool, ec)) {
       std::string f = e.path().filename().string();
-      if (f.ends_with(".ok") && !file_exists(wal_dir + "/archive_status/" + f.substr(0, f.size() - 3) + ".ready"))
+      if (f.ends_with(".ok") &&
+          !file_exists(wal_dir + "/archive_status/" + f.substr(0, f.size() - 3) + ".ready"))
         std::filesystem::remove(e.path(), ec);
     }
     if (ready.empty()) {
@@ -142,7 +147,8 @@ void run_worker(Context& ctx, const std::string& service, const std::string& wal
 
 // Starts a detached worker (double fork: init reaps it; PostgreSQL's shell
 // does not wait for it). Harmless when one already runs: it exits at once.
-void spawn_worker(Context& ctx, const std::string& service, const std::string& wal_dir, const AsyncOptions& opt) {
+void spawn_worker(Context& ctx, const std::string& service, const std::string& wal_dir,
+                  const AsyncOptions& opt) {
   pid_t child = fork();
   if (child < 0) return;
   if (child == 0) {
@@ -162,7 +168,8 @@ void spawn_worker(Context& ctx, const std::string& service, const std::string& w
 
 // The archive_command side of --async: succeeds once the worker reports the
 // file durable, fails with the worker's message, or after the timeout.
-core::Status push_async(Context& ctx, const std::string& service, const std::string& path, const AsyncOptions& opt) {
+core::Status push_async(Context& ctx, const std::string& service, const std::string& path,
+                        const AsyncOptions& opt) {
   std::error_code ec;
   std::filesystem::create_directories(opt.spool, ec);
   if (ec) return core::errno_status(ec.value(), "--spool-dir " + opt.spool);
@@ -204,15 +211,19 @@ core::Status push_async(Context& ctx, const std::string& service, const std::str
 void add_wal(CLI::App& app, Context& ctx) {
   auto push_service = std::make_shared<std::string>();
   auto push_path = std::make_shared<std::string>();
-  auto* push = app.add_subcommand("wal-push", "archive one WAL segment or history file (archive_command; %p)");
+  auto* push = app.add_subcommand("wal-push",
+                                  "archive one WAL segment or history file (archive_command; %p)");
   push->add_option("--service", *push_service, "service the archive belongs to (or CAIRN_SERVICE)");
   push->add_option("path", *push_path, "the file PostgreSQL hands over (%p)")->required();
   auto async = std::make_shared<AsyncOptions>();
   auto use_async = std::make_shared<bool>(false);
   push->add_flag("--async", *use_async,
-                 "a background worker pushes every ready segment in batches; this call only waits for its own");
-  push->add_option("--spool-dir", async->spool, "--async: folder for the worker's lock, log and status files");
-  push->add_option("--async-timeout", async->timeout_s, "--async: seconds to wait before failing (default 60)");
+                 "a background worker pushes every ready segment in batches; this call only waits "
+                 "for its own");
+  push->add_option("--spool-dir", async->spool,
+                   "--async: folder for the worker's lock, log and status files");
+  push->add_option("--async-timeout", async->timeout_s,
+                   "--async: seconds to wait before failing (default 60)");
   push->add_option("--batch", async->batch, "--async: files per batch (default 32)");
   push->callback([&ctx, push_service, push_path, async, use_async] {
     ctx.run([&]() -> core::Status {
@@ -266,7 +277,8 @@ void add_wal(CLI::App& app, Context& ctx) {
       ctx.exit_code = kExitFailure;
       return;
     }
-    ctx.fail(core::Status(st.code(), st.message() + " (exit status 126: PostgreSQL stops recovery here)"));
+    ctx.fail(core::Status(st.code(),
+                          st.message() + " (exit status 126: PostgreSQL stops recovery here)"));
     ctx.exit_code = kExitAbortRecovery;
   });
 }

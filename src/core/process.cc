@@ -121,8 +121,8 @@ Result<size_t> Subprocess::read(uint8_t* buf, size_t cap) {
 
 std::string Subprocess::stderr_tail() {
   std::lock_guard lock(err_mu_);
-  std::string t = err_tail_.size() > kStderrTail ? err_tail_.substr(err_tail_.size() - kStderrTail)
-                                                  : err_tail_;
+  std::string t =
+      err_tail_.size() > kStderrTail ? err_tail_.substr(err_tail_.size() - kStderrTail) : err_tail_;
   while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
   return t;
 }

@@ -4,11 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <deque>
 #include <mutex>
-#include <thread>
-#include <cctype>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <unordered_map>
 
 #include "core/file.h"
@@ -37,15 +37,16 @@ json entry_json(const LogEntry& e) {
     }
     blobs.push_back(std::move(jb));
   }
-  return {{"version", 1},    {"service", e.service}, {"name", e.name}, {"size", e.size},
-          {"sha256", e.sha256}, {"time", e.time},    {"blobs", blobs}};
+  return {{"version", 1},       {"service", e.service}, {"name", e.name}, {"size", e.size},
+          {"sha256", e.sha256}, {"time", e.time},       {"blobs", blobs}};
 }
 
 core::Result<LogEntry> entry_from_json(core::ByteView bytes) {
   json j = json::parse(bytes.begin(), bytes.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return core::corruption("log entry is not valid JSON");
   try {
-    if (j.at("version").get<int>() != 1) return core::unsupported("log entry version " + j.at("version").dump());
+    if (j.at("version").get<int>() != 1)
+      return core::unsupported("log entry version " + j.at("version").dump());
     LogEntry e;
     e.service = j.at("service").get<std::string>();
     e.name = j.at("name").get<std::string>();
@@ -89,7 +90,8 @@ bool valid_log_name(const std::string& name) {
 
 }  // namespace
 
-LogArchive::LogArchive(Repository& repo, std::string service) : repo_(repo), service_(std::move(service)) {}
+LogArchive::LogArchive(Repository& repo, std::string service)
+    : repo_(repo), service_(std::move(service)) {}
 
 std::string LogArchive::object_name(const std::string& name) const {
   std::string key = "log";
@@ -130,22 +132,24 @@ struct LogArchive::Staged {
   bool identical = false;  // archived before with the same content: nothing to write
 };
 
-core::Result<LogArchive::Staged> LogArchive::stage(const std::string& name, const std::string& path) {
+core::Result<LogArchive::Staged> LogArchive::stage(const std::string& name,
+                                                   const std::string& path) {
   ASSIGN_OR_RETURN(auto existing, find(name));
   ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(path, O_RDONLY | O_CLOEXEC));
   crypto::Sha256 hash;
   uint64_t size = 0;
   int raw_fd = fd.get();
-  Chunker chunker(repo_.gear(), repo_.config().chunker, [&](uint8_t* buf, size_t cap) -> core::Result<size_t> {
-    for (;;) {
-      ssize_t r = ::read(raw_fd, buf, cap);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return core::errno_status(errno, "reading " + path);
-      hash.update(core::ByteView(buf, static_cast<size_t>(r)));
-      size += static_cast<uint64_t>(r);
-      return static_cast<size_t>(r);
-    }
-  });
+  Chunker chunker(repo_.gear(), repo_.config().chunker,
+                  [&](uint8_t* buf, size_t cap) -> core::Result<size_t> {
+                    for (;;) {
+                      ssize_t r = ::read(raw_fd, buf, cap);
+                      if (r < 0 && errno == EINTR) continue;
+                      if (r < 0) return core::errno_status(errno, "reading " + path);
+                      hash.update(core::ByteView(buf, static_cast<size_t>(r)));
+                      size += static_cast<uint64_t>(r);
+                      return static_cast<size_t>(r);
+                    }
+                  });
   Staged st;
   st.entry.service = service_;
   st.entry.name = name;
@@ -203,7 +207,8 @@ core::Result<bool> LogArchive::commit(Staged& st,
   }
   e.time = format_time(now_time());
   std::string text = entry_json(e).dump();
-  core::Status saved = repo_.save_named_file(FileType::kWal, object_name(e.name), core::as_bytes(text));
+  core::Status saved =
+      repo_.save_named_file(FileType::kWal, object_name(e.name), core::as_bytes(text));
   if (saved.code() == core::Code::kAlreadyExists) {
     // A concurrent push of the same name won: fine if it stored the same file.
     ASSIGN_OR_RETURN(auto other, find(e.name));
@@ -251,9 +256,11 @@ std::vector<core::Result<bool>> LogArchive::push_batch(
 
 core::Status LogArchive::fetch(const std::string& name, const std::string& dest) {
   ASSIGN_OR_RETURN(auto entry, find(name));
-  if (!entry) return core::not_found("log file " + name + " of service '" + service_ + "' is not archived");
+  if (!entry)
+    return core::not_found("log file " + name + " of service '" + service_ + "' is not archived");
   const std::string tmp = dest + ".cairn-tmp";
-  ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  ASSIGN_OR_RETURN(core::UniqueFd fd,
+                   core::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   crypto::Sha256 hash;
   uint64_t size = 0;
   auto fail = [&](core::Status st) {
@@ -274,17 +281,21 @@ core::Status LogArchive::fetch(const std::string& name, const std::string& dest)
                                  "' does not match its recorded digest (damaged archive)"));
   if (auto st = core::fsync_fd(fd.get(), tmp); !st.ok()) return fail(st);
   if (auto st = fd.close(tmp); !st.ok()) return fail(st);
-  if (::rename(tmp.c_str(), dest.c_str()) != 0) return fail(core::errno_status(errno, "rename to " + dest));
+  if (::rename(tmp.c_str(), dest.c_str()) != 0)
+    return fail(core::errno_status(errno, "rename to " + dest));
   return {};
 }
 
-core::Result<std::vector<LogEntry>> list_all_log_entries(Repository& repo, std::vector<std::string>* problems) {
+core::Result<std::vector<LogEntry>> list_all_log_entries(Repository& repo,
+                                                         std::vector<std::string>* problems) {
   std::vector<std::string> names;
-  TRY(repo.backend().list(FileType::kWal, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  TRY(repo.backend().list(FileType::kWal,
+                          [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
   std::vector<LogEntry> out;
   for (const auto& n : names) {
     auto plain = repo.load_named_file(FileType::kWal, n);
-    core::Result<LogEntry> e = plain.ok() ? entry_from_json(*plain) : core::Result<LogEntry>(plain.status());
+    core::Result<LogEntry> e =
+        plain.ok() ? entry_from_json(*plain) : core::Result<LogEntry>(plain.status());
     if (!e.ok()) {
       if (e.status().code() == core::Code::kNotFound) continue;  // removed while listing
       if (!problems) return e.status().with_context("wal/" + n);
@@ -301,7 +312,8 @@ core::Result<std::vector<LogEntry>> LogArchive::list(std::vector<std::string>* p
   std::vector<LogEntry> out;
   for (auto& e : all)
     if (e.service == service_) out.push_back(std::move(e));
-  std::sort(out.begin(), out.end(), [](const LogEntry& a, const LogEntry& b) { return a.name < b.name; });
+  std::sort(out.begin(), out.end(),
+            [](const LogEntry& a, const LogEntry& b) { return a.name < b.name; });
   return out;
 }
 

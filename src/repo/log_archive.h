@@ -53,7 +53,8 @@ class LogArchive {
   core::Result<bool> push(const std::string& name, const std::string& path);
   // push() for several (name, path) files with one flush (packs shared, one
   // index file): the results in order, each as push() would give it.
-  std::vector<core::Result<bool>> push_batch(const std::vector<std::pair<std::string, std::string>>& files);
+  std::vector<core::Result<bool>> push_batch(
+      const std::vector<std::pair<std::string, std::string>>& files);
   // Writes entry `name` to `dest` (temp file + rename; content verified
   // against the recorded digest). kNotFound when never archived.
   core::Status fetch(const std::string& name, const std::string& dest);
@@ -66,7 +67,8 @@ class LogArchive {
  private:
   struct Staged;
   core::Result<Staged> stage(const std::string& name, const std::string& path);
-  core::Result<bool> commit(Staged& staged, const std::unordered_map<Id, BlobLocation, IdHash>& where);
+  core::Result<bool> commit(Staged& staged,
+                            const std::unordered_map<Id, BlobLocation, IdHash>& where);
   std::unordered_map<Id, BlobLocation, IdHash> written_locations() const;
   core::Result<LogEntry> load_entry(const std::string& object);
   Repository& repo_;

@@ -1,10 +1,11 @@
 // Pieces of the PostgreSQL engine that need no server: LSN and segment
 // names, base backup choice, recovery settings, DSN handling, and the log
 // archive (WAL) in the repository. The server parts: tests/e2e/test_pg.sh.
+#include "engines/postgres/postgres.h"
+
 #include <fstream>
 
 #include "engines/postgres/pg_conn.h"
-#include "engines/postgres/postgres.h"
 #include "repo/log_archive.h"
 #include "storage/memory_backend.h"
 #include "test_util.h"
@@ -37,12 +38,13 @@ TEST(PostgresTest, SegmentNamesRoundTrip) {
   EXPECT_FALSE(parse_segment_name("00000001000000000000000g", 256).has_value());
 }
 
-repo::SnapshotRef base(const std::string& id, const std::string& service, const std::string& stop_time,
-                       const std::string& stop_lsn) {
+repo::SnapshotRef base(const std::string& id, const std::string& service,
+                       const std::string& stop_time, const std::string& stop_lsn) {
   repo::SnapshotRef r;
   r.id = id;
   r.snapshot.service = service;
-  r.snapshot.engine = {{"type", "postgres"}, {"mode", "physical"}, {"stop_time", stop_time}, {"stop_lsn", stop_lsn}};
+  r.snapshot.engine = {
+      {"type", "postgres"}, {"mode", "physical"}, {"stop_time", stop_time}, {"stop_lsn", stop_lsn}};
   return r;
 }
 
@@ -53,7 +55,9 @@ TEST(PostgresTest, ChoosesTheNewestBaseBackupBeforeTheTarget) {
                                           base("d4", "shop", "2026-11-23T10:00:00Z", "1/0")};
   snaps.back().snapshot.engine["mode"] = "logical";  // not a base backup
   using Kind = RecoveryTarget::Kind;
-  auto pick = [&](Kind k, const std::string& v) { return choose_base_backup(snaps, "shop", {k, v}); };
+  auto pick = [&](Kind k, const std::string& v) {
+    return choose_base_backup(snaps, "shop", {k, v});
+  };
   EXPECT_EQ(pick(Kind::kTime, "2026-11-21 12:00:00+00")->id, "b2");
   EXPECT_EQ(pick(Kind::kTime, "2026-11-21T09:59:59Z")->id, "a1");
   EXPECT_EQ(pick(Kind::kLsn, "0/8FFFFFF")->id, "a1");
@@ -80,7 +84,9 @@ TEST(PostgresTest, RecoverySettingsAreQuotedAndSignalled) {
   ASSERT_TRUE(write_recovery_config(dir.path(), t, "cairn wal-get --service 'it''s' %f %p").ok());
   std::string conf = slurp(dir / "postgresql.auto.conf");
   EXPECT_EQ(conf.rfind("# existing\n", 0), 0u) << "appends, keeps what was there";
-  EXPECT_NE(conf.find("restore_command = 'cairn wal-get --service ''it''''s'' %f %p'"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("restore_command = 'cairn wal-get --service ''it''''s'' %f %p'"),
+            std::string::npos)
+      << conf;
   EXPECT_NE(conf.find("recovery_target_name = 'before ''deploy'''"), std::string::npos) << conf;
   EXPECT_NE(conf.find("recovery_target_action = 'pause'"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(dir / "recovery.signal"));
@@ -88,7 +94,8 @@ TEST(PostgresTest, RecoverySettingsAreQuotedAndSignalled) {
 }
 
 TEST(PostgresTest, DsnPasswordsStayOutOfMessages) {
-  EXPECT_EQ(redact_dsn("host=/tmp port=5432 user=app password=s3cret dbname=shop").find("s3cret"), std::string::npos);
+  EXPECT_EQ(redact_dsn("host=/tmp port=5432 user=app password=s3cret dbname=shop").find("s3cret"),
+            std::string::npos);
   EXPECT_EQ(redact_dsn("postgresql://app:s3cret@db:5432/shop").find("s3cret"), std::string::npos);
   auto d = with_dbname("host=/tmp dbname=shop user=app", "other");
   ASSERT_TRUE(d.ok());
@@ -149,7 +156,10 @@ TEST_F(LogArchiveTest, DamageIsAnErrorNotAMissingFile) {
   ASSERT_TRUE(a.push("000000010000000000000007", path).ok());
   // Flip a byte in every stored pack: the fetch must fail as corruption.
   std::vector<std::string> packs;
-  ASSERT_TRUE(backend_->list(storage::FileType::kPack, [&](const storage::FileInfo& fi) { packs.push_back(fi.name); }).ok());
+  ASSERT_TRUE(backend_
+                  ->list(storage::FileType::kPack,
+                         [&](const storage::FileInfo& fi) { packs.push_back(fi.name); })
+                  .ok());
   for (const auto& p : packs) {
     core::Bytes b = backend_->load({storage::FileType::kPack, p}).value();
     b[10] ^= 0xff;

@@ -27,7 +27,8 @@ std::string quote(const std::string& v) {
 
 // Re-serialises a parsed DSN, dropping or replacing one keyword.
 core::Result<std::string> rebuild(const std::string& dsn, const std::string& drop,
-                                  const std::string& replace_key, const std::string& replace_value) {
+                                  const std::string& replace_key,
+                                  const std::string& replace_value) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
   if (opts == nullptr) {
@@ -85,7 +86,8 @@ core::Result<std::vector<std::vector<std::string>>> PgConn::query(const std::str
   std::unique_ptr<PGresult, decltype(&PQclear)> guard(r, &PQclear);
   auto st = PQresultStatus(r);
   if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-    return core::io_error("PostgreSQL query '" + sql + "' failed: " + trim(PQerrorMessage(conn_.get())));
+    return core::io_error("PostgreSQL query '" + sql +
+                          "' failed: " + trim(PQerrorMessage(conn_.get())));
   std::vector<std::vector<std::string>> rows;
   for (int i = 0; i < PQntuples(r); ++i) {
     std::vector<std::string> row;
@@ -97,7 +99,8 @@ core::Result<std::vector<std::vector<std::string>>> PgConn::query(const std::str
 
 core::Result<std::string> PgConn::value(const std::string& sql) {
   ASSIGN_OR_RETURN(auto rows, query(sql));
-  if (rows.empty() || rows[0].empty()) return core::io_error("PostgreSQL query '" + sql + "' returned no rows");
+  if (rows.empty() || rows[0].empty())
+    return core::io_error("PostgreSQL query '" + sql + "' returned no rows");
   return rows[0][0];
 }
 

@@ -23,6 +23,8 @@ namespace cairn::engines::postgres {
 // Directory of pg_dump & co. for a server version (e.g. 150018); `configured`
 // wins when set. Falls back to PATH ("") when the versioned folder is absent.
 std::string find_bindir(const std::string& configured, int server_version_num);
+// bindir/name, or just name (looked up in PATH) when bindir is empty.
+std::string tool_path(const std::string& bindir, const std::string& name);
 
 struct LogicalOptions {
   std::string dsn;
@@ -31,7 +33,8 @@ struct LogicalOptions {
   bool globals = true;                 // roles and tablespaces (pg_dumpall -g)
 };
 // Snapshot layout: /globals.sql, /<database>.dump (custom format) each.
-core::Result<archive::BackupResult> logical_backup(repo::Repository& repo, const LogicalOptions& opt,
+core::Result<archive::BackupResult> logical_backup(repo::Repository& repo,
+                                                   const LogicalOptions& opt,
                                                    const archive::BackupOptions& backup,
                                                    archive::BackupProgress* progress);
 
@@ -43,7 +46,8 @@ struct PhysicalOptions {
 // The cluster's files (with the WAL needed to make them consistent, so a base
 // backup restores even without the WAL archive). Engine metadata: start/stop
 // LSN, timeline, system identifier, server version, stop time.
-core::Result<archive::BackupResult> physical_backup(repo::Repository& repo, const PhysicalOptions& opt,
+core::Result<archive::BackupResult> physical_backup(repo::Repository& repo,
+                                                    const PhysicalOptions& opt,
                                                     const archive::BackupOptions& backup,
                                                     archive::BackupProgress* progress);
 
@@ -53,7 +57,7 @@ std::optional<uint64_t> parse_lsn(const std::string& s);
 struct RecoveryTarget {
   enum class Kind { kLatest, kImmediate, kTime, kLsn, kXid, kName };
   Kind kind = Kind::kLatest;
-  std::string value;              // time, LSN, xid or restore point name
+  std::string value;               // time, LSN, xid or restore point name
   std::string action = "promote";  // promote | pause | shutdown
   std::string timeline = "latest";
 };
@@ -80,8 +84,8 @@ core::Status write_recovery_config(const std::string& dir, const RecoveryTarget&
 std::string shell_quote(const std::string& s);
 
 struct LogicalRestoreOptions {
-  std::string dsn;     // target server/database
-  std::string bindir;  // default: from the target server's version
+  std::string dsn;       // target server/database
+  std::string bindir;    // default: from the target server's version
   std::string database;  // which dump of the snapshot (default: the only one)
   bool create = false, clean = false, globals = false;
   int jobs = 1;
@@ -104,10 +108,10 @@ std::string segment_file_name(uint32_t timeline, uint64_t segno, uint64_t segmen
 struct ArchiveReport {
   size_t segments = 0, history_files = 0, other_files = 0, base_backups = 0;
   std::string newest_segment, newest_time;  // the archive's recovery point
-  double newest_age_s = -1;                  // seconds since it was archived
-  std::string oldest_needed;                 // start segment of the oldest base backup
-  std::vector<std::string> missing;          // segment names absent inside the covered range
-  std::vector<std::string> problems;         // unreadable entries, base backups without WAL, ...
+  double newest_age_s = -1;                 // seconds since it was archived
+  std::string oldest_needed;                // start segment of the oldest base backup
+  std::vector<std::string> missing;         // segment names absent inside the covered range
+  std::vector<std::string> problems;        // unreadable entries, base backups without WAL, ...
   std::vector<std::pair<std::string, std::string>> files;  // (name, wal/ object) of every entry
 };
 core::Result<ArchiveReport> check_archive(repo::Repository& repo, const std::string& service);
@@ -116,7 +120,7 @@ core::Result<ArchiveReport> check_archive(repo::Repository& repo, const std::str
 // backup history files) older than the start segment of the oldest physical
 // base backup of `service`. Timeline history files are always kept.
 // Returns the names removed (dry_run: the names that would be).
-core::Result<std::vector<std::string>> expire_wal(repo::Repository& repo, const std::string& service,
-                                                  bool dry_run);
+core::Result<std::vector<std::string>> expire_wal(repo::Repository& repo,
+                                                  const std::string& service, bool dry_run);
 
 }  // namespace cairn::engines::postgres

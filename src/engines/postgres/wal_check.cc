@@ -15,7 +15,8 @@ namespace {
 constexpr uint64_t kDefaultSegmentsPerId = 256;  // 16 MiB segments
 
 bool is_hex_upper(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); });
 }
 
 // Segments per "xlogid" from the size of a full archived segment.
@@ -31,12 +32,13 @@ struct PhysicalBase {
   SegmentName start;
 };
 
-std::vector<PhysicalBase> base_backups(const std::vector<repo::SnapshotRef>& snaps, const std::string& service,
-                                       uint64_t per_id) {
+std::vector<PhysicalBase> base_backups(const std::vector<repo::SnapshotRef>& snaps,
+                                       const std::string& service, uint64_t per_id) {
   std::vector<PhysicalBase> out;
   for (const auto& s : snaps) {
     const auto& e = s.snapshot.engine;
-    if (s.snapshot.service != service || e.value("type", "") != "postgres" || e.value("mode", "") != "physical")
+    if (s.snapshot.service != service || e.value("type", "") != "postgres" ||
+        e.value("mode", "") != "physical")
       continue;
     auto seg = parse_segment_name(e.value("start_wal_file", ""), per_id);
     if (seg) out.push_back({s.id, *seg});
@@ -79,7 +81,8 @@ core::Result<ArchiveReport> check_archive(repo::Repository& repo, const std::str
       if (!seg) continue;
       r.segments++;
       by_timeline[seg->timeline].insert(seg->segno);
-      if (!newest_seg || std::tie(seg->timeline, seg->segno) > std::tie(newest_seg->timeline, newest_seg->segno)) {
+      if (!newest_seg ||
+          std::tie(seg->timeline, seg->segno) > std::tie(newest_seg->timeline, newest_seg->segno)) {
         newest_seg = seg;
         newest = &e;
       }
@@ -113,7 +116,8 @@ core::Result<ArchiveReport> check_archive(repo::Repository& repo, const std::str
     auto it = by_timeline.find(oldest.start.timeline);
     if (it == by_timeline.end()) {
       r.problems.push_back("no archived WAL on timeline " + std::to_string(oldest.start.timeline) +
-                           " of base backup " + oldest.id.substr(0, 8) + ": point-in-time recovery past it is impossible");
+                           " of base backup " + oldest.id.substr(0, 8) +
+                           ": point-in-time recovery past it is impossible");
     } else {
       for (uint64_t m = oldest.start.segno; m < *it->second.begin(); ++m)
         r.missing.push_back(segment_file_name(oldest.start.timeline, m, per_id));
@@ -123,8 +127,8 @@ core::Result<ArchiveReport> check_archive(repo::Repository& repo, const std::str
   return r;
 }
 
-core::Result<std::vector<std::string>> expire_wal(repo::Repository& repo, const std::string& service,
-                                                  bool dry_run) {
+core::Result<std::vector<std::string>> expire_wal(repo::Repository& repo,
+                                                  const std::string& service, bool dry_run) {
   repo::LogArchive archive(repo, service);
   std::vector<std::string> problems;
   ASSIGN_OR_RETURN(auto entries, archive.list(&problems));
