@@ -139,6 +139,27 @@ core::Status complete_pending(Repository& repo, Marker& m, const PruneOptions& o
   return {};
 }
 
+// Packs named by index files other than `obsolete`: a backup that stored a
+// pack while it was being marked indexes it in a file the marker does not
+// list. Such a pack is kept (rescued) even when its blobs have copies
+// elsewhere, so no index file ever names a deleted pack.
+core::Result<std::unordered_set<Id, IdHash>> packs_named_outside(Repository& repo,
+                                                                 const std::vector<std::string>& obsolete) {
+  std::set<std::string> skip(obsolete.begin(), obsolete.end());
+  std::vector<std::string> names;
+  TRY(repo.backend().list(FileType::kIndex, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  std::unordered_set<Id, IdHash> packs;
+  for (const auto& name : names) {
+    if (skip.count(name)) continue;
+    auto plain = repo.load_file(FileType::kIndex, name);
+    if (!plain.ok() && plain.status().code() == core::Code::kNotFound) continue;  // replaced meanwhile
+    if (!plain.ok()) return plain.status();
+    ASSIGN_OR_RETURN(auto contents, decode_index(*plain));
+    for (const auto& pc : contents) packs.insert(pc.pack);
+  }
+  return packs;
+}
+
 // Carries out a decided sweep; every step may be repeated after a kill.
 core::Status execute_sweep(Repository& repo, const Marker& s, PruneReport& r, const Note& note) {
   note("sweeping marked packs");
@@ -201,6 +222,10 @@ core::Result<bool> process_markers(Repository& repo, const PruneOptions& opt, Pr
     ASSIGN_OR_RETURN(auto used, used_blobs(repo, note));
     note("deciding sweep");
     ASSIGN_OR_RETURN(auto d, decide_sweep(m.packs, used, [&](const Id& id) { return repo.index().lookup(id); }));
+    ASSIGN_OR_RETURN(auto named, packs_named_outside(repo, m.obsolete_index));
+    std::vector<PackContents> doomed;
+    for (auto& pc : d.deleted) (named.count(pc.pack) ? d.rescued : doomed).push_back(std::move(pc));
+    d.deleted = std::move(doomed);
     Marker s = m;
     s.state = MarkerState::kSweeping;
     s.packs = std::move(d.deleted);
