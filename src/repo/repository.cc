@@ -414,7 +414,9 @@ core::Result<core::Bytes> Repository::load_blob(const Id& id) {
     if (grew) loc = index_.lookup(id);
   }
   if (!loc) return core::not_found("blob " + id.hex() + " is not in the index");
-  auto data = load_blob_at(id, *loc);
+  auto data = loc->entry.type == BlobType::kTree && backend_->prefers_whole_reads()
+                  ? load_tree_blob_cached(id, *loc)
+                  : load_blob_at(id, *loc);
   if (!data.ok() && data.status().code() == core::Code::kNotFound && index_.is_excluded(loc->pack)) {
     // A concurrent prune swept this marked pack. The blob may have another
     // copy (a rescued pack): forget the swept pack and read every index file
@@ -431,6 +433,37 @@ core::Result<core::Bytes> Repository::load_blob(const Id& id) {
     return load_blob_at(id, *again);
   }
   return data;
+}
+
+core::Result<core::Bytes> Repository::load_tree_blob_cached(const Id& id, const BlobLocation& loc) {
+  constexpr uint64_t kTreeCacheLimit = 48ull << 20;
+  std::shared_ptr<const core::Bytes> pack;
+  {
+    std::lock_guard lock(tree_cache_mu_);
+    auto it = tree_packs_.find(loc.pack);
+    if (it != tree_packs_.end()) pack = it->second;
+  }
+  if (!pack) {
+    auto whole = backend_->load({FileType::kPack, loc.pack.hex()});
+    if (!whole.ok()) return whole.status().with_context("pack " + loc.pack.hex());
+    // Any copy can be checked without the key: the name is the content's hash.
+    if (core::hex_encode(crypto::sha256(*whole)) != loc.pack.hex())
+      return core::corruption("pack " + loc.pack.hex() + ": content does not match its name");
+    pack = std::make_shared<const core::Bytes>(std::move(*whole));
+    std::lock_guard lock(tree_cache_mu_);
+    if (tree_cache_bytes_ + pack->size() > kTreeCacheLimit) {
+      tree_packs_.clear();
+      tree_cache_bytes_ = 0;
+    }
+    if (tree_packs_.emplace(loc.pack, pack).second) tree_cache_bytes_ += pack->size();
+  }
+  if (uint64_t(loc.entry.offset) + loc.entry.length > pack->size())
+    return core::corruption("pack " + loc.pack.hex() + " is shorter than the index says");
+  core::ByteView sealed(pack->data() + loc.entry.offset, loc.entry.length);
+  auto plain = open_blob(key_.encrypt, key_.mac, loc.entry, sealed);
+  if (!plain.ok())
+    return plain.status().with_context("blob " + id.short_hex() + " in pack " + loc.pack.hex());
+  return plain;
 }
 
 core::Result<core::Bytes> Repository::load_blob_at(const Id& id, const BlobLocation& loc) {

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -178,6 +179,13 @@ class Repository {
   GearTable gear_;
   std::string key_id_;
   bool append_only_ = false;
+  // Whole tree packs read from backends that prefer whole reads (S3): one
+  // request serves every directory in the pack. Bounded; cleared when full.
+  core::Result<core::Bytes> load_tree_blob_cached(const Id& id, const BlobLocation& loc);
+  std::mutex tree_cache_mu_;
+  std::unordered_map<Id, std::shared_ptr<const core::Bytes>, IdHash> tree_packs_;
+  uint64_t tree_cache_bytes_ = 0;
+
   std::mutex loaded_mu_;
   std::unordered_set<std::string> loaded_index_files_;
   Index index_;

@@ -66,6 +66,10 @@ class Backend {
   // (its upload threads; each holds one ~16 MiB pack). A capability, so
   // callers never need to know the concrete backend.
   virtual int preferred_upload_concurrency() const { return 1; }
+  // Whether one large read is much cheaper than many small ones (object
+  // stores: a request costs a round trip and money). The repository then
+  // reads whole tree packs once instead of one request per directory.
+  virtual bool prefers_whole_reads() const { return false; }
 };
 
 // S3 addressing: path style (https://host/bucket/key) or virtual-host style

@@ -63,6 +63,7 @@ class FaultBackend : public Backend {
   core::Status create() override;
   std::string location() const override { return inner_->location(); }
   core::Status create_container() override { return inner_->create_container(); }
+  bool prefers_whole_reads() const override { return inner_->prefers_whole_reads(); }
   int preferred_upload_concurrency() const override {
     return inner_->preferred_upload_concurrency();
   }

@@ -106,6 +106,7 @@ class S3Backend : public Backend {
   core::Status create_container() override;
   std::string location() const override;
   int preferred_upload_concurrency() const override { return options_.connections; }
+  bool prefers_whole_reads() const override { return true; }
 
   const S3Options& options() const { return options_; }
 

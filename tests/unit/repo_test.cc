@@ -469,3 +469,54 @@ TEST(Checker, SubsetParsing) {
 
 }  // namespace
 }  // namespace cairn::repo
+
+namespace cairn::repo {
+namespace {
+
+// A memory backend that, like S3, prefers whole reads, and counts pack loads.
+class WholeReadBackend : public storage::MemoryBackend {
+ public:
+  bool prefers_whole_reads() const override { return true; }
+  core::Result<core::Bytes> load(const storage::Handle& h, uint64_t offset, uint64_t length) override {
+    if (h.type == storage::FileType::kPack) pack_loads++;
+    return MemoryBackend::load(h, offset, length);
+  }
+  std::atomic<int> pack_loads{0};
+};
+
+TEST(TreeCache, ObjectStoresReadEachTreePackOnce) {
+  auto backend = std::make_shared<WholeReadBackend>();
+  auto repo = testing::make_repo(backend);
+  std::vector<Id> trees;
+  for (int i = 0; i < 200; ++i) {  // 200 small directories: one tree pack
+    Tree t;
+    Node n;
+    n.name = "dir-" + std::to_string(i);
+    n.type = NodeType::kFile;
+    t.nodes.push_back(n);
+    trees.push_back(repo->save_tree(t).value());
+  }
+  ASSERT_TRUE(repo->flush().ok());
+  auto fresh = Repository::open(backend, "pw").value();
+  ASSERT_TRUE(fresh->load_index().ok());
+  backend->pack_loads = 0;
+  for (const auto& id : trees) ASSERT_TRUE(fresh->load_tree(id).ok());
+  EXPECT_EQ(backend->pack_loads.load(), 1) << "one request for the whole tree pack, not one per directory";
+
+  // A damaged cached pack is caught by its name (the SHA-256 of its bytes).
+  std::vector<std::string> packs;
+  ASSERT_TRUE(backend->list(storage::FileType::kPack, [&](const storage::FileInfo& fi) { packs.push_back(fi.name); }).ok());
+  ASSERT_EQ(packs.size(), 1u);
+  core::Bytes b = backend->MemoryBackend::load({storage::FileType::kPack, packs[0]}, 0, 0).value();
+  b[b.size() / 2] ^= 1;
+  ASSERT_TRUE(backend->remove({storage::FileType::kPack, packs[0]}).ok());
+  ASSERT_TRUE(backend->save({storage::FileType::kPack, packs[0]}, b).ok());
+  auto other = Repository::open(backend, "pw").value();
+  ASSERT_TRUE(other->load_index().ok());
+  auto bad = other->load_tree(trees[0]);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), core::Code::kCorruption);
+}
+
+}  // namespace
+}  // namespace cairn::repo
