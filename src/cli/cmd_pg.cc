@@ -110,7 +110,12 @@ core::Result<std::string> default_restore_command(const Context& ctx, const std:
   std::string repo = ctx.repo;
   if (repo.find(':') == std::string::npos || repo.starts_with("local:"))
     repo = std::filesystem::absolute(repo.starts_with("local:") ? repo.substr(6) : repo).string();
+  // The repository options wal-get needs to reach the same repository.
   std::string flags = ctx.insecure_http ? " --insecure-http" : "";
+  if (!ctx.cacert.empty()) flags += " --cacert " + pg::shell_quote(std::filesystem::absolute(ctx.cacert).string());
+  if (ctx.insecure_tls) flags += " --insecure-tls";
+  if (ctx.s3_path_style) flags += " --s3-path-style";
+  if (ctx.s3_virtual_host) flags += " --s3-virtual-host";
   return env + pg::shell_quote(self_exe()) + key + flags + " --repo " + pg::shell_quote(repo) +
          " wal-get --service " + pg::shell_quote(service) + " %f %p";
 }
