@@ -191,8 +191,7 @@ core::Status push_async(Context& ctx, const std::string& service, const std::str
       next_spawn = std::chrono::steady_clock::now();
     }
     if (file_exists(err)) {
-      std::ifstream in(err);
-      std::string msg((std::istreambuf_iterator<char>(in)), {});
+      std::string msg = read_small_file(err);
       ::unlink(err.c_str());
       return core::io_error("asynchronous archiving of " + name + " failed: " + msg);
     }

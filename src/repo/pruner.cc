@@ -18,7 +18,6 @@ using storage::FileType;
 
 namespace {
 
-constexpr size_t kBlobsPerIndexFile = 100000;
 
 using Note = std::function<void(const std::string&)>;
 
@@ -88,25 +87,7 @@ core::Result<std::unordered_set<Id, IdHash>> used_blobs(Repository& repo, const 
 }
 
 core::Result<std::vector<std::string>> write_index_files(Repository& repo, std::vector<PackContents> packs) {
-  std::vector<std::string> names;
-  std::vector<PackContents> batch;
-  size_t batch_blobs = 0;
-  auto write_batch = [&]() -> core::Status {
-    if (batch.empty()) return {};
-    ASSIGN_OR_RETURN(std::string name, repo.save_file(FileType::kIndex, encode_index(batch)));
-    changed();
-    names.push_back(name);
-    batch.clear();
-    batch_blobs = 0;
-    return {};
-  };
-  for (auto& pc : packs) {
-    batch_blobs += pc.blobs.size();
-    batch.push_back(std::move(pc));
-    if (batch_blobs >= kBlobsPerIndexFile) TRY(write_batch());
-  }
-  TRY(write_batch());
-  return names;
+  return repo.save_index_files(std::move(packs), changed);
 }
 
 core::Status remove_marker(Repository& repo, const std::string& id) {

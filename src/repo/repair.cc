@@ -12,7 +12,6 @@ namespace cairn::repo {
 using storage::FileType;
 
 namespace {
-constexpr size_t kBlobsPerIndexFile = 100000;
 constexpr size_t kHeaderReaders = 4;  // header reads are small; overlap their latency
 }  // namespace
 
@@ -79,23 +78,7 @@ core::Result<RepairIndexReport> repair_index(
   r.packs = packs.size();
 
   note("writing index");
-  std::vector<std::string> fresh;
-  std::vector<PackContents> batch;
-  size_t batch_blobs = 0;
-  auto write_batch = [&]() -> core::Status {
-    if (batch.empty()) return {};
-    ASSIGN_OR_RETURN(std::string name, repo.save_file(FileType::kIndex, encode_index(batch)));
-    fresh.push_back(name);
-    batch.clear();
-    batch_blobs = 0;
-    return {};
-  };
-  for (auto& pc : packs) {
-    batch_blobs += pc.blobs.size();
-    batch.push_back(std::move(pc));
-    if (batch_blobs >= kBlobsPerIndexFile) TRY(write_batch());
-  }
-  TRY(write_batch());
+  ASSIGN_OR_RETURN(std::vector<std::string> fresh, repo.save_index_files(std::move(packs)));
   r.index_files_written = fresh.size();
 
   note("removing old index files");

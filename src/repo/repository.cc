@@ -39,9 +39,9 @@ Repository::~Repository() {
   for (auto& t : upload_threads_) t.join();
 }
 
-core::Result<std::unique_ptr<Repository>> Repository::init(std::shared_ptr<storage::Backend> backend,
-                                                           std::string_view password,
-                                                           const InitOptions& options) {
+core::Result<std::unique_ptr<Repository>> Repository::init(
+    std::shared_ptr<storage::Backend> backend, std::string_view password,
+    const InitOptions& options) {
   if (password.empty()) return core::invalid_argument("empty password");
   if (options.create_container) {
     core::Status made = backend->create_container();
@@ -59,15 +59,18 @@ core::Result<std::unique_ptr<Repository>> Repository::init(std::shared_ptr<stora
   // The config is written last: its presence is what marks a repository as existing.
   TRY(backend->save({FileType::kConfig, "config"},
                     encode_file(master.encrypt, core::as_bytes(cfg), false)));
-  return std::unique_ptr<Repository>(new Repository(std::move(backend), master, config, key_file.first));
+  return std::unique_ptr<Repository>(
+      new Repository(std::move(backend), master, config, key_file.first));
 }
 
-core::Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<storage::Backend> backend,
-                                                           std::string_view password) {
+core::Result<std::unique_ptr<Repository>> Repository::open(
+    std::shared_ptr<storage::Backend> backend, std::string_view password) {
   ASSIGN_OR_RETURN(bool exists, backend->exists());
-  if (!exists) return core::not_found("no repository at " + backend->location() + " (run cairn init)");
+  if (!exists)
+    return core::not_found("no repository at " + backend->location() + " (run cairn init)");
   std::vector<std::string> key_ids;
-  TRY(backend->list(FileType::kKey, [&](const storage::FileInfo& fi) { key_ids.push_back(fi.name); }));
+  TRY(backend->list(FileType::kKey,
+                    [&](const storage::FileInfo& fi) { key_ids.push_back(fi.name); }));
   if (key_ids.empty()) return core::corruption("repository has no key files (keys/ is empty)");
   std::sort(key_ids.begin(), key_ids.end());
   std::vector<std::string> broken;
@@ -103,12 +106,15 @@ core::Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<stora
     if (!cfg_plain.ok()) return cfg_plain.status().with_context("config");
     ASSIGN_OR_RETURN(Config config, Config::from_json(*cfg_plain));
     ASSIGN_OR_RETURN(KeyFileInfo info, parse_key_file_info(*bytes));
-    auto repo = std::unique_ptr<Repository>(new Repository(std::move(backend), *master, config, id));
+    auto repo =
+        std::unique_ptr<Repository>(new Repository(std::move(backend), *master, config, id));
     repo->append_only_ = info.append_only;
     return repo;
   }
-  if (any_wrong && broken.empty()) return core::wrong_password("wrong password: no key file opens with it");
-  std::string msg = any_wrong ? "wrong password, and some key files are unreadable" : "no readable key file";
+  if (any_wrong && broken.empty())
+    return core::wrong_password("wrong password: no key file opens with it");
+  std::string msg =
+      any_wrong ? "wrong password, and some key files are unreadable" : "no readable key file";
   for (const auto& b : broken) msg += "\n  " + b;
   return core::Status(any_wrong ? core::Code::kWrongPassword : core::Code::kCorruption, msg);
 }
@@ -190,7 +196,8 @@ core::Status Repository::require_full_key(const std::string& what) const {
 core::Result<std::string> Repository::add_key(std::string_view secret, const crypto::KdfParams& kdf,
                                               bool append_only, SecretKind kind) {
   if (secret.empty()) return core::invalid_argument("empty password");
-  ASSIGN_OR_RETURN(auto key_file, make_key_file(key_, secret, kdf, append_only || append_only_, kind));
+  ASSIGN_OR_RETURN(auto key_file,
+                   make_key_file(key_, secret, kdf, append_only || append_only_, kind));
   TRY(backend_->save({FileType::kKey, key_file.first}, key_file.second));
   return key_file.first;
 }
@@ -200,13 +207,16 @@ core::Status Repository::remove_key(const std::string& id_or_prefix) {
   std::vector<std::string> ids, matches;
   TRY(backend_->list(FileType::kKey, [&](const storage::FileInfo& fi) { ids.push_back(fi.name); }));
   for (const auto& id : ids)
-    if (!id_or_prefix.empty() && id.compare(0, id_or_prefix.size(), id_or_prefix) == 0) matches.push_back(id);
+    if (!id_or_prefix.empty() && id.compare(0, id_or_prefix.size(), id_or_prefix) == 0)
+      matches.push_back(id);
   if (matches.empty()) return core::not_found("no key " + id_or_prefix);
-  if (matches.size() > 1) return core::invalid_argument("key id prefix '" + id_or_prefix + "' is ambiguous");
+  if (matches.size() > 1)
+    return core::invalid_argument("key id prefix '" + id_or_prefix + "' is ambiguous");
   const std::string& id = matches.front();
   if (id == key_id_)
-    return core::invalid_argument("refusing to remove key " + id.substr(0, 8) +
-                                  ": it is the key in use (open the repository with another password)");
+    return core::invalid_argument(
+        "refusing to remove key " + id.substr(0, 8) +
+        ": it is the key in use (open the repository with another password)");
   if (ids.size() <= 1) return core::invalid_argument("refusing to remove the last key");
   return backend_->remove({FileType::kKey, id});
 }
@@ -233,7 +243,8 @@ std::vector<PackContents> Repository::written_packs() const {
   return written_;
 }
 
-core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::ByteView plaintext, bool force) {
+core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::ByteView plaintext,
+                                          bool force) {
   {
     std::lock_guard lock(known_mu_);
     if ((!force && index_.has_usable(id)) || !pending_.insert(id).second) return false;
@@ -366,6 +377,29 @@ core::Status Repository::upload_pack(SealedPack pack) {
   return {};
 }
 
+core::Result<std::vector<std::string>> Repository::save_index_files(
+    std::vector<PackContents> packs, const std::function<void()>& on_saved) {
+  std::vector<std::string> names;
+  std::vector<PackContents> batch;
+  size_t batch_blobs = 0;
+  auto write_batch = [&]() -> core::Status {
+    if (batch.empty()) return {};
+    ASSIGN_OR_RETURN(std::string name, save_file(FileType::kIndex, encode_index(batch)));
+    if (on_saved) on_saved();
+    names.push_back(name);
+    batch.clear();
+    batch_blobs = 0;
+    return {};
+  };
+  for (auto& pc : packs) {
+    batch_blobs += pc.blobs.size();
+    batch.push_back(std::move(pc));
+    if (batch_blobs >= kBlobsPerIndexFile) TRY(write_batch());
+  }
+  TRY(write_batch());
+  return names;
+}
+
 core::Status Repository::write_index_locked() {
   if (unindexed_.empty()) return {};
   core::Bytes plain = encode_index(unindexed_);
@@ -417,7 +451,8 @@ core::Result<core::Bytes> Repository::load_blob(const Id& id) {
   auto data = loc->entry.type == BlobType::kTree && backend_->prefers_whole_reads()
                   ? load_tree_blob_cached(id, *loc)
                   : load_blob_at(id, *loc);
-  if (!data.ok() && data.status().code() == core::Code::kNotFound && index_.is_excluded(loc->pack)) {
+  if (!data.ok() && data.status().code() == core::Code::kNotFound &&
+      index_.is_excluded(loc->pack)) {
     // A concurrent prune swept this marked pack. The blob may have another
     // copy (a rescued pack): forget the swept pack and read every index file
     // again so that copy takes its place (rare: only a reader that overlaps a
@@ -467,8 +502,10 @@ core::Result<core::Bytes> Repository::load_tree_blob_cached(const Id& id, const 
 }
 
 core::Result<core::Bytes> Repository::load_blob_at(const Id& id, const BlobLocation& loc) {
-  if (loc.entry.id != id) return core::invalid_argument("blob location does not match blob " + id.short_hex());
-  auto sealed = backend_->load({FileType::kPack, loc.pack.hex()}, loc.entry.offset, loc.entry.length);
+  if (loc.entry.id != id)
+    return core::invalid_argument("blob location does not match blob " + id.short_hex());
+  auto sealed =
+      backend_->load({FileType::kPack, loc.pack.hex()}, loc.entry.offset, loc.entry.length);
   if (!sealed.ok()) return sealed.status().with_context("pack " + loc.pack.hex());
   auto plain = open_blob(key_.encrypt, key_.mac, loc.entry, *sealed);
   if (!plain.ok())
@@ -509,7 +546,8 @@ core::Result<std::string> Repository::save_file(FileType type, core::ByteView pl
   return name;
 }
 
-core::Status Repository::save_named_file(FileType type, const std::string& name, core::ByteView plaintext) {
+core::Status Repository::save_named_file(FileType type, const std::string& name,
+                                         core::ByteView plaintext) {
   return backend_->save({type, name}, encode_file(key_.encrypt, plaintext, true));
 }
 
@@ -526,9 +564,11 @@ core::Result<std::string> Repository::save_snapshot(const Snapshot& s) {
   return save_file(FileType::kSnapshot, core::as_bytes(text));
 }
 
-core::Result<std::vector<SnapshotRef>> Repository::list_snapshots(std::vector<std::string>* problems) {
+core::Result<std::vector<SnapshotRef>> Repository::list_snapshots(
+    std::vector<std::string>* problems) {
   std::vector<std::string> names;
-  TRY(backend_->list(FileType::kSnapshot, [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  TRY(backend_->list(FileType::kSnapshot,
+                     [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
   std::vector<SnapshotRef> out;
   for (const auto& name : names) {
     auto plain = load_file(FileType::kSnapshot, name);
@@ -547,10 +587,12 @@ core::Result<std::vector<SnapshotRef>> Repository::list_snapshots(std::vector<st
   return out;
 }
 
-core::Result<SnapshotRef> Repository::find_snapshot(const std::string& ref, const std::string& service,
+core::Result<SnapshotRef> Repository::find_snapshot(const std::string& ref,
+                                                    const std::string& service,
                                                     const std::string& host) {
   if (ref.size() < 4 && ref != "latest")
-    return core::invalid_argument("snapshot id '" + ref + "' is too short (use at least 4 hex chars)");
+    return core::invalid_argument("snapshot id '" + ref +
+                                  "' is too short (use at least 4 hex chars)");
   ASSIGN_OR_RETURN(auto all, list_snapshots());
   if (ref == "latest") {
     for (auto it = all.rbegin(); it != all.rend(); ++it) {

@@ -19,6 +19,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -140,6 +141,12 @@ class Repository {
   core::Status save_named_file(storage::FileType type, const std::string& name,
                                core::ByteView plaintext);
   core::Result<core::Bytes> load_named_file(storage::FileType type, const std::string& name);
+
+  // Stores an index describing `packs` as index files of a bounded size
+  // (prune and repair index rebuild the index this way); `on_saved` runs
+  // after each file is stored. Returns their names.
+  core::Result<std::vector<std::string>> save_index_files(std::vector<PackContents> packs,
+                                                          const std::function<void()>& on_saved = {});
 
   core::Result<std::string> save_snapshot(const Snapshot& s);
   // All readable snapshots, oldest first; unreadable ones go to `problems`.

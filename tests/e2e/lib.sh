@@ -73,6 +73,34 @@ step() { echo "--- $* (${SECONDS}s)"; }
 
 cairn() { "$CAIRN_BIN" --no-progress "$@"; }
 
+free_port() {  # a TCP port on 127.0.0.1 that nothing listens on
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() {  # wait_port PORT PID LOG: until PORT listens; fails if PID exits
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || fail "server exited: $(tail -c 2000 "$3")"
+    sleep 0.1
+  done
+  fail "nothing listens on $1: $(tail -c 2000 "$3")"
+}
+
+# start_s3rver NAME DATADIR BUCKET [s3rver args...]: npm s3rver ($S3RVER) on
+# a free port; sets S3PORT and S3PID; stopped on exit; log in $T/NAME.log.
+start_s3rver() {
+  local name=$1 dir=$2 bucket=$3
+  shift 3
+  mkdir -p "$dir"
+  S3PORT=$(free_port)
+  # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider.
+  NODE_OPTIONS="--openssl-legacy-provider ${NODE_OPTIONS:-}" \
+    "$S3RVER" -d "$dir" -a 127.0.0.1 -p "$S3PORT" --configure-bucket "$bucket" "$@" >"$T/$name.log" 2>&1 &
+  S3PID=$!
+  on_exit "kill $S3PID 2>/dev/null; wait $S3PID 2>/dev/null"
+  wait_port "$S3PORT" "$S3PID" "$T/$name.log"
+}
+
 new_repo() {
   cairn --repo "$1" --quiet init --kdf-iterations 1 --kdf-memory 8 >/dev/null ||
     fail "cairn init $1 failed"

@@ -35,7 +35,6 @@ KEY=$T/pg/cairn.key
 # writable for archive_command.
 R() { as_pg env CAIRN_PASSWORD="$CAIRN_PASSWORD" "$C" --no-progress --repo "$REPO" "$@"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # pgsql DIR SQL...: runs SQL on the server whose data dir is DIR.
 psql_at() {
   local port=$1 db=$2; shift 2

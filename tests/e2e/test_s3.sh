@@ -17,31 +17,11 @@ if [[ ! -x $S3RVER ]]; then
   exit 0
 fi
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 BUCKET=cairn-e2e
 S3DATA=$T/s3data
-mkdir -p "$S3DATA"
 step "starting s3rver"
-PORT=$(free_port)
-# s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider.
-NODE_OPTIONS="--openssl-legacy-provider ${NODE_OPTIONS:-}" \
-  "$S3RVER" -d "$S3DATA" -a 127.0.0.1 -p "$PORT" --configure-bucket "$BUCKET" \
-  --service-endpoint localhost \
-  >"$T/s3rver.log" 2>&1 &
-S3PID=$!
-on_exit "kill $S3PID 2>/dev/null; wait $S3PID 2>/dev/null"
-wait_listening() {  # wait_listening PORT PID LOG
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || fail "s3rver exited: $(tail -c 2000 "$3")"
-    sleep 0.1
-  done
-  fail "s3rver did not listen on $1"
-}
-wait_listening "$PORT" "$S3PID" "$T/s3rver.log"
+start_s3rver s3rver "$S3DATA" "$BUCKET" --service-endpoint localhost
+PORT=$S3PORT
 
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION CAIRN_S3_CACERT AWS_PROFILE AWS_SHARED_CREDENTIALS_FILE
@@ -195,14 +175,8 @@ mkdir -p "$CERTS"
   openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
     -extfile ext.cnf -out server.pem
 ) >"$T/openssl.log" 2>&1 || fail "openssl: $(cat "$T/openssl.log")"
-TPORT=$(free_port)
-mkdir -p "$T/s3tls"
-NODE_OPTIONS="--openssl-legacy-provider ${NODE_OPTIONS:-}" \
-  "$S3RVER" -d "$T/s3tls" -a 127.0.0.1 -p "$TPORT" --configure-bucket "$BUCKET" \
-  --key "$CERTS/server.key" --cert "$CERTS/server.pem" >"$T/s3rver-tls.log" 2>&1 &
-TLSPID=$!
-on_exit "kill $TLSPID 2>/dev/null; wait $TLSPID 2>/dev/null"
-wait_listening "$TPORT" "$TLSPID" "$T/s3rver-tls.log"
+start_s3rver s3rver-tls "$T/s3tls" "$BUCKET" --key "$CERTS/server.key" --cert "$CERTS/server.pem"
+TPORT=$S3PORT
 TREPO=s3:https://127.0.0.1:$TPORT/$BUCKET/tls
 
 step "HTTPS with --cacert"

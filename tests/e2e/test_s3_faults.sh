@@ -27,30 +27,10 @@ if [[ ! -x $S3RVER ]]; then
 fi
 command -v python3 >/dev/null || fail "python3 is required (scripts/setup installs it)"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # wait_port PORT PID LOG
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || fail "server exited: $(tail -c 2000 "$3")"
-    sleep 0.1
-  done
-  fail "nothing listens on $1: $(tail -c 2000 "$3")"
-}
-
 BUCKET=cairn-faults
 S3DATA=$T/s3data
-mkdir -p "$S3DATA"
 step "starting s3rver"
-S3PORT=$(free_port)
-# s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider.
-NODE_OPTIONS="--openssl-legacy-provider ${NODE_OPTIONS:-}" \
-  "$S3RVER" -d "$S3DATA" -a 127.0.0.1 -p "$S3PORT" --configure-bucket "$BUCKET" \
-  >"$T/s3rver.log" 2>&1 &
-S3PID=$!
-on_exit "kill $S3PID 2>/dev/null; wait $S3PID 2>/dev/null"
-wait_port "$S3PORT" "$S3PID" "$T/s3rver.log"
+start_s3rver s3rver "$S3DATA" "$BUCKET"
 
 # start_proxy NAME ARGS...: a fault proxy in front of s3rver; sets PROXY_PORT,
 # PROXY_PID and FAULTS (its fault log, $T/NAME.faults).

@@ -98,10 +98,8 @@ core::Result<archive::BackupResult> logical_backup(repo::Repository& repo,
     databases.push_back(db);
   }
   for (const auto& db : databases) {
-    std::string quoted = "'";
-    for (char c : db) quoted += c == '\'' ? std::string("''") : std::string(1, c);
     ASSIGN_OR_RETURN(auto rows,
-                     conn.query("SELECT 1 FROM pg_database WHERE datname = " + quoted + "'"));
+                     conn.query("SELECT 1 FROM pg_database WHERE datname = " + quote_literal(db)));
     if (rows.empty())
       return core::not_found("database '" + db + "' does not exist on " + redact_dsn(opt.dsn));
     if (!repo::is_safe_name(db + ".dump") || db == "globals")

@@ -55,6 +55,12 @@ core::Result<std::string> rebuild(const std::string& dsn, const std::string& dro
 
 }  // namespace
 
+std::string quote_literal(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
 std::string redact_dsn(const std::string& dsn) {
   auto r = rebuild(dsn, "password", "", "");
   return r.ok() ? *r : "<unparsable connection string>";

@@ -34,6 +34,10 @@ class PgConn {
   std::unique_ptr<pg_conn, Closer> conn_;
 };
 
+// 'v' with single quotes doubled: an SQL string literal, and a value in
+// postgresql.conf syntax.
+std::string quote_literal(const std::string& v);
+
 // The DSN (key=value or URI) with its password removed, for messages.
 std::string redact_dsn(const std::string& dsn);
 // The DSN with dbname replaced (as key=value pairs).

@@ -97,15 +97,6 @@ core::Status verify_base_backup(const std::string& dir, const repo::SnapshotRef&
   return {};
 }
 
-namespace {
-// A value inside single quotes in postgresql.conf syntax.
-std::string conf_quote(const std::string& v) {
-  std::string out = "'";
-  for (char c : v) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
-}
-}  // namespace
-
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -116,7 +107,7 @@ core::Status write_recovery_config(const std::string& dir, const RecoveryTarget&
                                    const std::string& restore_command) {
   using Kind = RecoveryTarget::Kind;
   std::string conf = "\n# Added by cairn pg restore: recovery from the cairn WAL archive.\n";
-  conf += "restore_command = " + conf_quote(restore_command) + "\n";
+  conf += "restore_command = " + quote_literal(restore_command) + "\n";
   switch (target.kind) {
     case Kind::kLatest:
       break;
@@ -124,23 +115,23 @@ core::Status write_recovery_config(const std::string& dir, const RecoveryTarget&
       conf += "recovery_target = 'immediate'\n";
       break;
     case Kind::kTime:
-      conf += "recovery_target_time = " + conf_quote(target.value) + "\n";
+      conf += "recovery_target_time = " + quote_literal(target.value) + "\n";
       break;
     case Kind::kLsn:
-      conf += "recovery_target_lsn = " + conf_quote(target.value) + "\n";
+      conf += "recovery_target_lsn = " + quote_literal(target.value) + "\n";
       break;
     case Kind::kXid:
-      conf += "recovery_target_xid = " + conf_quote(target.value) + "\n";
+      conf += "recovery_target_xid = " + quote_literal(target.value) + "\n";
       break;
     case Kind::kName:
-      conf += "recovery_target_name = " + conf_quote(target.value) + "\n";
+      conf += "recovery_target_name = " + quote_literal(target.value) + "\n";
       break;
   }
   if (target.kind != Kind::kLatest) {
     conf += "recovery_target_inclusive = on\n";
-    conf += "recovery_target_action = " + conf_quote(target.action) + "\n";
+    conf += "recovery_target_action = " + quote_literal(target.action) + "\n";
   }
-  conf += "recovery_target_timeline = " + conf_quote(target.timeline) + "\n";
+  conf += "recovery_target_timeline = " + quote_literal(target.timeline) + "\n";
   const std::string auto_conf = dir + "/postgresql.auto.conf";
   {
     std::ofstream out(auto_conf, std::ios::app);
