@@ -13,6 +13,8 @@
 #include "cli/context.h"
 #include "core/bytes.h"
 #include "core/process.h"
+#include "engines/exec/exec.h"
+#include "engines/service_backup.h"
 #include "repo/lock.h"
 
 namespace cairn::cli {
@@ -34,27 +36,6 @@ core::Result<size_t> read_fd(int fd, uint8_t* buf, size_t cap) {
     if (r < 0) return core::errno_status(errno, "reading input stream");
     return static_cast<size_t>(r);
   }
-}
-
-// Runs argv with stdout on a pipe; the finish callback reaps it and turns a
-// non-zero exit or a signal into an error, so no snapshot is written.
-core::Result<archive::StreamSource> command_source(const std::vector<std::string>& argv,
-                                                   const std::string& filename) {
-  if (argv.empty()) return core::invalid_argument("--stdin-from-command needs a command after --");
-  core::ProcessOptions po;
-  po.forward_stderr = true;  // the command's own messages stay visible
-  ASSIGN_OR_RETURN(std::shared_ptr<core::Subprocess> proc, core::Subprocess::start(argv, po));
-  archive::StreamSource src;
-  src.filename = filename;
-  src.read = [proc](uint8_t* buf, size_t cap) { return proc->read(buf, cap); };
-  src.finish = [proc]() -> core::Status {
-    uint64_t total = proc->bytes_read();
-    core::Status st = proc->wait();
-    if (!st.ok()) return core::io_error("command " + st.message() + ": no snapshot written");
-    if (total == 0) return core::io_error("command '" + proc->name() + "' produced no output: no snapshot written");
-    return {};
-  };
-  return src;
 }
 
 // Counts files and bytes under the paths for the progress bar's ETA.
@@ -79,9 +60,38 @@ void scan(const std::vector<std::string>& paths, archive::BackupProgress& p) {
   p.scan_finished = true;
 }
 
+// Prints what a backup stored (or its JSON) and sets exit code 3 on warnings.
+void report_backup(Context& ctx, const archive::BackupResult& r) {
+  for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
+  if (!ctx.quiet)
+    for (const auto& n : r.notices) std::cerr << "note: " << n << "\n";
+  const auto& m = r.snapshot.summary;
+  if (ctx.json) {
+    nlohmann::json j = {{"snapshot_id", r.snapshot_id}, {"service", r.snapshot.service},
+                        {"summary", r.snapshot.to_json()["summary"]}, {"engine", r.snapshot.engine},
+                        {"warnings", r.warnings}, {"notices", r.notices}};
+    ctx.print_json(j);
+  } else if (!ctx.quiet) {
+    std::cout << fmt::format(
+        "snapshot {} saved\n  files: {} new, {} changed, {} unmodified\n  dirs:  {}\n"
+        "  added: {} stored ({} before compression)\n  total: {} files, {} in {}\n",
+        r.snapshot_id.substr(0, 8), m.files_new, m.files_changed, m.files_unmodified, m.dirs,
+        core::format_bytes(m.data_added), core::format_bytes(m.data_added_raw), m.total_files,
+        core::format_bytes(m.total_bytes), core::format_duration(m.duration_s));
+  }
+  if (!r.warnings.empty()) {
+    if (!ctx.json)
+      std::cerr << r.warnings.size() << " warning(s): some files could not be read or a post hook failed (exit code 3)\n";
+    ctx.exit_code = kExitWarnings;
+  }
+}
+
+core::Status run_service_backup(Context& ctx, BackupArgs& a);
+
 core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::string>& command) {
   if (a.use_stdin && a.stdin_from_command) return core::invalid_argument("use either --stdin or --stdin-from-command");
   bool stream = a.use_stdin || a.stdin_from_command;
+  if (!stream && a.paths.empty() && !a.service.empty()) return run_service_backup(ctx, a);
   if (stream && !a.paths.empty() && !a.stdin_from_command)
     return core::invalid_argument("--stdin takes no paths");
   if (!stream && a.paths.empty()) return core::invalid_argument("nothing to back up: give paths or --stdin");
@@ -150,7 +160,8 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
   core::Result<archive::BackupResult> result = core::invalid_argument("unset");
   if (a.stdin_from_command) {
     if (!a.paths.empty()) return core::invalid_argument("--stdin-from-command takes no paths (put the command after --)");
-    auto src = command_source(command, a.stdin_filename);
+    if (command.empty()) return core::invalid_argument("--stdin-from-command needs a command after --");
+    auto src = engines::exec::command_source({command, a.stdin_filename, {}, {}});
     if (!src.ok()) return src.status();
     result = archive::backup_stream(*repo, std::move(*src), opt, &progress);
   } else if (a.use_stdin) {
@@ -162,31 +173,68 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
   line.stop();
   if (scanner.joinable()) scanner.join();
   if (!result.ok()) return result.status();
-  const auto& r = *result;
-  for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
-  if (!ctx.quiet)
-    for (const auto& n : r.notices) std::cerr << "note: " << n << "\n";
-  const auto& m = r.snapshot.summary;
-  if (ctx.json) {
-    nlohmann::json j = {{"snapshot_id", r.snapshot_id}, {"summary", r.snapshot.to_json()["summary"]},
-                        {"warnings", r.warnings}, {"notices", r.notices}};
-    ctx.print_json(j);
-  } else if (!ctx.quiet) {
-    std::cout << fmt::format(
-        "snapshot {} saved\n  files: {} new, {} changed, {} unmodified\n  dirs:  {}\n"
-        "  added: {} stored ({} before compression)\n  total: {} files, {} in {}\n",
-        r.snapshot_id.substr(0, 8), m.files_new, m.files_changed, m.files_unmodified, m.dirs,
-        core::format_bytes(m.data_added), core::format_bytes(m.data_added_raw), m.total_files,
-        core::format_bytes(m.total_bytes), core::format_duration(m.duration_s));
-  }
-  if (!r.warnings.empty()) {
-    if (!ctx.json)
-      std::cerr << r.warnings.size() << " file(s) could not be read; the snapshot lacks them (exit code 3)\n";
-    ctx.exit_code = kExitWarnings;
-  }
+  report_backup(ctx, *result);
   return {};
 }
 
+// Runs a hook through /bin/sh with the run's facts in the environment.
+core::Status run_hook(const std::string& command, const std::vector<std::string>& env) {
+  core::ProcessOptions po;
+  po.env = env;
+  po.capture_stdout = false;
+  po.forward_stderr = true;
+  po.new_process_group = true;
+  ASSIGN_OR_RETURN(auto p, core::Subprocess::start({"/bin/sh", "-c", command}, po));
+  core::Status st = p->wait();
+  if (!st.ok()) return core::io_error("hook '" + command + "': " + st.message());
+  return {};
+}
+
+// `cairn backup --service S`: everything from the policy file: repository,
+// engine, tags, hooks. A failing pre hook means no backup; post hooks run
+// after success and failure alike (CAIRN_RESULT says which), and a failing
+// post hook leaves the snapshot but exits 3.
+core::Status run_service_backup(Context& ctx, BackupArgs& a) {
+  ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
+  const policy::Service* svc = catalog.find(a.service);
+  if (!svc) {
+    std::vector<std::string> names;
+    for (const auto& s : catalog.services) names.push_back(s.name);
+    std::string hint = policy::did_you_mean(a.service, names);
+    return core::invalid_argument(fmt::format("no service \"{}\" in {}{}", a.service, catalog.path,
+                                              hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
+  }
+  TRY(ctx.use_service_repository(*svc));
+  std::vector<std::string> env = {"CAIRN_SERVICE=" + svc->name, "CAIRN_REPOSITORY=" + ctx.repo};
+  for (const auto& h : svc->hooks.pre) TRY(run_hook(h, env));
+
+  auto backup = [&]() -> core::Result<archive::BackupResult> {
+    ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+    ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+    TRY(ctx.load_index(*repo));
+    archive::BackupOptions opt;
+    for (const auto& t : a.tags) opt.tags.push_back(t);
+    opt.host = a.host.empty() ? archive::local_hostname() : a.host;
+    opt.force = a.force;
+    opt.read_concurrency = a.read_concurrency;
+    archive::BackupProgress progress;
+    ProgressLine line(ctx.show_progress(), [&](double el) {
+      return fmt::format("[{}] {} {} files, {}", core::format_duration(el), svc->name, progress.files_done.load(),
+                         core::format_bytes(progress.bytes_done));
+    });
+    return engines::backup_service(*repo, *svc, opt, &progress);
+  };
+  auto result = backup();
+  env.push_back(std::string("CAIRN_RESULT=") + (result.ok() ? "success" : "failure"));
+  if (result.ok()) env.push_back("CAIRN_SNAPSHOT_ID=" + result->snapshot_id);
+  std::vector<std::string> hook_errors;
+  for (const auto& h : svc->hooks.post)
+    if (auto st = run_hook(h, env); !st.ok()) hook_errors.push_back(st.message());
+  if (!result.ok()) return core::Status(result.status().code(), result.status().message());
+  for (const auto& e : hook_errors) result->warnings.push_back("post " + e);
+  report_backup(ctx, *result);
+  return {};
+}
 }  // namespace
 
 void add_backup(CLI::App& app, Context& ctx) {
@@ -201,7 +249,9 @@ void add_backup(CLI::App& app, Context& ctx) {
   cmd->add_option("--tag", a->tags, "tag(s) for the snapshot (repeatable, comma-separated)")
       ->allow_extra_args(false);
   cmd->add_option("--host", a->host, "host name to record (default: this host)");
-  cmd->add_option("--service", a->service, "service the snapshot belongs to");
+  cmd->add_option("--service", a->service,
+                  "service the snapshot belongs to; alone (no paths, no --stdin) it runs the service's "
+                  "backup from the policy file");
   cmd->add_option("--parent", a->parent, "snapshot to compare with for change detection");
   cmd->add_option("--time", a->time, "snapshot time to record (imports)");
   cmd->add_flag("-f,--force", a->force, "read every file even if unchanged");

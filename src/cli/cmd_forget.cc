@@ -24,8 +24,16 @@ struct ForgetArgs {
 };
 
 core::Status run_forget(Context& ctx, ForgetArgs& a) {
+  if (a.ids.empty() && a.policy.empty() && !a.service.empty()) {
+    // `forget --service S` alone applies the service's retention from the policy file.
+    ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
+    const policy::Service* svc = catalog.find(a.service);
+    if (!svc) return core::invalid_argument("no service \"" + a.service + "\" in " + catalog.path);
+    TRY(ctx.use_service_repository(*svc));
+    a.policy = svc->retention;
+  }
   if (a.ids.empty() && a.policy.empty())
-    return core::invalid_argument("forget needs snapshot ids or at least one --keep-* option");
+    return core::invalid_argument("forget needs snapshot ids, at least one --keep-* option, or --service of a policy");
   if (!a.ids.empty() && !a.policy.empty())
     return core::invalid_argument("give either snapshot ids or --keep-* options, not both");
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
@@ -115,7 +123,7 @@ void add_forget(CLI::App& app, Context& ctx) {
   cmd->add_option("--keep-within", p.within, "keep everything within this long of the newest snapshot (1y2m7d12h)");
   cmd->add_option("--keep-tag", p.keep_tags, "keep snapshots with this tag (repeatable)")->allow_extra_args(false);
   cmd->add_option("--group-by", a->group_by, "group by host,service,paths,tags (default host,service,paths; '' = one group)");
-  cmd->add_option("--service", a->service, "only snapshots of this service");
+  cmd->add_option("--service", a->service, "only snapshots of this service (alone: apply its retention from the policy file)");
   cmd->add_option("--host", a->host, "only snapshots of this host");
   cmd->add_flag("-n,--dry-run", a->dry_run, "show what would be removed, change nothing");
   cmd->add_flag("--prune", a->prune, "then delete the data no snapshot references any more");

@@ -226,4 +226,41 @@ nlohmann::json snapshot_json(const repo::SnapshotRef& s) {
   return j;
 }
 
+core::Result<policy::Catalog> Context::load_policy() const {
+  policy::LoadResult r = policy::load_catalog(policy::find_config(config));
+  std::string errors;
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == policy::Diagnostic::Severity::kWarning) {
+      if (!quiet) std::cerr << d.to_string() << "\n";
+    } else {
+      errors += (errors.empty() ? "" : "\n") + d.to_string();
+    }
+  }
+  if (!errors.empty()) return core::invalid_argument("the policy file has errors:\n" + errors);
+  return std::move(r.catalog);
+}
+
+core::Status Context::use_service_repository(const policy::Service& service) {
+  const policy::RepositoryRef& r = service.repository;
+  if (repo_from_flag && repo_from_flag()) return {};
+  repo = r.location;
+  if (cacert.empty()) cacert = r.cacert;
+  // The policy's key source replaces whatever the environment offers, so a
+  // service never opens its repository with another service's password.
+  auto only = [](const char* name, const std::string& value) {
+    for (const char* v : {"CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD_COMMAND"}) unsetenv(v);
+    setenv(name, value.c_str(), 1);
+  };
+  if (!r.key_file.empty()) {
+    key_file = r.key_file;
+  } else if (!r.password_file.empty()) {
+    key_file.clear();
+    only("CAIRN_PASSWORD_FILE", r.password_file);
+  } else if (!r.password_command.empty()) {
+    key_file.clear();
+    only("CAIRN_PASSWORD_COMMAND", r.password_command);
+  }
+  return {};
+}
+
 }  // namespace cairn::cli

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "policy/catalog.h"
 #include "repo/lock.h"
 #include "repo/repository.h"
 #include "storage/backend.h"
@@ -30,6 +31,8 @@ enum ExitCode {
 
 struct Context {
   std::string repo;  // --repo or CAIRN_REPOSITORY
+  std::function<bool()> repo_from_flag;  // --repo given: it wins over a service's policy
+  std::string config;           // --config (policy::find_config resolves the default)
   bool json = false;
   bool quiet = false;
   int verbose = 0;
@@ -65,6 +68,12 @@ struct Context {
   // A shared lock unless --no-lock (then null).
   core::Result<std::unique_ptr<repo::Lock>> shared_lock(repo::Repository& repo) const;
   void print_json(const nlohmann::json& j) const;
+  // Loads the policy file: warnings go to stderr, errors fail with all of
+  // them listed (kInvalidArgument, exit code 2).
+  core::Result<policy::Catalog> load_policy() const;
+  // Points this command at a service's repository and key, unless --repo
+  // was given. Secrets are taken from the files/commands the policy names.
+  core::Status use_service_repository(const policy::Service& service);
 };
 
 int exit_code_for(const core::Status& st);
@@ -111,6 +120,7 @@ void add_pg(CLI::App& app, Context& ctx);
 void add_wal(CLI::App& app, Context& ctx);
 void add_repair(CLI::App& app, Context& ctx);
 void add_copy(CLI::App& app, Context& ctx);
+void add_policy(CLI::App& app, Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

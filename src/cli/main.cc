@@ -41,7 +41,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "cairn 0.1.0");
   app.require_subcommand(1);
   app.fallthrough();
-  app.add_option("-r,--repo", ctx.repo, "repository location (or CAIRN_REPOSITORY)");
+  auto* repo_opt = app.add_option("-r,--repo", ctx.repo, "repository location (or CAIRN_REPOSITORY)");
+  app.add_option("--config", ctx.config,
+                 "policy file (or CAIRN_CONFIG, ./cairn.yaml, /etc/cairn/cairn.yaml)");
+  ctx.repo_from_flag = [repo_opt] { return repo_opt->count() > 0; };
   app.add_flag("--json", ctx.json, "machine-readable output on stdout");
   app.add_flag("-q,--quiet", ctx.quiet, "print only errors");
   app.add_flag("-v,--verbose", ctx.verbose, "more output (repeatable)");
@@ -83,6 +86,7 @@ int main(int argc, char** argv) {
   cli::add_wal(app, ctx);
   cli::add_repair(app, ctx);
   cli::add_copy(app, ctx);
+  cli::add_policy(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

@@ -64,7 +64,8 @@ Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::str
     if (in >= 0) dup2(in, 0);
     if (out[1] >= 0) dup2(out[1], 1);
     dup2(err[1], 2);
-    signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGPIPE, SIG_DFL);
+    if (options.new_process_group) setpgid(0, 0);
     execvpe(args[0], args.data(), envp.data());
     const char* msg = strerror(errno);
     (void)!write(2, "cannot run ", 11);
@@ -77,6 +78,10 @@ Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::str
   p->name_ = argv[0];
   p->forward_stderr_ = options.forward_stderr;
   p->pid_ = pid;
+  p->sig_pid_ = pid;
+  p->group_ = options.new_process_group;
+  // Also from the parent, so a signal sent right after start() finds the group.
+  if (options.new_process_group) setpgid(pid, pid);
   if (out[1] >= 0) close(out[1]);
   p->out_fd_ = out[0];
   close(err[1]);
@@ -101,7 +106,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::str
 
 Subprocess::~Subprocess() {
   if (pid_ > 0) {
-    kill(pid_, SIGKILL);
+    signal(SIGKILL);
     (void)wait();
   }
   if (err_reader_.joinable()) err_reader_.join();
@@ -127,11 +132,27 @@ std::string Subprocess::stderr_tail() {
   return t;
 }
 
+void Subprocess::signal(int sig) {
+  std::lock_guard lock(sig_mu_);
+  if (sig_pid_ <= 0) return;
+  if (group_) ::kill(-sig_pid_, sig);
+  else ::kill(sig_pid_, sig);
+}
+
 Status Subprocess::wait() {
   if (pid_ <= 0) return invalid_argument(name_ + " was already waited for");
   if (out_fd_ >= 0) {
     close(out_fd_);
     out_fd_ = -1;
+  }
+  // Wait without reaping first: until the zombie is reaped its pid cannot be
+  // reused, so a concurrent signal() never hits an unrelated process.
+  siginfo_t info;
+  while (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  }
+  {
+    std::lock_guard lock(sig_mu_);
+    sig_pid_ = -1;
   }
   int status = 0;
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {

@@ -27,6 +27,9 @@ struct ProcessOptions {
   // Copy the child's stderr to ours as it comes (then wait()'s error does not
   // repeat it); otherwise its tail goes into wait()'s error message.
   bool forward_stderr = false;
+  // Start the child in its own process group, so signal() reaches what it
+  // spawns too (a `sh -c` pipeline, a dump tool's helpers).
+  bool new_process_group = false;
 };
 
 class Subprocess {
@@ -47,6 +50,9 @@ class Subprocess {
   uint64_t bytes_read() const { return bytes_read_; }
   const std::string& name() const { return name_; }
   std::string stderr_tail();
+  // Sends `sig` to the child (its group with new_process_group). Safe from
+  // another thread (a timeout watchdog) at any time; a no-op once reaped.
+  void signal(int sig);
 
  private:
   Subprocess() = default;
@@ -56,6 +62,9 @@ class Subprocess {
   int err_fd_ = -1;
   uint64_t bytes_read_ = 0;
   bool forward_stderr_ = false;
+  bool group_ = false;
+  std::mutex sig_mu_;
+  pid_t sig_pid_ = -1;  // guarded by sig_mu_; -1 once the child is reaped
   std::thread err_reader_;
   std::mutex err_mu_;
   std::string err_tail_;

@@ -53,6 +53,12 @@ core::Result<Within> parse_within(const std::string& s) {
 }
 
 // newest - w, computed on the calendar of the newest snapshot's offset.
+}  // namespace
+
+core::Status validate_within(const std::string& within) { return parse_within(within).status(); }
+
+namespace {
+
 int64_t within_threshold_ns(const repo::Time& newest, const Within& w) {
   struct tm tm = wall_time(newest);
   tm.tm_year -= w.years;

@@ -32,6 +32,9 @@ core::Result<std::vector<Decision>> apply_retention(std::vector<repo::SnapshotRe
 // (comma-separated subset of host,service,paths,tags; "" = one group).
 core::Result<std::string> group_key(const repo::Snapshot& s, const std::string& group_by);
 
+// Checks a keep-within text ("1y2m7d12h"; m = months).
+core::Status validate_within(const std::string& within);
+
 // Calendar bucket names in the snapshot's own UTC offset (exposed for tests).
 std::string bucket(const repo::Time& t, const std::string& unit);  // hour|day|week|month|year
 

@@ -1,0 +1,91 @@
+#include "engines/exec/exec.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "core/bytes.h"
+#include "core/process.h"
+
+namespace cairn::engines::exec {
+
+namespace {
+
+// Stops a command that runs past its timeout: SIGTERM to its process group,
+// SIGKILL after a grace period. Disarmed when the command ends first.
+class Watchdog {
+ public:
+  Watchdog(std::shared_ptr<core::Subprocess> proc, std::chrono::seconds timeout) : proc_(std::move(proc)) {
+    if (timeout.count() <= 0) return;
+    thread_ = std::thread([this, timeout] {
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, timeout, [this] { return done_; })) return;
+      fired_ = true;
+      proc_->signal(SIGTERM);
+      if (cv_.wait_for(lock, std::chrono::seconds(10), [this] { return done_; })) return;
+      proc_->signal(SIGKILL);
+    });
+  }
+  ~Watchdog() { disarm(); }
+  void disarm() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool fired() {
+    std::lock_guard lock(mu_);
+    return fired_;
+  }
+
+ private:
+  std::shared_ptr<core::Subprocess> proc_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, fired_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+core::Result<archive::StreamSource> command_source(const ExecOptions& opt) {
+  if (opt.command.empty() || opt.command[0].empty()) return core::invalid_argument("no command to run");
+  core::ProcessOptions po;
+  po.forward_stderr = true;  // the command's own messages stay visible
+  po.new_process_group = true;
+  po.env = opt.env;
+  ASSIGN_OR_RETURN(std::shared_ptr<core::Subprocess> proc, core::Subprocess::start(opt.command, po));
+  auto dog = std::make_shared<Watchdog>(proc, opt.timeout);
+  archive::StreamSource src;
+  src.filename = opt.filename;
+  src.read = [proc](uint8_t* buf, size_t cap) { return proc->read(buf, cap); };
+  src.finish = [proc, dog, timeout = opt.timeout]() -> core::Status {
+    uint64_t total = proc->bytes_read();
+    core::Status st = proc->wait();
+    dog->disarm();
+    if (dog->fired())
+      return core::io_error(fmt::format("command '{}' timed out after {}: no snapshot written", proc->name(),
+                                        core::format_duration(static_cast<double>(timeout.count()))));
+    if (!st.ok()) return core::io_error("command " + st.message() + ": no snapshot written");
+    if (total == 0)
+      return core::io_error("command '" + proc->name() + "' produced no output: no snapshot written");
+    return {};
+  };
+  return src;
+}
+
+core::Result<archive::BackupResult> backup(repo::Repository& repo, const ExecOptions& opt,
+                                           const archive::BackupOptions& backup,
+                                           archive::BackupProgress* progress) {
+  ASSIGN_OR_RETURN(auto src, command_source(opt));
+  archive::BackupOptions o = backup;
+  o.engine["type"] = "exec";
+  return archive::backup_stream(repo, std::move(src), o, progress);
+}
+
+}  // namespace cairn::engines::exec

@@ -1,0 +1,33 @@
+// The exec engine: any command whose standard output is the backup
+// (`mongodump --archive`, `etcdctl snapshot save -`, a vendor's dump tool).
+// The output is streamed into one file of the snapshot, never staged on disk.
+// A command that fails, is killed, times out or prints nothing writes no
+// snapshot. Thread-compatible.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "archive/archiver.h"
+#include "core/status.h"
+#include "repo/repository.h"
+
+namespace cairn::engines::exec {
+
+struct ExecOptions {
+  std::vector<std::string> command;  // argv (never through a shell unless argv says so)
+  std::string filename = "stdout";   // name of the stream in the snapshot
+  std::vector<std::string> env;      // extra "NAME=value" entries, already expanded
+  // 0: none. On expiry the command's process group gets SIGTERM, then SIGKILL
+  // after a 10 s grace.
+  std::chrono::seconds timeout{0};
+};
+
+core::Result<archive::StreamSource> command_source(const ExecOptions& opt);
+
+core::Result<archive::BackupResult> backup(repo::Repository& repo, const ExecOptions& opt,
+                                           const archive::BackupOptions& backup,
+                                           archive::BackupProgress* progress);
+
+}  // namespace cairn::engines::exec
