@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <mutex>
+#include <thread>
 #include <utility>
 
 namespace cairn::daemon {
@@ -54,6 +55,7 @@ CREATE TABLE alerts (
 )sql",
 };
 
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
 constexpr int kLatestVersion = static_cast<int>(std::size(kMigrations));
 
 struct DbDeleter {
@@ -231,25 +233,32 @@ struct StateStore::Impl {
 
   core::Result<Stmt> prepare(const char* sql) { return Stmt::prepare(db.get(), what, sql); }
 
+  core::Result<int> schema_version() {
+    ASSIGN_OR_RETURN(Stmt s, prepare("SELECT MAX(version) FROM schema_version"));
+    ASSIGN_OR_RETURN(bool row, s.step());
+    return row ? static_cast<int>(s.int64(0)) : 0;
+  }
+
+  // One transaction per step; the version is read inside it, so two
+  // processes opening a new database at once do not both migrate.
   core::Status migrate() {
     TRY(exec(db.get(), what,
              "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
-    int version = 0;
-    {
-      ASSIGN_OR_RETURN(Stmt s, prepare("SELECT MAX(version) FROM schema_version"));
-      ASSIGN_OR_RETURN(bool row, s.step());
-      if (row) version = static_cast<int>(s.int64(0));
-    }
-    if (version > kLatestVersion) {
-      return core::unsupported(what + " has schema version " + std::to_string(version) +
-                               "; this cairn knows versions up to " +
-                               std::to_string(kLatestVersion));
-    }
-    for (int v = version; v < kLatestVersion; ++v) {
+    for (bool done = false; !done;) {
       TRY(in_transaction(db.get(), what, [&]() -> core::Status {
-        TRY(exec(db.get(), what, kMigrations[v]));
+        ASSIGN_OR_RETURN(int version, schema_version());
+        if (version > kLatestVersion) {
+          return core::unsupported(what + " has schema version " + std::to_string(version) +
+                                   "; this cairn knows versions up to " +
+                                   std::to_string(kLatestVersion));
+        }
+        if (version == kLatestVersion) {
+          done = true;
+          return core::ok_status();
+        }
+        TRY(exec(db.get(), what, kMigrations[version]));
         ASSIGN_OR_RETURN(Stmt s, prepare("INSERT INTO schema_version (version) VALUES (?)"));
-        s.bind(1, static_cast<int64_t>(v + 1));
+        s.bind(1, static_cast<int64_t>(version + 1));
         return s.run();
       }));
     }
@@ -326,13 +335,24 @@ core::Result<StateStore> StateStore::open(const std::string& path) {
     return core::io_error(impl->what + ": " +
                           (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
   }
-  sqlite3_busy_timeout(raw, 5000);
-  {
+  sqlite3_busy_timeout(raw, static_cast<int>(kBusyTimeout.count()));
+  // Switching to WAL does not call the busy handler (while another
+  // connection opens the new file at the same moment it fails at once with
+  // SQLITE_BUSY), so retry it here, within the same timeout.
+  auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+  for (;;) {
     ASSIGN_OR_RETURN(Stmt s, impl->prepare("PRAGMA journal_mode=WAL"));
-    ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row || s.text(0) != "wal") {
+    auto row = s.step();
+    if (!row.ok() && row.status().code() == core::Code::kTransient &&
+        std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    if (!row.ok()) return row.status();
+    if (!*row || s.text(0) != "wal") {
       return core::io_error(impl->what + ": cannot switch to WAL journal mode");
     }
+    break;
   }
   TRY(impl->migrate());
   return StateStore(std::move(impl));

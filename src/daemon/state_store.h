@@ -2,8 +2,8 @@
 // database file: the history of runs (backup, prune, drill, forget), the
 // per-service schedule state, and the alert states the AlertManager keeps.
 //
-// The database runs in WAL journal mode with a busy timeout, so a CLI reading
-// it (`cairn daemon status`) never blocks the daemon for long. The schema is
+// The database runs in WAL journal mode with a 5 s busy timeout, so a CLI
+// reading it (`cairn daemon status`) never blocks the daemon for long. The schema is
 // versioned (table schema_version); open() applies the missing migrations in
 // order, each in its own transaction, and refuses a database written by a
 // newer cairn (kUnsupported).

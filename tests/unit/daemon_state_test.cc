@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <thread>
 
 #include "daemon/state_store.h"
@@ -224,6 +225,33 @@ TEST(DaemonState, WalModeAndConcurrentWriters) {
   auto runs = reader.recent_runs("svc0", RunKind::kBackup, 100);
   ASSERT_TRUE(runs.ok());
   EXPECT_EQ(runs->size(), 25u);
+}
+
+TEST(DaemonState, ConcurrentFirstOpensMigrateOnce) {
+  testing::TempDir dir;
+  std::string path = dir / "state.db";
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      auto s = StateStore::open(path);
+      EXPECT_TRUE(s.ok()) << s.status().to_string();
+      if (s.ok()) ++ok;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok, 4);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_version", -1, &st, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), StateStore::latest_schema_version());
+  EXPECT_EQ(sqlite3_column_int(st, 1), StateStore::latest_schema_version());
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 TEST(DaemonState, RejectsNewerSchemaAndNonDatabase) {
