@@ -107,7 +107,7 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
   // storing its marker, so either it waits for this backup or this backup
   // sees the marker (docs/retention.md).
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
-  ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+  ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));
   TRY(ctx.load_index(*repo));
   archive::BackupOptions opt;
   opt.excludes = a.excludes;
@@ -196,21 +196,14 @@ core::Status run_hook(const std::string& command, const std::vector<std::string>
 // post hook leaves the snapshot but exits 3.
 core::Status run_service_backup(Context& ctx, BackupArgs& a) {
   ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
-  const policy::Service* svc = catalog.find(a.service);
-  if (!svc) {
-    std::vector<std::string> names;
-    for (const auto& s : catalog.services) names.push_back(s.name);
-    std::string hint = policy::did_you_mean(a.service, names);
-    return core::invalid_argument(fmt::format("no service \"{}\" in {}{}", a.service, catalog.path,
-                                              hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
-  }
+  ASSIGN_OR_RETURN(const policy::Service* svc, find_service(catalog, a.service));
   TRY(ctx.use_service_repository(*svc));
   std::vector<std::string> env = {"CAIRN_SERVICE=" + svc->name, "CAIRN_REPOSITORY=" + ctx.repo};
   for (const auto& h : svc->hooks.pre) TRY(run_hook(h, env));
 
   auto backup = [&]() -> core::Result<archive::BackupResult> {
     ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
-    ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+    ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));
     TRY(ctx.load_index(*repo));
     archive::BackupOptions opt;
     for (const auto& t : a.tags) opt.tags.push_back(t);

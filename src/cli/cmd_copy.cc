@@ -62,8 +62,8 @@ core::Status run_copy(Context& ctx, const CopyArgs& a) {
 
   // Locks before index reads (a prune in either repository then either
   // waits for us or we see its markers).
-  ASSIGN_OR_RETURN(auto src_lock, repo::Lock::acquire(src, repo::LockMode::kShared));
-  ASSIGN_OR_RETURN(auto dst_lock, repo::Lock::acquire(*dst, repo::LockMode::kShared));
+  ASSIGN_OR_RETURN(auto src_lock, ctx.lock(src, repo::LockMode::kShared));
+  ASSIGN_OR_RETURN(auto dst_lock, ctx.lock(*dst, repo::LockMode::kShared));
   std::vector<repo::SnapshotRef> chosen;
   if (!a.ids.empty()) {
     for (const auto& id : a.ids) {

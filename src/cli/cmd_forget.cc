@@ -27,8 +27,7 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
   if (a.ids.empty() && a.policy.empty() && !a.service.empty()) {
     // `forget --service S` alone applies the service's retention from the policy file.
     ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
-    const policy::Service* svc = catalog.find(a.service);
-    if (!svc) return core::invalid_argument("no service \"" + a.service + "\" in " + catalog.path);
+    ASSIGN_OR_RETURN(const policy::Service* svc, find_service(catalog, a.service));
     TRY(ctx.use_service_repository(*svc));
     a.policy = svc->retention;
   }
@@ -40,7 +39,7 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
   if (!a.dry_run) TRY(repo->require_full_key("forget snapshots"));
   std::unique_ptr<repo::Lock> lock;
   if (!a.dry_run) {
-    ASSIGN_OR_RETURN(lock, repo::Lock::acquire(*repo, true));
+    ASSIGN_OR_RETURN(lock, ctx.lock(*repo, repo::LockMode::kExclusive));
   }
 
   std::vector<std::string> remove;

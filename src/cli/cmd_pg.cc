@@ -31,7 +31,7 @@ core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
         "pg backup needs --service: snapshots and WAL are kept per service");
   // Lock before reading the index: a two-phase prune must see this backup.
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
-  ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, false));
+  ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));
   TRY(ctx.load_index(*repo));
   archive::BackupOptions opt;
   opt.service = a.service;
@@ -351,7 +351,10 @@ void add_pg(CLI::App& app, Context& ctx) {
       pg_cmd->add_subcommand("check", "WAL archive continuity and recovery point of a service");
   check->add_option("--service", *check_service, "service to check")->required();
   check->callback(
-      [&ctx, check_service] { ctx.run([&] { return run_pg_check(ctx, *check_service); }); });
+      [&ctx, check_service] { ctx.run([&]() -> core::Status {
+        TRY(ctx.apply_service_policy(*check_service, false));
+        return run_pg_check(ctx, *check_service);
+      }); });
 
   auto expire_service = std::make_shared<std::string>();
   auto expire_dry = std::make_shared<bool>(false);

@@ -76,14 +76,17 @@ void add_prune(CLI::App& app, Context& ctx) {
     std::string max_unused = "5%";
     bool dry_run = false;
     bool exclusive = false;
+    std::string service;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--max-unused", o->max_unused, "repack packs with more than this share unused (default 5%)");
   cmd->add_flag("-n,--dry-run", o->dry_run, "only report what would be freed");
   cmd->add_flag("--exclusive", o->exclusive,
                 "delete at once under an exclusive lock (no backup may run) instead of marking for a later run");
+  cmd->add_option("--service", o->service, "prune the repository of this service of the policy file");
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
+      if (!o->service.empty()) TRY(ctx.apply_service_policy(o->service, true));
       repo::PruneOptions opt;
       opt.dry_run = o->dry_run;
       opt.exclusive = o->exclusive;
@@ -91,7 +94,7 @@ void add_prune(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       std::unique_ptr<repo::Lock> lock;
       if (!opt.dry_run) {
-        ASSIGN_OR_RETURN(lock, repo::Lock::acquire(*repo, opt.exclusive ? repo::LockMode::kExclusive
+        ASSIGN_OR_RETURN(lock, ctx.lock(*repo, opt.exclusive ? repo::LockMode::kExclusive
                                                                         : repo::LockMode::kMaintenance));
         opt.own_holder = lock->holder();
       }

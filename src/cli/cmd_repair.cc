@@ -17,7 +17,7 @@ void add_repair(CLI::App& app, Context& ctx) {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       TRY(repo->require_full_key("repair the index"));
-      ASSIGN_OR_RETURN(auto lock, repo::Lock::acquire(*repo, repo::LockMode::kExclusive));
+      ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kExclusive));
       std::string stage;
       std::mutex mu;
       ProgressLine line(ctx.show_progress(), [&](double el) {

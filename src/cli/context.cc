@@ -1,4 +1,5 @@
 #include "cli/context.h"
+#include "policy/duration.h"
 
 #include <fmt/format.h>
 #include <sys/wait.h>
@@ -48,7 +49,7 @@ void Context::run(const std::function<core::Status()>& body) {
 
 core::Result<std::unique_ptr<repo::Lock>> Context::shared_lock(repo::Repository& repo) const {
   if (no_lock) return std::unique_ptr<repo::Lock>();
-  return repo::Lock::acquire(repo, false);
+  return lock(repo, repo::LockMode::kShared);
 }
 
 bool Context::show_progress() const { return !quiet && !json && !no_progress && isatty(2); }
@@ -226,6 +227,24 @@ nlohmann::json snapshot_json(const repo::SnapshotRef& s) {
   return j;
 }
 
+core::Result<std::unique_ptr<repo::Lock>> Context::lock(repo::Repository& repo, repo::LockMode mode) const {
+  std::chrono::seconds budget{0};
+  if (!retry_lock.empty()) {
+    auto d = policy::parse_duration(retry_lock);
+    if (!d.ok()) return core::invalid_argument("--retry-lock: " + d.status().message());
+    budget = *d;
+  }
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  std::chrono::milliseconds wait{500};
+  for (;;) {
+    auto l = repo::Lock::acquire(repo, mode);
+    if (l.ok() || l.status().code() != core::Code::kLocked || std::chrono::steady_clock::now() + wait > deadline)
+      return l;
+    std::this_thread::sleep_for(wait);
+    wait = std::min<std::chrono::milliseconds>(wait * 2, std::chrono::seconds(30));
+  }
+}
+
 core::Result<policy::Catalog> Context::load_policy() const {
   policy::LoadResult r = policy::load_catalog(policy::find_config(config));
   std::string errors;
@@ -238,6 +257,24 @@ core::Result<policy::Catalog> Context::load_policy() const {
   }
   if (!errors.empty()) return core::invalid_argument("the policy file has errors:\n" + errors);
   return std::move(r.catalog);
+}
+
+core::Status Context::apply_service_policy(const std::string& service, bool required) {
+  bool configured = !config.empty() || getenv("CAIRN_CONFIG") || access("cairn.yaml", R_OK) == 0;
+  if (!configured && !required) return {};
+  ASSIGN_OR_RETURN(auto catalog, load_policy());
+  auto svc = find_service(catalog, service);
+  if (!svc.ok()) return required ? svc.status() : core::Status();
+  return use_service_repository(**svc);
+}
+
+core::Result<const policy::Service*> find_service(const policy::Catalog& catalog, const std::string& name) {
+  if (const policy::Service* s = catalog.find(name)) return s;
+  std::vector<std::string> names;
+  for (const auto& s : catalog.services) names.push_back(s.name);
+  std::string hint = policy::did_you_mean(name, names);
+  return core::invalid_argument("no service \"" + name + "\" in " + catalog.path +
+                                (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
 }
 
 core::Status Context::use_service_repository(const policy::Service& service) {

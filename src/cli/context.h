@@ -48,6 +48,7 @@ struct Context {
   bool s3_path_style = false;
   bool s3_virtual_host = false;
   int s3_connections = 8;
+  std::string retry_lock;  // --retry-lock: keep trying a held lock this long ("10m")
   int exit_code = kExitOk;
   std::vector<std::string> command;  // arguments after "--"
 
@@ -65,6 +66,9 @@ struct Context {
   // a prune that marks packs meanwhile either sees their lock or they see its marker.
   core::Status load_index(repo::Repository& repo) const;
   bool show_progress() const;
+  // Takes a lock, retrying for --retry-lock while another process holds a
+  // conflicting one (then kLocked, exit code 11).
+  core::Result<std::unique_ptr<repo::Lock>> lock(repo::Repository& repo, repo::LockMode mode) const;
   // A shared lock unless --no-lock (then null).
   core::Result<std::unique_ptr<repo::Lock>> shared_lock(repo::Repository& repo) const;
   void print_json(const nlohmann::json& j) const;
@@ -74,9 +78,16 @@ struct Context {
   // Points this command at a service's repository and key, unless --repo
   // was given. Secrets are taken from the files/commands the policy names.
   core::Status use_service_repository(const policy::Service& service);
+  // use_service_repository() for a service of the policy file, when a policy
+  // file is configured (--config, CAIRN_CONFIG, ./cairn.yaml) and names it;
+  // `required`: a missing file or service is an error.
+  core::Status apply_service_policy(const std::string& service, bool required);
 };
 
 int exit_code_for(const core::Status& st);
+
+// The service named `name` of the catalog, or kInvalidArgument with a suggestion.
+core::Result<const policy::Service*> find_service(const policy::Catalog& catalog, const std::string& name);
 
 // Password from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,
 // or a prompt when stdin is a terminal (asked twice when `confirm`).
@@ -121,6 +132,7 @@ void add_wal(CLI::App& app, Context& ctx);
 void add_repair(CLI::App& app, Context& ctx);
 void add_copy(CLI::App& app, Context& ctx);
 void add_policy(CLI::App& app, Context& ctx);
+void add_daemon(CLI::App& app, Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

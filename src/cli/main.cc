@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/context.h"
+#include "core/process.h"
 #include "crypto/crypto.h"
 
 // Blocks at least this large get their own mapping (see main()).
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     std::cerr << "cairn: " << st.message() << "\n";
     return cli::kExitFailure;
   }
+  core::forward_termination_signals();
   cli::Context ctx;
   if (const char* r = getenv("CAIRN_REPOSITORY")) ctx.repo = r;
   if (const char* k = getenv("CAIRN_KEY_FILE")) ctx.key_file = k;
@@ -64,6 +66,8 @@ int main(int argc, char** argv) {
   app.add_option("--s3-connections", ctx.s3_connections,
                  "S3 uploads in flight (default 8; each holds a 16 MiB pack)")
       ->check(CLI::Range(1, 64));
+  app.add_option("--retry-lock", ctx.retry_lock,
+                 "wait up to this long (e.g. 10m) for a lock another process holds");
   app.add_flag("--no-lock", ctx.no_lock, "restore/check without taking a lock (read-only repositories)");
   app.add_option("--compression", ctx.compression, "off, fast, auto (zstd 3) or max")
       ->check(CLI::IsMember({"off", "fast", "auto", "max"}));
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
   cli::add_repair(app, ctx);
   cli::add_copy(app, ctx);
   cli::add_policy(app, ctx);
+  cli::add_daemon(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

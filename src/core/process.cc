@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -38,7 +39,44 @@ std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
   return env;
 }
 
+// Process groups of running children, for the termination signal handler
+// (which may only touch lock-free atomics).
+constexpr int kMaxGroups = 256;
+std::atomic<pid_t> g_groups[kMaxGroups];
+
+void register_group(pid_t pgid) {
+  for (auto& slot : g_groups) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, pgid)) return;
+  }
+}
+
+void unregister_group(pid_t pgid) {
+  for (auto& slot : g_groups) {
+    pid_t expected = pgid;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+void on_termination(int sig) {
+  for (auto& slot : g_groups) {
+    pid_t g = slot.load();
+    if (g > 0) ::kill(-g, SIGTERM);
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
 }  // namespace
+
+void forward_termination_signals() {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    struct sigaction sa {};
+    sa.sa_handler = on_termination;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, nullptr);
+  }
+}
 
 Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::string>& argv,
                                                       const ProcessOptions& options) {
@@ -65,6 +103,9 @@ Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::str
     if (out[1] >= 0) dup2(out[1], 1);
     dup2(err[1], 2);
     ::signal(SIGPIPE, SIG_DFL);
+    sigset_t none;  // a parent that waits for signals in a thread blocks them; the child must not
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     if (options.new_process_group) setpgid(0, 0);
     execvpe(args[0], args.data(), envp.data());
     const char* msg = strerror(errno);
@@ -81,7 +122,10 @@ Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::str
   p->sig_pid_ = pid;
   p->group_ = options.new_process_group;
   // Also from the parent, so a signal sent right after start() finds the group.
-  if (options.new_process_group) setpgid(pid, pid);
+  if (options.new_process_group) {
+    setpgid(pid, pid);
+    register_group(pid);
+  }
   if (out[1] >= 0) close(out[1]);
   p->out_fd_ = out[0];
   close(err[1]);
@@ -154,10 +198,12 @@ Status Subprocess::wait() {
     std::lock_guard lock(sig_mu_);
     sig_pid_ = -1;
   }
+  if (group_) unregister_group(pid_);
   int status = 0;
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
+  exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (err_reader_.joinable()) err_reader_.join();
   std::string tail = stderr_tail();
   std::string detail = tail.empty() || forward_stderr_ ? "" : ":\n" + tail;
@@ -166,6 +212,54 @@ Status Subprocess::wait() {
   if (WEXITSTATUS(status) != 0)
     return io_error(name_ + " exited with status " + std::to_string(WEXITSTATUS(status)) + detail);
   return {};
+}
+
+Watchdog::Watchdog(std::shared_ptr<Subprocess> proc, std::chrono::seconds timeout,
+                   std::chrono::seconds kill_grace)
+    : proc_(std::move(proc)) {
+  thread_ = std::thread([this, timeout, kill_grace] {
+    std::unique_lock lock(mu_);
+    auto stop = [this] { return done_ || cancelled_; };
+    if (timeout.count() > 0) {
+      cv_.wait_for(lock, timeout, stop);
+    } else {
+      cv_.wait(lock, stop);
+    }
+    if (done_) return;
+    fired_ = true;
+    proc_->signal(SIGTERM);
+    if (cv_.wait_for(lock, kill_grace, [this] { return done_; })) return;
+    proc_->signal(SIGKILL);
+  });
+}
+
+Watchdog::~Watchdog() { disarm(); }
+
+void Watchdog::cancel() {
+  {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Watchdog::disarm() {
+  {
+    std::lock_guard lock(mu_);
+    done_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Watchdog::fired() {
+  std::lock_guard lock(mu_);
+  return fired_;
+}
+
+bool Watchdog::timed_out() {
+  std::lock_guard lock(mu_);
+  return fired_ && !cancelled_;
 }
 
 Result<std::string> run_and_capture(const std::vector<std::string>& argv,

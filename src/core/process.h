@@ -9,6 +9,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -46,6 +48,8 @@ class Subprocess {
   // Closes our end of stdout and reaps the child. Ok only for exit status 0;
   // otherwise an error naming the program, its status and its last stderr lines.
   Status wait();
+  // After wait(): the exit status, or -1 when a signal ended the child.
+  int exit_code() const { return exit_code_; }
   // Bytes read from stdout so far.
   uint64_t bytes_read() const { return bytes_read_; }
   const std::string& name() const { return name_; }
@@ -61,6 +65,7 @@ class Subprocess {
   int out_fd_ = -1;
   int err_fd_ = -1;
   uint64_t bytes_read_ = 0;
+  int exit_code_ = -1;
   bool forward_stderr_ = false;
   bool group_ = false;
   std::mutex sig_mu_;
@@ -69,6 +74,38 @@ class Subprocess {
   std::mutex err_mu_;
   std::string err_tail_;
 };
+
+// Stops a child that runs past its timeout (or is cancelled): SIGTERM, then
+// SIGKILL after a grace period. Disarmed when the child ends first.
+// Thread-safe.
+class Watchdog {
+ public:
+  // timeout 0: only cancel() fires it.
+  Watchdog(std::shared_ptr<Subprocess> proc, std::chrono::seconds timeout,
+           std::chrono::seconds kill_grace = std::chrono::seconds(10));
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+  // Fires now (shutdown). Returns at once.
+  void cancel();
+  // Stops watching; call after the child was reaped.
+  void disarm();
+  bool fired();     // the timeout or cancel() signalled the child
+  bool timed_out();  // the timeout did (not cancel())
+
+ private:
+  std::shared_ptr<Subprocess> proc_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, fired_ = false, cancelled_ = false;
+  std::thread thread_;
+};
+
+// Makes SIGTERM, SIGINT and SIGHUP reach the process groups of running
+// children started with new_process_group before this process dies of the
+// signal, so `kill <cairn>` never leaves a dump tool running on its own.
+// Call once, early in main().
+void forward_termination_signals();
 
 // Runs argv to completion and returns its stdout (meant for small outputs
 // such as `pg_config --bindir`).

@@ -340,7 +340,7 @@ core::Result<StateStore> StateStore::open(const std::string& path) {
   // connection opens the new file at the same moment it fails at once with
   // SQLITE_BUSY), so retry it here, within the same timeout.
   auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
-  for (;;) {
+  for (bool in_memory = path == ":memory:"; !in_memory;) {  // ":memory:": scratch state (alert test)
     ASSIGN_OR_RETURN(Stmt s, impl->prepare("PRAGMA journal_mode=WAL"));
     auto row = s.step();
     if (!row.ok() && row.status().code() == core::Code::kTransient &&

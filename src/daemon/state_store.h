@@ -99,7 +99,8 @@ std::string alert_key(std::string_view name, std::string_view service);
 
 class StateStore {
  public:
-  // Opens (creating if needed) the database at `path` and migrates its schema.
+  // Opens (creating if needed) the database at `path` and migrates its
+  // schema. ":memory:" gives a private, unsaved database.
   static core::Result<StateStore> open(const std::string& path);
 
   StateStore(StateStore&&) noexcept;

@@ -1,57 +1,11 @@
 #include "engines/exec/exec.h"
 
 #include <fmt/format.h>
-#include <signal.h>
-
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
 #include "core/bytes.h"
 #include "core/process.h"
 
 namespace cairn::engines::exec {
-
-namespace {
-
-// Stops a command that runs past its timeout: SIGTERM to its process group,
-// SIGKILL after a grace period. Disarmed when the command ends first.
-class Watchdog {
- public:
-  Watchdog(std::shared_ptr<core::Subprocess> proc, std::chrono::seconds timeout) : proc_(std::move(proc)) {
-    if (timeout.count() <= 0) return;
-    thread_ = std::thread([this, timeout] {
-      std::unique_lock lock(mu_);
-      if (cv_.wait_for(lock, timeout, [this] { return done_; })) return;
-      fired_ = true;
-      proc_->signal(SIGTERM);
-      if (cv_.wait_for(lock, std::chrono::seconds(10), [this] { return done_; })) return;
-      proc_->signal(SIGKILL);
-    });
-  }
-  ~Watchdog() { disarm(); }
-  void disarm() {
-    {
-      std::lock_guard lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-  bool fired() {
-    std::lock_guard lock(mu_);
-    return fired_;
-  }
-
- private:
-  std::shared_ptr<core::Subprocess> proc_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false, fired_ = false;
-  std::thread thread_;
-};
-
-}  // namespace
 
 core::Result<archive::StreamSource> command_source(const ExecOptions& opt) {
   if (opt.command.empty() || opt.command[0].empty()) return core::invalid_argument("no command to run");
@@ -60,7 +14,7 @@ core::Result<archive::StreamSource> command_source(const ExecOptions& opt) {
   po.new_process_group = true;
   po.env = opt.env;
   ASSIGN_OR_RETURN(std::shared_ptr<core::Subprocess> proc, core::Subprocess::start(opt.command, po));
-  auto dog = std::make_shared<Watchdog>(proc, opt.timeout);
+  auto dog = std::make_shared<core::Watchdog>(proc, opt.timeout);
   archive::StreamSource src;
   src.filename = opt.filename;
   src.read = [proc](uint8_t* buf, size_t cap) { return proc->read(buf, cap); };

@@ -1,0 +1,557 @@
+#include "daemon/daemon.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "daemon/anomaly.h"
+#include "policy/duration.h"
+
+namespace cairn::daemon {
+
+namespace {
+
+using std::chrono::seconds;
+
+constexpr char kPrunePrefix[] = "prune:";
+constexpr size_t kMaxJobOutput = 1 << 20;
+
+std::string fmt_time(Time t) { return format_rfc3339(t); }
+
+std::vector<ReceiverConfig> receivers_of(const policy::Catalog& c) {
+  std::vector<ReceiverConfig> out;
+  for (const auto& a : c.alerts) {
+    ReceiverConfig r;
+    r.name = a.name;
+    r.kind = a.type == "alertmanager" ? ReceiverKind::kAlertmanager : ReceiverKind::kWebhook;
+    r.url = a.url;
+    r.services = a.services;
+    for (const auto& [k, v] : a.headers) {
+      auto val = policy::expand_env(v);
+      if (!val.ok()) {
+        spdlog::warn("alert receiver {}: header {} left out: {}", a.name, k, val.status().message());
+        continue;
+      }
+      r.headers.emplace_back(k, *val);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+const date::time_zone* zone_of(const policy::Catalog& c) {
+  auto z = policy::find_zone(c.daemon.timezone);
+  return z.ok() ? *z : nullptr;
+}
+
+Severity severity_for(const policy::Service& s) {
+  return s.tier == "critical" || s.tier == "high" ? Severity::kCritical : Severity::kWarning;
+}
+
+}  // namespace
+
+core::Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options, policy::Catalog catalog) {
+  ASSIGN_OR_RETURN(auto store, StateStore::open(catalog.daemon.state));
+  std::unique_ptr<Daemon> d(new Daemon(std::move(options), std::move(catalog), std::move(store)));
+  AlertManagerOptions ao;
+  ao.repeat_interval = d->catalog_->daemon.repeat_interval;
+  ASSIGN_OR_RETURN(d->alerts_, AlertManager::create(&d->store_, receivers_of(*d->catalog_), ao));
+  return d;
+}
+
+Daemon::Daemon(DaemonOptions options, policy::Catalog catalog, StateStore store)
+    : options_(std::move(options)),
+      store_(std::move(store)),
+      catalog_(std::make_shared<const policy::Catalog>(std::move(catalog))) {}
+
+Daemon::~Daemon() {
+  stop();
+  for (auto& w : workers_)
+    if (w.joinable()) w.join();
+  if (metrics_) metrics_->stop();
+}
+
+Time Daemon::now() const { return std::chrono::floor<seconds>(std::chrono::system_clock::now()); }
+
+void Daemon::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Daemon::reload() {
+  {
+    std::lock_guard lock(mu_);
+    reload_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Daemon::sleep_unless_stopping(seconds d) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, d, [this] { return stopping_; });
+}
+
+// (Re)builds the schedule from the catalog; keeps due times of services
+// whose schedule did not change. Called with mu_ held.
+std::shared_ptr<AlertManager> Daemon::alerts() {
+  std::lock_guard lock(mu_);
+  return alerts_;
+}
+
+std::vector<Alert> Daemon::schedule_catalog(Time t) {
+  std::vector<Alert> missed_alerts;
+  const policy::Catalog& c = *catalog_;
+  auto old = std::move(book_);
+  book_ = std::make_unique<ScheduleBook>(zone_of(c), c.daemon.jitter, c.daemon.catch_up == "once",
+                                         static_cast<uint64_t>(getpid()) ^ static_cast<uint64_t>(t.time_since_epoch().count()));
+  std::set<std::string> repositories;
+  for (const auto& s : c.services) {
+    std::optional<Time> persisted;
+    if (old) persisted = old->next(s.name);
+    auto st = store_.service_state(s.name);
+    if (!persisted && st.ok() && *st) persisted = (*st)->next_run_at;
+    if (s.schedule) {
+      bool missed = book_->add(s.name, *s.schedule, persisted, t);
+      if (missed && !old)
+        missed_alerts.push_back(make_alert(s, kAlertBackupMissed, Severity::kWarning,
+                                        fmt::format("{}: scheduled backup missed while the daemon was down", s.name),
+                                        fmt::format("A run was due at {}; the daemon was not running. Catch-up "
+                                                    "policy: {}.",
+                                                    fmt_time(*persisted), c.daemon.catch_up)));
+    }
+    // Prune each repository once, under its first service's name.
+    if (c.daemon.prune_schedule && repositories.insert(s.repository.location).second) {
+      std::string key = kPrunePrefix + s.name;
+      std::optional<Time> prune_next = old ? old->next(key) : std::nullopt;
+      book_->add(key, *c.daemon.prune_schedule, prune_next ? prune_next : std::optional<Time>(), t);
+    }
+  }
+  return missed_alerts;
+}
+
+core::Status Daemon::apply_reload() {
+  policy::LoadResult r = policy::load_catalog(options_.config_path);
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == policy::Diagnostic::Severity::kError) spdlog::error("reload: {}", d.to_string());
+    else spdlog::warn("reload: {}", d.to_string());
+  }
+  if (!r.ok()) return core::invalid_argument("the new policy has errors; keeping the old one");
+  AlertManagerOptions ao;
+  ao.repeat_interval = r.catalog.daemon.repeat_interval;
+  ASSIGN_OR_RETURN(auto alerts, AlertManager::create(&store_, receivers_of(r.catalog), ao));
+  std::lock_guard lock(mu_);
+  alerts_ = std::move(alerts);
+  catalog_ = std::make_shared<const policy::Catalog>(std::move(r.catalog));
+  (void)schedule_catalog(now());
+  spdlog::info("reloaded {}: {} service(s)", options_.config_path, catalog_->services.size());
+  return {};
+}
+
+Alert Daemon::make_alert(const policy::Service& svc, const std::string& name, Severity sev, std::string summary,
+                         std::string description) const {
+  Alert a;
+  a.name = name;
+  a.service = svc.name;
+  a.owner = svc.owner;
+  a.tier = svc.tier;
+  a.severity = sev;
+  a.summary = std::move(summary);
+  a.description = std::move(description);
+  return a;
+}
+
+core::Status Daemon::run() {
+  TRY(store_.mark_interrupted_runs(now()));
+  const policy::Catalog& c = *catalog_;
+  if (!c.daemon.listen.empty()) {
+    MetricsServerOptions mo;
+    auto colon = c.daemon.listen.rfind(':');
+    mo.address = c.daemon.listen.substr(0, colon);
+    mo.port = std::stoi(c.daemon.listen.substr(colon + 1));
+    ASSIGN_OR_RETURN(metrics_, MetricsServer::start(
+                                   mo, [this] { return render_metrics(); },
+                                   [] { return core::Status(); }));
+    metrics_port_ = metrics_->port();
+    spdlog::info("metrics on http://{}:{}/metrics", mo.address, metrics_->port());
+  }
+  int jobs = c.daemon.max_jobs > 0 ? c.daemon.max_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<Alert> missed;
+  {
+    std::lock_guard lock(mu_);
+    missed = schedule_catalog(now());
+  }
+  for (const auto& a : missed) (void)alerts()->raise(a);
+  for (int i = 0; i < jobs; i++) workers_.emplace_back([this] { worker(); });
+  std::thread prober([this] { probe_recovery_points(); });
+  // Alert delivery may retry for a while; it never holds up scheduling.
+  std::thread evaluator([this] {
+    do evaluate(now());
+    while (sleep_unless_stopping(options_.evaluate_every));
+  });
+  spdlog::info("daemon started: {} service(s), {} job(s) at a time, state {}", c.services.size(), jobs,
+               c.daemon.state);
+
+  for (;;) {
+    bool do_reload = false;
+    {
+      std::unique_lock lock(mu_);
+      if (stopping_) break;
+      Time t = now();
+      for (const auto& name : book_->due(t)) {
+        bool prune = name.rfind(kPrunePrefix, 0) == 0;
+        std::string service = prune ? name.substr(sizeof(kPrunePrefix) - 1) : name;
+        if (busy_.count(name)) continue;  // never two runs of one service at once
+        Job job{service, prune, *book_->next(name)};
+        book_->started(name, t);
+        busy_.insert(name);
+        queue_.push_back(job);
+      }
+      cv_.notify_all();
+      auto wake = std::chrono::system_clock::now() + std::chrono::seconds(1);
+      cv_.wait_until(lock, wake, [this] { return stopping_ || reload_; });
+      do_reload = std::exchange(reload_, false);
+    }
+    if (do_reload) {
+      if (auto st = apply_reload(); !st.ok()) spdlog::error("{}", st.message());
+    }
+  }
+
+  // Shutdown: running jobs get the grace period, then are cancelled.
+  seconds grace = catalog_->daemon.shutdown_grace;
+  spdlog::info("stopping: waiting up to {} for running jobs", policy::format_duration(grace));
+  {
+    std::unique_lock lock(mu_);
+    queue_.clear();
+    if (!cv_.wait_for(lock, grace, [this] { return started_at_.empty(); })) {
+      cancel_ = true;
+      for (const auto& dog : running_) dog->cancel();
+      spdlog::warn("cancelled {} job(s) still running after the grace period", running_.size());
+    }
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  prober.join();
+  evaluator.join();
+  evaluate(now());
+  if (metrics_) metrics_->stop();
+  spdlog::info("daemon stopped");
+  return {};
+}
+
+void Daemon::worker() {
+  for (;;) {
+    Job job;
+    std::shared_ptr<const policy::Catalog> catalog;
+    std::string key;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;  // queued runs that did not start are dropped
+      job = queue_.front();
+      queue_.pop_front();
+      catalog = catalog_;
+      key = job.prune ? kPrunePrefix + job.service : job.service;
+      started_at_[key] = now();
+    }
+    if (const policy::Service* svc = catalog->find(job.service)) {
+      if (job.prune) run_prune_job(*svc, catalog);
+      else run_backup_job(*svc, catalog);
+    }
+    {
+      std::lock_guard lock(mu_);
+      busy_.erase(key);
+      started_at_.erase(key);
+    }
+    cv_.notify_all();
+  }
+}
+
+JobResult Daemon::run_child(const std::vector<std::string>& args, seconds timeout) {
+  JobResult r;
+  std::vector<std::string> argv = {options_.cairn_exe, "--json", "--no-progress"};
+  argv.insert(argv.end(), options_.job_args.begin(), options_.job_args.end());
+  argv.push_back("--config");
+  argv.push_back(options_.config_path);
+  argv.insert(argv.end(), args.begin(), args.end());
+  core::ProcessOptions po;
+  po.new_process_group = true;  // a timeout reaches the dump tools it started
+  auto start = std::chrono::steady_clock::now();
+  auto proc = core::Subprocess::start(argv, po);
+  if (!proc.ok()) {
+    r.error = proc.status().message();
+    return r;
+  }
+  std::shared_ptr<core::Subprocess> p = std::move(*proc);
+  auto dog = std::make_shared<core::Watchdog>(p, timeout);
+  {
+    std::lock_guard lock(mu_);
+    if (cancel_) dog->cancel();
+    running_.insert(dog);
+  }
+  uint8_t buf[8192];
+  for (;;) {
+    auto n = p->read(buf, sizeof buf);
+    if (!n.ok() || *n == 0) break;
+    if (r.stdout_text.size() < kMaxJobOutput) r.stdout_text.append(reinterpret_cast<char*>(buf), *n);
+  }
+  core::Status st = p->wait();
+  dog->disarm();
+  {
+    std::lock_guard lock(mu_);
+    running_.erase(dog);
+  }
+  r.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.exit_code = p->exit_code();
+  r.timed_out = dog->timed_out();
+  r.cancelled = dog->fired() && !r.timed_out;
+  // 3 = finished with warnings: the snapshot exists.
+  r.ok = st.ok() || r.exit_code == 3;
+  if (!r.ok) {
+    std::string msg;
+    try {  // --json failures print {"error": ...} on stdout
+      auto j = nlohmann::json::parse(r.stdout_text);
+      if (j.is_object() && j.contains("error")) msg = j["error"].get<std::string>();
+    } catch (const nlohmann::json::exception&) {
+    }
+    r.error = msg.empty() ? st.message() : msg;
+    if (r.timed_out) r.error = fmt::format("timed out after {}: {}", policy::format_duration(timeout), r.error);
+    if (r.cancelled) r.error = "cancelled at daemon shutdown: " + r.error;
+  }
+  return r;
+}
+
+void Daemon::run_backup_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog) {
+  (void)catalog;
+  for (int attempt = 1; attempt <= svc.retries + 1; attempt++) {
+    Time started = now();
+    auto id = store_.begin_run(svc.name, RunKind::kBackup, started, attempt);
+    {
+      ServiceState st;
+      if (auto old = store_.service_state(svc.name); old.ok() && *old) st = **old;
+      st.service = svc.name;
+      st.last_attempt_at = started;
+      (void)store_.put_service_state(st);
+    }
+    spdlog::info("{}: backup started (attempt {}/{})", svc.name, attempt, svc.retries + 1);
+    JobResult r = run_child({"backup", "--service", svc.name}, svc.timeout);
+    RunOutcome out;
+    out.finished_at = now();
+    out.duration_s = r.duration_s;
+    out.result = r.ok ? RunResult::kSuccess : r.cancelled ? RunResult::kCancelled : RunResult::kFailure;
+    out.error = r.error;
+    if (r.ok) {
+      try {
+        auto j = nlohmann::json::parse(r.stdout_text);
+        out.snapshot_id = j.value("snapshot_id", "");
+        out.total_size = j["summary"].value("total_bytes", uint64_t{0});
+        out.bytes_added = j["summary"].value("data_added", uint64_t{0});
+      } catch (const nlohmann::json::exception& e) {
+        spdlog::warn("{}: backup output not understood: {}", svc.name, e.what());
+      }
+    }
+    if (id.ok()) (void)store_.finish_run(*id, out);
+    if (r.ok) {
+      spdlog::info("{}: backup {} done in {:.1f}s", svc.name, out.snapshot_id.substr(0, 8), r.duration_s);
+      after_success(svc, r, started, id.ok() ? *id : 0);
+      return;
+    }
+    spdlog::error("{}: backup failed (attempt {}/{}): {}", svc.name, attempt, svc.retries + 1, r.error);
+    if (r.cancelled || attempt > svc.retries) {
+      if (!r.cancelled)
+        (void)alerts()->raise(make_alert(svc, kAlertBackupFailed, severity_for(svc),
+                                        fmt::format("{}: backup failed after {} attempt(s)", svc.name, attempt),
+                                        r.error));
+      return;
+    }
+    // Exponential backoff between attempts, capped at an hour.
+    seconds delay = std::min<seconds>(svc.retry_delay * (1 << std::min(attempt - 1, 10)), std::chrono::hours(1));
+    if (!sleep_unless_stopping(delay)) return;
+  }
+}
+
+void Daemon::after_success(const policy::Service& svc, const JobResult& r, Time started, int64_t run_id) {
+  ServiceState st;
+  if (auto old = store_.service_state(svc.name); old.ok() && *old) st = **old;
+  st.service = svc.name;
+  st.last_success_at = started;
+  // The snapshot holds the data as of its start. Continuous services keep a
+  // newer point from the WAL probe.
+  if (!st.newest_restorable_point || *st.newest_restorable_point < started) st.newest_restorable_point = started;
+  (void)store_.put_service_state(st);
+  (void)alerts()->resolve(kAlertBackupFailed, svc.name);
+  (void)alerts()->resolve(kAlertBackupMissed, svc.name);
+
+  // Anomalies against this service's recent successful runs.
+  auto history = store_.recent_runs(svc.name, RunKind::kBackup, 11, RunResult::kSuccess);
+  if (history.ok()) {
+    std::vector<RunSample> past;
+    RunSample current{0, r.duration_s};
+    for (const auto& h : *history) {
+      if (h.id == run_id) current.size_bytes = static_cast<double>(h.total_size);
+      else past.push_back({static_cast<double>(h.total_size), h.duration_s});
+    }
+    bool size = false, duration = false;
+    for (const auto& a : detect_anomalies(past, current)) {
+      bool is_size = a.kind != AnomalyKind::kDurationSpike;
+      (is_size ? size : duration) = true;
+      (void)alerts()->raise(make_alert(svc, is_size ? kAlertBackupSizeAnomaly : kAlertBackupDurationAnomaly,
+                                      Severity::kWarning, fmt::format("{}: backup {}", svc.name, anomaly_kind_name(a.kind)),
+                                      a.message));
+    }
+    if (!size) (void)alerts()->resolve(kAlertBackupSizeAnomaly, svc.name);
+    if (!duration) (void)alerts()->resolve(kAlertBackupDurationAnomaly, svc.name);
+  }
+
+  // Retention right after each backup: forget by the service's policy.
+  Time t = now();
+  auto id = store_.begin_run(svc.name, RunKind::kForget, t);
+  // Other services' backups may hold shared locks on the same repository.
+  JobResult f = run_child({"--retry-lock", "30m", "forget", "--service", svc.name}, svc.timeout);
+  RunOutcome out;
+  out.finished_at = now();
+  out.duration_s = f.duration_s;
+  out.result = f.ok ? RunResult::kSuccess : RunResult::kFailure;
+  out.error = f.error;
+  if (id.ok()) (void)store_.finish_run(*id, out);
+  if (!f.ok) spdlog::error("{}: forget failed: {}", svc.name, f.error);
+}
+
+void Daemon::run_prune_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog) {
+  Time t = now();
+  auto id = store_.begin_run(svc.name, RunKind::kPrune, t);
+  spdlog::info("prune of {} (service {}) started", svc.repository.location, svc.name);
+  JobResult r = run_child(
+      {"--retry-lock", "1h", "prune", "--service", svc.name, "--max-unused", catalog->daemon.max_unused}, seconds(0));
+  RunOutcome out;
+  out.finished_at = now();
+  out.duration_s = r.duration_s;
+  out.result = r.ok ? RunResult::kSuccess : r.cancelled ? RunResult::kCancelled : RunResult::kFailure;
+  out.error = r.error;
+  if (id.ok()) (void)store_.finish_run(*id, out);
+  if (r.ok) spdlog::info("prune of {} done in {:.1f}s", svc.repository.location, r.duration_s);
+  else spdlog::error("prune of {} failed: {}", svc.repository.location, r.error);
+}
+
+// For services with continuous WAL archiving the recovery point is the
+// newest archived segment, not the last base backup: ask `pg check`.
+void Daemon::probe_recovery_points() {
+  for (;;) {
+    std::shared_ptr<const policy::Catalog> catalog;
+    {
+      std::lock_guard lock(mu_);
+      catalog = catalog_;
+    }
+    for (const auto& svc : catalog->services) {
+      if (!svc.engine.continuous()) continue;
+      JobResult r = run_child({"pg", "check", "--service", svc.name}, seconds(120));
+      if (!r.ok) {
+        spdlog::warn("{}: WAL recovery point unknown: {}", svc.name, r.error);
+        continue;
+      }
+      try {
+        auto j = nlohmann::json::parse(r.stdout_text);
+        double age = j.value("newest_age_seconds", -1.0);
+        if (age < 0) continue;
+        Time point = now() - seconds(static_cast<int64_t>(age));
+        ServiceState st;
+        if (auto old = store_.service_state(svc.name); old.ok() && *old) st = **old;
+        st.service = svc.name;
+        if (!st.newest_restorable_point || *st.newest_restorable_point < point) st.newest_restorable_point = point;
+        (void)store_.put_service_state(st);
+      } catch (const nlohmann::json::exception&) {
+      }
+    }
+    if (!sleep_unless_stopping(options_.probe_every)) return;
+  }
+}
+
+void Daemon::evaluate(Time t) {
+  std::shared_ptr<const policy::Catalog> catalog;
+  std::map<std::string, std::optional<Time>> next;
+  std::map<std::string, Time> waiting;  // due time of a run that has not started
+  std::map<std::string, seconds> grace;
+  {
+    std::lock_guard lock(mu_);
+    catalog = catalog_;
+    for (const auto& s : catalog->services) {
+      next[s.name] = book_ ? book_->next(s.name) : std::nullopt;
+      grace[s.name] = book_ ? book_->missed_grace(s.name) : seconds(60);
+      // Still in the past: the previous run was still going (no overlap).
+      if (next[s.name] && *next[s.name] <= t) waiting[s.name] = *next[s.name];
+    }
+    for (const auto& job : queue_)  // queued behind busy workers
+      if (!job.prune) waiting[job.service] = std::min(waiting.count(job.service) ? waiting[job.service] : job.due, job.due);
+  }
+  for (const auto& svc : catalog->services) {
+    ServiceState st;
+    if (auto old = store_.service_state(svc.name); old.ok() && *old) st = **old;
+    st.service = svc.name;
+    st.next_run_at = next[svc.name];
+    (void)store_.put_service_state(st);
+
+    // RPO: the age of the newest restorable point against the objective.
+    // A service that never succeeded is measured from the daemon's first
+    // attempt, so a new service gets one schedule interval to succeed.
+    std::optional<Time> since = st.newest_restorable_point;
+    if (since) {
+      seconds rpo = t - *since;
+      if (rpo > svc.objectives.rpo)
+        (void)alerts()->raise(make_alert(svc, kAlertRpoBreach, severity_for(svc),
+                                        fmt::format("{}: RPO {} exceeds the objective {}", svc.name,
+                                                    policy::format_duration(rpo),
+                                                    policy::format_duration(svc.objectives.rpo)),
+                                        fmt::format("Newest restorable point: {}.", fmt_time(*since))));
+      else (void)alerts()->resolve(kAlertRpoBreach, svc.name);
+    }
+    // Missed: due for longer than the grace and not started (every worker
+    // busy, or the previous run of the service still running).
+    if (auto w = waiting.find(svc.name); w != waiting.end() && w->second + grace[svc.name] < t)
+      (void)alerts()->raise(make_alert(svc, kAlertBackupMissed, Severity::kWarning,
+                                      fmt::format("{}: scheduled backup did not start on time", svc.name),
+                                      fmt::format("Due at {}; not started {} later.", fmt_time(w->second),
+                                                  policy::format_duration(t - w->second))));
+  }
+  (void)alerts()->flush();
+}
+
+std::string Daemon::render_metrics() {
+  std::shared_ptr<const policy::Catalog> catalog;
+  {
+    std::lock_guard lock(mu_);
+    catalog = catalog_;
+  }
+  Time t = now();
+  std::vector<ServiceMetrics> all;
+  for (const auto& svc : catalog->services) {
+    ServiceMetrics m;
+    m.service = svc.name;
+    m.rpo_objective_s = static_cast<double>(svc.objectives.rpo.count());
+    auto st = store_.service_state(svc.name);
+    if (st.ok() && *st) {
+      if ((*st)->last_success_at) m.last_success_timestamp = static_cast<double>((*st)->last_success_at->time_since_epoch().count());
+      if ((*st)->newest_restorable_point)
+        m.rpo_s = static_cast<double>((t - *(*st)->newest_restorable_point).count());
+    }
+    if (auto runs = store_.recent_runs(svc.name, RunKind::kBackup, 1, RunResult::kSuccess); runs.ok() && !runs->empty()) {
+      m.last_duration_s = runs->front().duration_s;
+      m.last_size_bytes = static_cast<double>(runs->front().total_size);
+    }
+    if (auto counts = store_.run_counts(svc.name, RunKind::kBackup); counts.ok()) {
+      auto get = [&](RunResult r) { auto it = counts->find(r); return it == counts->end() ? 0 : static_cast<uint64_t>(it->second); };
+      m.runs_success = get(RunResult::kSuccess);
+      m.runs_failure = get(RunResult::kFailure);
+      m.runs_cancelled = get(RunResult::kCancelled);
+    }
+    all.push_back(std::move(m));
+  }
+  return render_fleet_metrics(all);
+}
+
+}  // namespace cairn::daemon
