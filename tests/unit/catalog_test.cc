@@ -202,6 +202,27 @@ TEST(CatalogValid, ExampleFleetHasNoDiagnostics) {
   ASSERT_TRUE(r.catalog.daemon.prune_schedule.has_value());
 }
 
+// docs/configuration.md shows the same fleet; keep the two identical so the
+// documented example is known to load without a diagnostic.
+TEST(CatalogValid, DocumentedExampleIsTheTestedFleet) {
+  std::ifstream in(std::string(CAIRN_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(in) << "docs/configuration.md not found under " << CAIRN_SOURCE_DIR;
+  std::string line, example;
+  bool marker = false, inside = false;
+  while (std::getline(in, line)) {
+    if (!marker) {
+      marker = line == "<!-- example-fleet -->";
+    } else if (!inside) {
+      inside = line == "```yaml";
+    } else if (line == "```") {
+      break;
+    } else {
+      example += line + "\n";
+    }
+  }
+  EXPECT_EQ(example, kFleet);
+}
+
 TEST(CatalogValid, UnsetVariablesAreWarningsNotErrors) {
   ScopedEnv a("SHOP_PG_PASSWORD", nullptr);
   ScopedEnv c("CHAT_TOKEN", nullptr);
