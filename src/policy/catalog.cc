@@ -52,6 +52,22 @@ const std::vector<std::string> kPruneKeys = {"schedule", "max_unused"};
 
 std::string join_dotted(const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; }
 
+// True when `text` has a "${" without a closing "}" or an empty "${}" (the
+// same scan as expand_env, without looking at the environment).
+bool malformed_env_ref(const std::string& text) {
+  for (size_t i = 0; i < text.size(); i++) {
+    if (text.compare(i, 3, "$${") == 0) {
+      i += 2;
+      continue;
+    }
+    if (text.compare(i, 2, "${") != 0) continue;
+    size_t end = text.find('}', i + 2);
+    if (end == std::string::npos || end == i + 2) return true;
+    i = end;
+  }
+  return false;
+}
+
 // Reads YAML nodes into the model, collecting diagnostics with positions.
 class Reader {
  public:
@@ -85,8 +101,16 @@ class Reader {
       error(node, service, field, "expected a mapping (key: value lines)");
       return false;
     }
+    std::set<std::string> seen;
     for (auto it = node.begin(); it != node.end(); ++it) {
       std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
+      // yaml-cpp keeps both copies of a repeated key and lookups see only the
+      // first: the second would be ignored without a word.
+      if (!seen.insert(key).second) {
+        error(it->first, service, join_dotted(field, key),
+              fmt::format("duplicate key \"{}\"", key));
+        continue;
+      }
       if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
       std::string msg = fmt::format("unknown key \"{}\"", key);
       std::string hint = did_you_mean(key, allowed);
@@ -176,6 +200,11 @@ class Reader {
     }
     for (auto it = node.begin(); it != node.end(); ++it) {
       std::string key = it->first.Scalar();
+      if (out.count(key)) {
+        error(it->first, service, join_dotted(field, key),
+              fmt::format("duplicate key \"{}\"", key));
+        continue;
+      }
       if (auto v = string(it->second, service, join_dotted(field, key))) out[key] = *v;
     }
     return out;
@@ -197,8 +226,11 @@ class Reader {
   // A string must not carry a secret in clear; ${VAR} references are the way.
   void no_inline_secret(const YAML::Node& node, const std::string& service, const std::string& field,
                         const std::string& value, bool whole_value_is_secret) {
-    static const std::regex kv(R"((?:^|\s)password\s*=\s*('[^']*'|\S+))", std::regex::icase);
-    static const std::regex uri(R"(^[a-z]+://[^/@:]+:([^@/]+)@)", std::regex::icase);
+    // key=value (libpq: "host=db password=..."), a URI's query ("...?password=...")
+    // and a URI's user:password@ part.
+    static const std::regex kv(R"((?:^|[\s?&])password\s*=\s*('[^']*'|[^\s&]+))",
+                               std::regex::icase);
+    static const std::regex uri(R"(^[a-z][a-z0-9+.-]*://[^/@:]*:([^@/]+)@)", std::regex::icase);
     std::smatch m;
     std::string secret;
     if (whole_value_is_secret) {
@@ -213,11 +245,16 @@ class Reader {
   }
 
   // Unset ${VAR} references are warnings at validation time: the daemon's
-  // environment may differ from the shell that validates.
+  // environment may differ from the shell that validates. A malformed
+  // reference ("${NAME" without "}", "${}") fails in every environment: error.
   void env_refs(const YAML::Node& node, const std::string& service, const std::string& field,
                 const std::string& value) {
     auto r = expand_env(value);
-    if (!r.ok()) warn(node, service, field, r.status().message());
+    if (r.ok()) return;
+    if (malformed_env_ref(value))
+      error(node, service, field, r.status().message());
+    else
+      warn(node, service, field, r.status().message());
   }
 
   RepositoryRef repository(const YAML::Node& node, const std::string& service, const std::string& field) {
@@ -227,11 +264,16 @@ class Reader {
     } else if (map(node, service, field, kRepositoryKeys)) {
       if (node["location"]) r.location = string(node["location"], service, field + ".location").value_or("");
       else error(node, service, field + ".location", "missing (a path or s3:https://host/bucket/prefix)");
-      if (node["password_file"]) r.password_file = string(node["password_file"], service, field).value_or("");
+      if (node["password_file"])
+        r.password_file =
+            string(node["password_file"], service, field + ".password_file").value_or("");
       if (node["password_command"])
-        r.password_command = string(node["password_command"], service, field).value_or("");
-      if (node["key_file"]) r.key_file = string(node["key_file"], service, field).value_or("");
-      if (node["cacert"]) r.cacert = string(node["cacert"], service, field).value_or("");
+        r.password_command =
+            string(node["password_command"], service, field + ".password_command").value_or("");
+      if (node["key_file"])
+        r.key_file = string(node["key_file"], service, field + ".key_file").value_or("");
+      if (node["cacert"])
+        r.cacert = string(node["cacert"], service, field + ".cacert").value_or("");
       int sources = !r.password_file.empty() + !r.password_command.empty() + !r.key_file.empty();
       if (sources > 1)
         error(node, service, field, "give only one of password_file, password_command and key_file");
@@ -245,8 +287,12 @@ class Reader {
   RetentionPolicy retention(const YAML::Node& node, const std::string& service, const std::string& field) {
     RetentionPolicy r;
     if (!map(node, service, field, kRetentionKeys)) return r;
+    bool invalid = false;  // a value already reported: "keeps nothing" would only repeat it
     auto count = [&](const char* key, int& dst) {
-      if (node[key]) dst = static_cast<int>(integer(node[key], service, join_dotted(field, key), 0, 100000).value_or(0));
+      if (!node[key]) return;
+      auto v = integer(node[key], service, join_dotted(field, key), 0, 100000);
+      invalid |= !v;
+      dst = static_cast<int>(v.value_or(0));
     };
     count("last", r.last);
     count("hourly", r.hourly);
@@ -255,12 +301,16 @@ class Reader {
     count("monthly", r.monthly);
     count("yearly", r.yearly);
     if (node["within"]) {
-      r.within = string(node["within"], service, field + ".within").value_or("");
-      if (auto st = validate_within(r.within); !r.within.empty() && !st.ok())
+      auto w = string(node["within"], service, field + ".within");
+      r.within = w.value_or("");
+      invalid |= !w;
+      if (auto st = validate_within(r.within); !r.within.empty() && !st.ok()) {
         error(node["within"], service, field + ".within", st.message());
+        invalid = true;
+      }
     }
     if (node["tags"]) r.keep_tags = strings(node["tags"], service, field + ".tags");
-    if (r.empty())
+    if (r.empty() && !invalid)
       error(node, service, field, "retention keeps nothing: set at least one of last, hourly, daily, weekly, "
                                   "monthly, yearly, within or tags");
     return r;
@@ -317,8 +367,11 @@ class Reader {
       if (node["env"]) {
         e.env = string_map(node["env"], svc, "engine.env");
         static const std::regex secretish("password|secret|token|key", std::regex::icase);
+        // MONGO_PASSWORD_FILE=/run/secrets/x names where the secret is: that is the advice.
+        static const std::regex reference("_(file|path|dir)$", std::regex::icase);
         for (const auto& [k, v] : e.env) {
-          no_inline_secret(node["env"][k], svc, "engine.env." + k, v, std::regex_search(k, secretish));
+          bool secret = std::regex_search(k, secretish) && !std::regex_search(k, reference);
+          no_inline_secret(node["env"][k], svc, "engine.env." + k, v, secret);
           env_refs(node["env"][k], svc, "engine.env." + k, v);
         }
       }
@@ -426,7 +479,7 @@ class Reader {
                             s.engine.type == "postgres" ? " or use mode: physical with WAL archiving" : ""));
       }
     }
-    if (s.tier == "critical" && !s.drill.schedule) {
+    if (s.tier == "critical" && !s.drill.schedule && s.drill.schedule_text.empty()) {
       error(node["drill"] ? node["drill"] : node, svc, "drill.schedule",
             "a critical service needs a restore drill schedule (ADR-025: recovery testing is mandatory)");
     }
@@ -442,6 +495,8 @@ class Reader {
       std::string field = fmt::format("alerts[{}]", i);
       if (!map(a, "", field, kAlertKeys)) continue;
       AlertReceiver r;
+      // The key that holds the URL, for the message's position and field.
+      const char* url_key = a["webhook"] ? "webhook" : a["alertmanager"] ? "alertmanager" : "url";
       if (a["webhook"]) {
         r.type = "webhook";
         r.url = string(a["webhook"], "", field + ".webhook").value_or("");
@@ -455,7 +510,9 @@ class Reader {
           error(a["type"] ? a["type"] : a, "", field + ".type", "must be webhook or alertmanager");
       }
       if (r.url.rfind("http://", 0) != 0 && r.url.rfind("https://", 0) != 0)
-        error(a, "", field + ".url", fmt::format("\"{}\" is not an http(s) URL", r.url));
+        error(a[url_key] ? a[url_key] : a, "", field + "." + url_key,
+              r.url.empty() ? "missing: the receiver's http(s) URL"
+                            : fmt::format("\"{}\" is not an http(s) URL", r.url));
       r.name = a["name"] ? string(a["name"], "", field + ".name").value_or("") : fmt::format("{}-{}", r.type, i);
       if (a["services"]) {
         r.services = strings(a["services"], "", field + ".services");
@@ -522,7 +579,11 @@ class Reader {
                 fmt::format("\"{}\" is not a percentage such as 5%", d.max_unused));
       }
     }
-    if (!d.prune_schedule) d.prune_schedule = CronSchedule::parse(d.prune_schedule_text).value();
+    // An invalid schedule was reported above; keep the field empty then (the
+    // catalog is not ok) rather than reading the value of a failed parse.
+    if (!d.prune_schedule) {
+      if (auto c = CronSchedule::parse(d.prune_schedule_text); c.ok()) d.prune_schedule = *c;
+    }
   }
 
  private:
@@ -530,12 +591,16 @@ class Reader {
   std::vector<Diagnostic>& out_;
 };
 
-// A service node with the `defaults` keys it does not set itself.
+// The service node with the `defaults` keys it does not set itself. The
+// document is changed in place (it is read once): a YAML::Clone would lose
+// every line:column of the service's own values. Unknown keys in `defaults`
+// are reported there and not copied.
 YAML::Node with_defaults(const YAML::Node& service, const YAML::Node& defaults) {
-  if (!defaults || !defaults.IsMap() || !service.IsMap()) return service;
-  YAML::Node merged = YAML::Clone(service);
+  YAML::Node merged = service;  // a handle to the same node
+  if (!defaults || !defaults.IsMap() || !service.IsMap()) return merged;
   for (auto it = defaults.begin(); it != defaults.end(); ++it) {
     std::string key = it->first.Scalar();
+    if (std::find(kDefaultsKeys.begin(), kDefaultsKeys.end(), key) == kDefaultsKeys.end()) continue;
     if (!merged[key]) merged[key] = it->second;
   }
   return merged;
@@ -588,7 +653,12 @@ LoadResult parse_catalog(const std::string& text, const std::string& name) {
   }
   try {
     if (!rd.map(root, "", "", kTopKeys)) return out;
-    if (root["version"]) rd.integer(root["version"], "", "version", 1, 1);
+    if (root["version"]) {
+      auto v = rd.integer(root["version"], "", "version", 1, 1000);
+      if (v && *v != 1)
+        rd.error(root["version"], "", "version",
+                 fmt::format("version {} is not supported (this cairn reads version 1)", *v));
+    }
     std::optional<RepositoryRef> global_repo;
     if (root["repository"]) global_repo = rd.repository(root["repository"], "", "repository");
     YAML::Node defaults = root["defaults"];
@@ -599,11 +669,15 @@ LoadResult parse_catalog(const std::string& text, const std::string& name) {
     if (auto z = find_zone(out.catalog.daemon.timezone); z.ok()) zone = *z;
 
     YAML::Node services = root["services"];
-    if (!services || !services.IsMap() || services.size() == 0) {
+    if (services && !services.IsMap() && !services.IsNull()) {
+      rd.error(services, "", "services",
+               "expected a mapping of service names to their settings (services: NAME: {...})");
+    } else if (!services || !services.IsMap() || services.size() == 0) {
       rd.error(services ? services : root, "", "services", "no services defined (services: NAME: {...})");
     } else {
       static const std::regex name_re("^[a-z0-9][a-z0-9._-]{0,62}$");
       std::map<std::string, const Service*> by_location;
+      std::set<std::string> seen;
       for (auto it = services.begin(); it != services.end(); ++it) {
         Service s;
         s.name = it->first.Scalar();
@@ -612,8 +686,12 @@ LoadResult parse_catalog(const std::string& text, const std::string& name) {
         if (!std::regex_match(s.name, name_re))
           rd.error(it->first, s.name, "",
                    "service names are lower-case letters, digits, '.', '_' and '-' (at most 63)");
-        YAML::Node node = with_defaults(it->second, defaults);
+        if (!seen.insert(s.name).second) {
+          rd.error(it->first, s.name, "", "defined twice (service names must be unique)");
+          continue;
+        }
         if (!rd.map(it->second, s.name, "", kServiceKeys)) continue;
+        YAML::Node node = with_defaults(it->second, defaults);
         rd.service(node, s, global_repo ? &*global_repo : nullptr);
         rd.service_rules(node, s, zone);
         out.catalog.services.push_back(std::move(s));
@@ -755,6 +833,7 @@ core::Result<std::string> expand_env(const std::string& text) {
     size_t end = text.find('}', i + 2);
     if (end == std::string::npos) return core::invalid_argument("unterminated ${ in \"" + text + "\"");
     std::string name = text.substr(i + 2, end - i - 2);
+    if (name.empty()) return core::invalid_argument("empty ${} in \"" + text + "\"");
     const char* v = std::getenv(name.c_str());
     if (!v) return core::invalid_argument(fmt::format("environment variable {} is not set", name));
     out += v;
