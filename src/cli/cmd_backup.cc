@@ -38,6 +38,18 @@ core::Result<size_t> read_fd(int fd, uint8_t* buf, size_t cap) {
   }
 }
 
+// "--tag a,b --tag c" -> a, b, c.
+std::vector<std::string> split_tags(const std::vector<std::string>& flags) {
+  std::vector<std::string> out;
+  for (const auto& t : flags) {
+    std::stringstream ss(t);
+    std::string one;
+    while (std::getline(ss, one, ','))
+      if (!one.empty()) out.push_back(one);
+  }
+  return out;
+}
+
 // Counts files and bytes under the paths for the progress bar's ETA.
 void scan(const std::vector<std::string>& paths, archive::BackupProgress& p) {
   namespace fs = std::filesystem;
@@ -113,12 +125,7 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
   opt.excludes = a.excludes;
   opt.one_file_system = a.one_file_system;
   opt.force = a.force;
-  for (const auto& t : a.tags) {
-    std::stringstream ss(t);
-    std::string one;
-    while (std::getline(ss, one, ','))
-      if (!one.empty()) opt.tags.push_back(one);
-  }
+  opt.tags = split_tags(a.tags);
   opt.host = a.host.empty() ? archive::local_hostname() : a.host;
   opt.service = a.service;
   opt.read_concurrency = a.read_concurrency;
@@ -177,14 +184,22 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
   return {};
 }
 
-// Runs a hook through /bin/sh with the run's facts in the environment.
+// Runs a hook through /bin/sh with the run's facts in the environment (and
+// without the repository's secrets). Its output goes to stderr, so --json
+// output stays one document.
 core::Status run_hook(const std::string& command, const std::vector<std::string>& env) {
   core::ProcessOptions po;
   po.env = env;
-  po.capture_stdout = false;
+  po.unset_env = engines::exec::repository_secret_env();
   po.forward_stderr = true;
   po.new_process_group = true;
   ASSIGN_OR_RETURN(auto p, core::Subprocess::start({"/bin/sh", "-c", command}, po));
+  uint8_t buf[4096];
+  for (;;) {
+    auto n = p->read(buf, sizeof buf);
+    if (!n.ok() || *n == 0) break;
+    (void)!write(2, buf, *n);
+  }
   core::Status st = p->wait();
   if (!st.ok()) return core::io_error("hook '" + command + "': " + st.message());
   return {};
@@ -206,9 +221,13 @@ core::Status run_service_backup(Context& ctx, BackupArgs& a) {
     ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));
     TRY(ctx.load_index(*repo));
     archive::BackupOptions opt;
-    for (const auto& t : a.tags) opt.tags.push_back(t);
+    opt.tags = split_tags(a.tags);
     opt.host = a.host.empty() ? archive::local_hostname() : a.host;
     opt.force = a.force;
+    if (!a.excludes.empty() || !a.exclude_files.empty() || !a.time.empty() || !a.parent.empty())
+      return core::invalid_argument(
+          "--exclude, --exclude-file, --time and --parent do not apply to a policy backup (set them in the "
+          "service's engine instead)");
     opt.read_concurrency = a.read_concurrency;
     archive::BackupProgress progress;
     ProgressLine line(ctx.show_progress(), [&](double el) {

@@ -63,7 +63,7 @@ core::Status run_show(Context& ctx, const std::string& service) {
   ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
   nlohmann::json j = policy::to_json(catalog);
   if (!service.empty()) {
-    if (!catalog.find(service)) return core::invalid_argument("no service \"" + service + "\" in " + catalog.path);
+    TRY(find_service(catalog, service).status());
     j = {{"services", {{service, j["services"][service]}}}};
   }
   if (ctx.json) {

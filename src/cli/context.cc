@@ -241,7 +241,7 @@ core::Result<std::unique_ptr<repo::Lock>> Context::lock(repo::Repository& repo, 
     if (l.ok() || l.status().code() != core::Code::kLocked || std::chrono::steady_clock::now() + wait > deadline)
       return l;
     std::this_thread::sleep_for(wait);
-    wait = std::min<std::chrono::milliseconds>(wait * 2, std::chrono::seconds(30));
+    wait = std::min<std::chrono::milliseconds>(wait * 2, std::chrono::seconds(5));
   }
 }
 

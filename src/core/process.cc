@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -26,12 +27,13 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
   return out;
 }
 
-std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
+std::vector<std::string> merged_env(const std::vector<std::string>& extra,
+                                    const std::vector<std::string>& unset) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string entry = *e;
     std::string name = entry.substr(0, entry.find('='));
-    bool overridden = false;
+    bool overridden = std::find(unset.begin(), unset.end(), name) != unset.end();
     for (const auto& x : extra) overridden |= x.compare(0, name.size() + 1, name + "=") == 0;
     if (!overridden) env.push_back(std::move(entry));
   }
@@ -88,7 +90,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::str
     if (out[0] >= 0) close(out[0]), close(out[1]);
     return errno_status(e, "pipe");
   }
-  std::vector<std::string> env = merged_env(options.env);
+  std::vector<std::string> env = merged_env(options.env, options.unset_env);
   std::vector<char*> args = c_strings(argv), envp = c_strings(env);
   pid_t pid = fork();
   if (pid < 0) {

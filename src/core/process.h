@@ -24,6 +24,9 @@ namespace cairn::core {
 
 struct ProcessOptions {
   std::vector<std::string> env;  // extra "NAME=value" entries
+  // Variables of ours the child must not see (our repository secrets when
+  // running a user's command).
+  std::vector<std::string> unset_env;
   bool capture_stdout = true;    // false: the child inherits our stdout
   int stdin_fd = -1;             // -1: /dev/null; else the child's stdin
   // Copy the child's stderr to ours as it comes (then wait()'s error does not

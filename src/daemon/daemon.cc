@@ -17,6 +17,7 @@ namespace {
 using std::chrono::seconds;
 
 constexpr char kPrunePrefix[] = "prune:";
+constexpr char kForgetPrefix[] = "forget:";
 constexpr size_t kMaxJobOutput = 1 << 20;
 
 std::string fmt_time(Time t) { return format_rfc3339(t); }
@@ -207,7 +208,9 @@ core::Status Daemon::run() {
         bool prune = name.rfind(kPrunePrefix, 0) == 0;
         std::string service = prune ? name.substr(sizeof(kPrunePrefix) - 1) : name;
         if (busy_.count(name)) continue;  // never two runs of one service at once
-        Job job{service, prune, *book_->next(name)};
+        const policy::Service* svc = catalog_->find(service);
+        if (!prune && svc && draining_.count(svc->repository.location)) continue;  // after the forget
+        Job job{prune ? JobKind::kPrune : JobKind::kBackup, service, "", *book_->next(name)};
         book_->started(name, t);
         busy_.insert(name);
         queue_.push_back(job);
@@ -257,11 +260,15 @@ void Daemon::worker() {
       job = queue_.front();
       queue_.pop_front();
       catalog = catalog_;
-      key = job.prune ? kPrunePrefix + job.service : job.service;
+      key = job.kind == JobKind::kPrune    ? kPrunePrefix + job.service
+            : job.kind == JobKind::kForget ? kForgetPrefix + job.repository
+                                           : job.service;
       started_at_[key] = now();
     }
-    if (const policy::Service* svc = catalog->find(job.service)) {
-      if (job.prune) run_prune_job(*svc, catalog);
+    if (job.kind == JobKind::kForget) {
+      run_forget_job(job.repository, catalog);
+    } else if (const policy::Service* svc = catalog->find(job.service)) {
+      if (job.kind == JobKind::kPrune) run_prune_job(*svc, catalog);
       else run_backup_job(*svc, catalog);
     }
     {
@@ -339,8 +346,10 @@ void Daemon::run_backup_job(const policy::Service& svc, std::shared_ptr<const po
       st.last_attempt_at = started;
       (void)store_.put_service_state(st);
     }
+    if (!enter_repository(svc.repository.location)) return;
     spdlog::info("{}: backup started (attempt {}/{})", svc.name, attempt, svc.retries + 1);
     JobResult r = run_child({"backup", "--service", svc.name}, svc.timeout);
+    leave_repository(svc.repository.location);
     RunOutcome out;
     out.finished_at = now();
     out.duration_s = r.duration_s;
@@ -409,18 +418,62 @@ void Daemon::after_success(const policy::Service& svc, const JobResult& r, Time 
     if (!duration) (void)alerts()->resolve(kAlertBackupDurationAnomaly, svc.name);
   }
 
-  // Retention right after each backup: forget by the service's policy.
-  Time t = now();
-  auto id = store_.begin_run(svc.name, RunKind::kForget, t);
-  // Other services' backups may hold shared locks on the same repository.
-  JobResult f = run_child({"--retry-lock", "30m", "forget", "--service", svc.name}, svc.timeout);
-  RunOutcome out;
-  out.finished_at = now();
-  out.duration_s = f.duration_s;
-  out.result = f.ok ? RunResult::kSuccess : RunResult::kFailure;
-  out.error = f.error;
-  if (id.ok()) (void)store_.finish_run(*id, out);
-  if (!f.ok) spdlog::error("{}: forget failed: {}", svc.name, f.error);
+  // Retention right after each backup: queue a forget for the repository
+  // (one at a time per repository; it picks up every service with news).
+  {
+    std::lock_guard lock(mu_);
+    const std::string& repo = svc.repository.location;
+    forget_pending_[repo].insert(svc.name);
+    if (busy_.insert(kForgetPrefix + repo).second) queue_.push_front(Job{JobKind::kForget, "", repo, now()});
+  }
+  cv_.notify_all();
+}
+
+bool Daemon::enter_repository(const std::string& repository) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return stopping_ || !draining_.count(repository); });
+  if (stopping_) return false;
+  backups_running_[repository]++;
+  return true;
+}
+
+void Daemon::leave_repository(const std::string& repository) {
+  {
+    std::lock_guard lock(mu_);
+    if (--backups_running_[repository] == 0) backups_running_.erase(repository);
+  }
+  cv_.notify_all();
+}
+
+void Daemon::run_forget_job(const std::string& repository, std::shared_ptr<const policy::Catalog> catalog) {
+  std::set<std::string> services;
+  {
+    std::unique_lock lock(mu_);
+    draining_.insert(repository);
+    cv_.wait(lock, [&] { return stopping_ || !backups_running_.count(repository); });
+    if (!stopping_) services = std::exchange(forget_pending_[repository], {});
+  }
+  for (const auto& name : services) {
+    const policy::Service* svc = catalog->find(name);
+    if (!svc) continue;
+    Time t = now();
+    auto id = store_.begin_run(name, RunKind::kForget, t);
+    // Processes outside this daemon (wal-push, manual backups) may hold
+    // shared locks briefly.
+    JobResult f = run_child({"--retry-lock", "10m", "forget", "--service", name}, svc->timeout);
+    RunOutcome out;
+    out.finished_at = now();
+    out.duration_s = f.duration_s;
+    out.result = f.ok ? RunResult::kSuccess : f.cancelled ? RunResult::kCancelled : RunResult::kFailure;
+    out.error = f.error;
+    if (id.ok()) (void)store_.finish_run(*id, out);
+    if (!f.ok) spdlog::error("{}: forget failed: {}", name, f.error);
+  }
+  {
+    std::lock_guard lock(mu_);
+    draining_.erase(repository);
+  }
+  cv_.notify_all();
 }
 
 void Daemon::run_prune_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog) {
@@ -487,7 +540,7 @@ void Daemon::evaluate(Time t) {
       if (next[s.name] && *next[s.name] <= t) waiting[s.name] = *next[s.name];
     }
     for (const auto& job : queue_)  // queued behind busy workers
-      if (!job.prune) waiting[job.service] = std::min(waiting.count(job.service) ? waiting[job.service] : job.due, job.due);
+      if (job.kind == JobKind::kBackup) waiting[job.service] = std::min(waiting.count(job.service) ? waiting[job.service] : job.due, job.due);
   }
   for (const auto& svc : catalog->services) {
     ServiceState st;

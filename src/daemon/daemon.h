@@ -69,9 +69,14 @@ class Daemon {
   int metrics_port() const { return metrics_port_; }
 
  private:
+  // backup: one service; forget: retention for the services of one
+  // repository that have new snapshots; prune: one repository (named by its
+  // first service).
+  enum class JobKind { kBackup, kForget, kPrune };
   struct Job {
-    std::string service;
-    bool prune = false;
+    JobKind kind = JobKind::kBackup;
+    std::string service;     // kBackup, kPrune
+    std::string repository;  // kForget
     Time due{};
   };
   Daemon(DaemonOptions options, policy::Catalog catalog, StateStore store);
@@ -81,6 +86,11 @@ class Daemon {
   void worker();
   void run_backup_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog);
   void run_prune_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog);
+  void run_forget_job(const std::string& repository, std::shared_ptr<const policy::Catalog> catalog);
+  // Counts a backup child of `repository` as running, after any drain for a
+  // forget of that repository has finished. False when stopping.
+  bool enter_repository(const std::string& repository);
+  void leave_repository(const std::string& repository);
   void after_success(const policy::Service& svc, const JobResult& r, Time started, int64_t run_id);
   JobResult run_child(const std::vector<std::string>& args, std::chrono::seconds timeout);
   void evaluate(Time now);
@@ -103,7 +113,12 @@ class Daemon {
   std::shared_ptr<AlertManager> alerts_;  // replaced on reload; users copy it
   std::unique_ptr<ScheduleBook> book_;
   std::deque<Job> queue_;
-  std::set<std::string> busy_;  // services (and "prune:<service>") queued or running
+  std::set<std::string> busy_;  // job keys queued or running: service, "prune:<service>", "forget:<repository>"
+  // forget needs the exclusive lock, which no backup may hold: the daemon
+  // drains the repository (starts no new backup of it) until the forget is done.
+  std::map<std::string, std::set<std::string>> forget_pending_;  // repository -> services
+  std::set<std::string> draining_;
+  std::map<std::string, int> backups_running_;  // repository -> backup children running
   std::map<std::string, Time> started_at_;
   std::set<std::shared_ptr<core::Watchdog>> running_;
   bool stopping_ = false, cancel_ = false, reload_ = false;

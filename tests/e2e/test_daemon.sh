@@ -107,7 +107,7 @@ assert_contains "$(cat "$T/metrics.txt")" 'cairn_backup_runs_total{result="failu
 assert_contains "$(cat "$T/metrics.txt")" 'cairn_rpo_objective_seconds{service="files"} 3600'
 
 step "a dump 90% smaller raises an anomaly alert"
-wait_for 40 '(( $(snaps_of shrink) >= 6 ))'
+wait_for 90 '(( $(snaps_of shrink) >= 6 ))'
 echo 20000 >"$T/size"
 wait_for 20 '(( $(alerts_with BackupSizeAnomaly firing shrink) >= 1 ))'
 echo 200000 >"$T/size"

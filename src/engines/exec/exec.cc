@@ -4,8 +4,16 @@
 
 #include "core/bytes.h"
 #include "core/process.h"
+#include "policy/duration.h"
 
 namespace cairn::engines::exec {
+
+const std::vector<std::string>& repository_secret_env() {
+  static const std::vector<std::string> names = {
+      "CAIRN_PASSWORD",    "CAIRN_PASSWORD_FILE",   "CAIRN_PASSWORD_COMMAND", "CAIRN_KEY_FILE",
+      "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+  return names;
+}
 
 core::Result<archive::StreamSource> command_source(const ExecOptions& opt) {
   if (opt.command.empty() || opt.command[0].empty()) return core::invalid_argument("no command to run");
@@ -13,6 +21,7 @@ core::Result<archive::StreamSource> command_source(const ExecOptions& opt) {
   po.forward_stderr = true;  // the command's own messages stay visible
   po.new_process_group = true;
   po.env = opt.env;
+  po.unset_env = repository_secret_env();
   ASSIGN_OR_RETURN(std::shared_ptr<core::Subprocess> proc, core::Subprocess::start(opt.command, po));
   auto dog = std::make_shared<core::Watchdog>(proc, opt.timeout);
   archive::StreamSource src;
@@ -24,7 +33,7 @@ core::Result<archive::StreamSource> command_source(const ExecOptions& opt) {
     dog->disarm();
     if (dog->fired())
       return core::io_error(fmt::format("command '{}' timed out after {}: no snapshot written", proc->name(),
-                                        core::format_duration(static_cast<double>(timeout.count()))));
+                                        policy::format_duration(timeout)));
     if (!st.ok()) return core::io_error("command " + st.message() + ": no snapshot written");
     if (total == 0)
       return core::io_error("command '" + proc->name() + "' produced no output: no snapshot written");

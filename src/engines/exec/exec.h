@@ -24,6 +24,11 @@ struct ExecOptions {
   std::chrono::seconds timeout{0};
 };
 
+// Environment variables that unlock repositories (CAIRN_PASSWORD*, key
+// files, AWS keys). User commands (exec engines, hooks) run without them;
+// what a command needs is passed explicitly through engine.env.
+const std::vector<std::string>& repository_secret_env();
+
 core::Result<archive::StreamSource> command_source(const ExecOptions& opt);
 
 core::Result<archive::BackupResult> backup(repo::Repository& repo, const ExecOptions& opt,
