@@ -487,6 +487,16 @@ void Daemon::run_prune_job(const policy::Service& svc, std::shared_ptr<const pol
   out.duration_s = r.duration_s;
   out.result = r.ok ? RunResult::kSuccess : r.cancelled ? RunResult::kCancelled : RunResult::kFailure;
   out.error = r.error;
+  if (r.ok) {
+    try {  // the repository's size after this run (cairn_repository_size_bytes)
+      auto j = nlohmann::json::parse(r.stdout_text);
+      uint64_t before = j.value("bytes_before", uint64_t{0});
+      uint64_t freed = j.value("mode", "") == "exclusive" ? j.value("bytes_freed", uint64_t{0}) : 0;
+      out.total_size = before > freed ? before - freed : 0;
+      out.bytes_added = j.value("bytes_swept", uint64_t{0}) + freed;  // bytes removed
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
   if (id.ok()) (void)store_.finish_run(*id, out);
   if (r.ok) spdlog::info("prune of {} done in {:.1f}s", svc.repository.location, r.duration_s);
   else spdlog::error("prune of {} failed: {}", svc.repository.location, r.error);
@@ -581,9 +591,15 @@ std::string Daemon::render_metrics() {
     catalog = catalog_;
   }
   Time t = now();
+  // Prune runs are recorded under the first service of each repository.
+  std::map<std::string, std::string> pruned_as;
+  for (const auto& svc : catalog->services) pruned_as.emplace(svc.repository.location, svc.name);
   std::vector<ServiceMetrics> all;
   for (const auto& svc : catalog->services) {
     ServiceMetrics m;
+    if (auto p = store_.recent_runs(pruned_as[svc.repository.location], RunKind::kPrune, 1, RunResult::kSuccess);
+        p.ok() && !p->empty() && p->front().total_size > 0)
+      m.repository_size_bytes = static_cast<double>(p->front().total_size);
     m.service = svc.name;
     m.rpo_objective_s = static_cast<double>(svc.objectives.rpo.count());
     auto st = store_.service_state(svc.name);

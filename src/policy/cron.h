@@ -48,6 +48,7 @@ class CronSchedule {
  private:
   CronSchedule() = default;
 
+  std::chrono::seconds scan_max_interval(const date::time_zone* zone) const;
   std::chrono::sys_seconds next_cron(std::chrono::sys_seconds t, const date::time_zone* zone) const;
   // First local minute L with from <= L < limit that matches the five fields.
   std::optional<date::local_seconds> next_local(date::local_seconds from,

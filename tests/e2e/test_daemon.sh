@@ -10,6 +10,7 @@ TOOLS=$(cd "$(dirname -- "${BASH_SOURCE[0]}")/../tools" && pwd)
 
 REPO=$T/repo
 new_repo "$REPO"
+new_repo "$T/repo2"
 mkdir -p "$T/data" && echo one >"$T/data/a"
 echo 200000 >"$T/size"
 HOOK_PORT=$(free_port)
@@ -60,6 +61,12 @@ services:
     engine: { type: exec, command: "head -c \$(cat $T/size) /dev/urandom" }
     schedule: "@every 1s"
     retention: { last: 20 }
+  slow:
+    owner: team-d
+    repository: $T/repo2
+    objectives: { rpo: 3s, rto: 1h }
+    engine: { type: exec, command: "sleep 4; echo slow" }
+    schedule: "@every 2s"
 daemon:
   state: $T/state.db
   listen: 127.0.0.1:$METRICS_PORT
@@ -105,12 +112,19 @@ fi
 assert_contains "$(cat "$T/metrics.txt")" 'cairn_backup_last_success_timestamp_seconds{service="files"}'
 assert_contains "$(cat "$T/metrics.txt")" 'cairn_backup_runs_total{result="failure",service="flaky"}'
 assert_contains "$(cat "$T/metrics.txt")" 'cairn_rpo_objective_seconds{service="files"} 3600'
+grep -Eq '^cairn_repository_size_bytes\{service="shrink"\} [1-9]' "$T/metrics.txt" ||
+  fail "no repository size after a prune: $(grep repository_size "$T/metrics.txt")"
 
 step "a dump 90% smaller raises an anomaly alert"
 wait_for 90 '(( $(snaps_of shrink) >= 6 ))'
 echo 20000 >"$T/size"
 wait_for 20 '(( $(alerts_with BackupSizeAnomaly firing shrink) >= 1 ))'
 echo 200000 >"$T/size"
+
+step "a service whose recovery point ages past its RPO raises RPOBreach"
+wait_for 30 '(( $(alerts_with RPOBreach firing slow) >= 1 ))'
+jq -e -s '[.[] | .body.alerts[] | select(.name == "RPOBreach" and .service == "slow")][0] |
+  .severity == "warning" and .owner == "team-d"' "$T/alerts.jsonl" >/dev/null || fail "RPOBreach alert body: $(tail -1 "$T/alerts.jsonl")"
 
 step "SIGHUP with a broken file keeps the old policy"
 cp "$T/cairn.yaml" "$T/good.yaml"
@@ -127,10 +141,12 @@ sleep 4
 assert_eq 1 "$(alerts_with BackupFailed resolved flaky)" "resolved notifications"
 (( $(snaps_of flaky) >= 1 )) || fail "no snapshot after the fix"
 
-step "status"
-expect_exit 0 cairn --config "$T/cairn.yaml" --json status
+step "status: files compliant, slow not (exit 3)"
+expect_exit 3 cairn --config "$T/cairn.yaml" --json status
 jq -e '.services[] | select(.service == "files") | .compliant and .last_success != null' <<<"$OUT" >/dev/null ||
   fail "status of files: $OUT"
+jq -e '(.services[] | select(.service == "slow") | .compliant == false) and .compliant == false' <<<"$OUT" >/dev/null ||
+  fail "status of slow: $OUT"
 
 step "SIGTERM: a running job past the grace period is cancelled; clean exit"
 cat >>"$T/cairn.yaml" <<YAML

@@ -469,5 +469,28 @@ TEST(Cron, FarFutureSearchIsFast) {
             sys_seconds::max());
 }
 
+// max_interval jumps through each hour's runs; it must agree with visiting
+// every run, across DST in zones with hour and half-hour shifts.
+TEST(Cron, MaxIntervalMatchesAFullScan) {
+  using namespace std::chrono;
+  const sys_seconds begin{date::sys_days{date::year{2027} / 1 / 1}};
+  const sys_seconds end{date::sys_days{date::year{2029} / 1 / 1}};
+  for (const char* zone_name : {"UTC", "Europe/Berlin", "Australia/Lord_Howe"}) {
+    const date::time_zone* zone = find_zone(zone_name).value();
+    for (const char* expr : {"* * * * *", "*/7 * * * *", "15,45 * * * *", "0-10 1-3 * * *", "30 2 * * *",
+                             "*/20 2 * * *", "5 */6 * * MON-FRI", "59 23 * * SUN",
+                             "0,30 0-23/5 1,15 * *"}) {
+      auto c = CronSchedule::parse(expr).value();
+      seconds longest{0};
+      for (sys_seconds run = c.next_after(begin - 1s, zone); run < end;) {
+        sys_seconds next = c.next_after(run, zone);
+        longest = std::max(longest, next - run);
+        run = next;
+      }
+      EXPECT_EQ(c.max_interval(zone), longest) << expr << " in " << zone_name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cairn::policy
