@@ -129,19 +129,7 @@ core::Status run_alert_test(Context& ctx, const std::string& service) {
   ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
   if (catalog.alerts.empty()) return core::invalid_argument("no alert receivers in " + catalog.path);
   ASSIGN_OR_RETURN(auto store, daemon::StateStore::open(":memory:"));
-  std::vector<daemon::ReceiverConfig> receivers;
-  for (const auto& a : catalog.alerts) {
-    daemon::ReceiverConfig r;
-    r.name = a.name;
-    r.kind = a.type == "alertmanager" ? daemon::ReceiverKind::kAlertmanager : daemon::ReceiverKind::kWebhook;
-    r.url = a.url;
-    r.services = a.services;
-    for (const auto& [k, v] : a.headers) {
-      ASSIGN_OR_RETURN(auto val, policy::expand_env(v));
-      r.headers.emplace_back(k, val);
-    }
-    receivers.push_back(std::move(r));
-  }
+  std::vector<daemon::ReceiverConfig> receivers = daemon::receivers_of(catalog);
   daemon::AlertManagerOptions ao;
   ao.max_attempts = 2;
   ASSIGN_OR_RETURN(auto am, daemon::AlertManager::create(&store, receivers, ao));

@@ -22,6 +22,8 @@ constexpr size_t kMaxJobOutput = 1 << 20;
 
 std::string fmt_time(Time t) { return format_rfc3339(t); }
 
+}  // namespace
+
 std::vector<ReceiverConfig> receivers_of(const policy::Catalog& c) {
   std::vector<ReceiverConfig> out;
   for (const auto& a : c.alerts) {
@@ -43,9 +45,20 @@ std::vector<ReceiverConfig> receivers_of(const policy::Catalog& c) {
   return out;
 }
 
+namespace {
+
 const date::time_zone* zone_of(const policy::Catalog& c) {
   auto z = policy::find_zone(c.daemon.timezone);
   return z.ok() ? *z : nullptr;
+}
+
+RunOutcome outcome_of(const JobResult& r, Time finished) {
+  RunOutcome out;
+  out.finished_at = finished;
+  out.duration_s = r.duration_s;
+  out.result = r.ok ? RunResult::kSuccess : r.cancelled ? RunResult::kCancelled : RunResult::kFailure;
+  out.error = r.error;
+  return out;
 }
 
 Severity severity_for(const policy::Service& s) {
@@ -350,11 +363,7 @@ void Daemon::run_backup_job(const policy::Service& svc, std::shared_ptr<const po
     spdlog::info("{}: backup started (attempt {}/{})", svc.name, attempt, svc.retries + 1);
     JobResult r = run_child({"backup", "--service", svc.name}, svc.timeout);
     leave_repository(svc.repository.location);
-    RunOutcome out;
-    out.finished_at = now();
-    out.duration_s = r.duration_s;
-    out.result = r.ok ? RunResult::kSuccess : r.cancelled ? RunResult::kCancelled : RunResult::kFailure;
-    out.error = r.error;
+    RunOutcome out = outcome_of(r, now());
     if (r.ok) {
       try {
         auto j = nlohmann::json::parse(r.stdout_text);
@@ -461,11 +470,7 @@ void Daemon::run_forget_job(const std::string& repository, std::shared_ptr<const
     // Processes outside this daemon (wal-push, manual backups) may hold
     // shared locks briefly.
     JobResult f = run_child({"--retry-lock", "10m", "forget", "--service", name}, svc->timeout);
-    RunOutcome out;
-    out.finished_at = now();
-    out.duration_s = f.duration_s;
-    out.result = f.ok ? RunResult::kSuccess : f.cancelled ? RunResult::kCancelled : RunResult::kFailure;
-    out.error = f.error;
+    RunOutcome out = outcome_of(f, now());
     if (id.ok()) (void)store_.finish_run(*id, out);
     if (!f.ok) spdlog::error("{}: forget failed: {}", name, f.error);
   }
@@ -482,11 +487,7 @@ void Daemon::run_prune_job(const policy::Service& svc, std::shared_ptr<const pol
   spdlog::info("prune of {} (service {}) started", svc.repository.location, svc.name);
   JobResult r = run_child(
       {"--retry-lock", "1h", "prune", "--service", svc.name, "--max-unused", catalog->daemon.max_unused}, seconds(0));
-  RunOutcome out;
-  out.finished_at = now();
-  out.duration_s = r.duration_s;
-  out.result = r.ok ? RunResult::kSuccess : r.cancelled ? RunResult::kCancelled : RunResult::kFailure;
-  out.error = r.error;
+  RunOutcome out = outcome_of(r, now());
   if (r.ok) {
     try {  // the repository's size after this run (cairn_repository_size_bytes)
       auto j = nlohmann::json::parse(r.stdout_text);

@@ -54,6 +54,10 @@ struct JobResult {
   double duration_s = 0;
 };
 
+// The policy's alert receivers; ${VAR} references in header values are
+// expanded (a header whose variable is unset is left out, with a warning).
+std::vector<ReceiverConfig> receivers_of(const policy::Catalog& catalog);
+
 class Daemon {
  public:
   static core::Result<std::unique_ptr<Daemon>> create(DaemonOptions options, policy::Catalog catalog);
