@@ -350,6 +350,8 @@ JobResult Daemon::run_child(const std::vector<std::string>& args, seconds timeou
 void Daemon::run_backup_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog) {
   (void)catalog;
   for (int attempt = 1; attempt <= svc.retries + 1; attempt++) {
+    // Waits while a forget drains the repository; the run starts after it.
+    if (!enter_repository(svc.repository.location)) return;
     Time started = now();
     auto id = store_.begin_run(svc.name, RunKind::kBackup, started, attempt);
     {
@@ -359,7 +361,6 @@ void Daemon::run_backup_job(const policy::Service& svc, std::shared_ptr<const po
       st.last_attempt_at = started;
       (void)store_.put_service_state(st);
     }
-    if (!enter_repository(svc.repository.location)) return;
     spdlog::info("{}: backup started (attempt {}/{})", svc.name, attempt, svc.retries + 1);
     JobResult r = run_child({"backup", "--service", svc.name}, svc.timeout);
     leave_repository(svc.repository.location);
