@@ -133,6 +133,7 @@ void add_repair(CLI::App& app, Context& ctx);
 void add_copy(CLI::App& app, Context& ctx);
 void add_policy(CLI::App& app, Context& ctx);
 void add_daemon(CLI::App& app, Context& ctx);
+void add_drill(CLI::App& app, Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

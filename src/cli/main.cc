@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   cli::add_copy(app, ctx);
   cli::add_policy(app, ctx);
   cli::add_daemon(app, ctx);
+  cli::add_drill(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

@@ -18,6 +18,7 @@ using std::chrono::seconds;
 
 constexpr char kPrunePrefix[] = "prune:";
 constexpr char kForgetPrefix[] = "forget:";
+constexpr char kDrillPrefix[] = "drill:";
 constexpr size_t kMaxJobOutput = 1 << 20;
 
 std::string fmt_time(Time t) { return format_rfc3339(t); }
@@ -139,6 +140,10 @@ std::vector<Alert> Daemon::schedule_catalog(Time t) {
                                                     "policy: {}.",
                                                     fmt_time(*persisted), c.daemon.catch_up)));
     }
+    if (s.drill.schedule) {
+      std::string key = kDrillPrefix + s.name;
+      book_->add(key, *s.drill.schedule, old ? old->next(key) : std::nullopt, t);
+    }
     // Prune each repository once, under its first service's name.
     if (c.daemon.prune_schedule && repositories.insert(s.repository.location).second) {
       std::string key = kPrunePrefix + s.name;
@@ -218,12 +223,15 @@ core::Status Daemon::run() {
       if (stopping_) break;
       Time t = now();
       for (const auto& name : book_->due(t)) {
-        bool prune = name.rfind(kPrunePrefix, 0) == 0;
-        std::string service = prune ? name.substr(sizeof(kPrunePrefix) - 1) : name;
+        bool prune = name.rfind(kPrunePrefix, 0) == 0, drill = name.rfind(kDrillPrefix, 0) == 0;
+        std::string service = prune   ? name.substr(sizeof(kPrunePrefix) - 1)
+                              : drill ? name.substr(sizeof(kDrillPrefix) - 1)
+                                      : name;
         if (busy_.count(name)) continue;  // never two runs of one service at once
         const policy::Service* svc = catalog_->find(service);
-        if (!prune && svc && draining_.count(svc->repository.location)) continue;  // after the forget
-        Job job{prune ? JobKind::kPrune : JobKind::kBackup, service, "", *book_->next(name)};
+        if (!prune && !drill && svc && draining_.count(svc->repository.location)) continue;  // after the forget
+        JobKind kind = prune ? JobKind::kPrune : drill ? JobKind::kDrill : JobKind::kBackup;
+        Job job{kind, service, "", *book_->next(name)};
         book_->started(name, t);
         busy_.insert(name);
         queue_.push_back(job);
@@ -274,6 +282,7 @@ void Daemon::worker() {
       queue_.pop_front();
       catalog = catalog_;
       key = job.kind == JobKind::kPrune    ? kPrunePrefix + job.service
+            : job.kind == JobKind::kDrill  ? kDrillPrefix + job.service
             : job.kind == JobKind::kForget ? kForgetPrefix + job.repository
                                            : job.service;
       started_at_[key] = now();
@@ -282,6 +291,7 @@ void Daemon::worker() {
       run_forget_job(job.repository, catalog);
     } else if (const policy::Service* svc = catalog->find(job.service)) {
       if (job.kind == JobKind::kPrune) run_prune_job(*svc, catalog);
+      else if (job.kind == JobKind::kDrill) run_drill_job(*svc);
       else run_backup_job(*svc, catalog);
     }
     {
@@ -504,6 +514,29 @@ void Daemon::run_prune_job(const policy::Service& svc, std::shared_ptr<const pol
   else spdlog::error("prune of {} failed: {}", svc.repository.location, r.error);
 }
 
+// The drill records its own run and report in the state database; the
+// daemon turns the verdict into an alert.
+void Daemon::run_drill_job(const policy::Service& svc) {
+  spdlog::info("{}: restore drill started", svc.name);
+  // Twice the RTO objective (the drill fails past it anyway), at least the run timeout.
+  JobResult r = run_child({"drill", "run", "--service", svc.name}, std::max(svc.timeout, 2 * svc.objectives.rto));
+  std::string failure = r.error;
+  try {
+    auto j = nlohmann::json::parse(r.stdout_text);
+    if (j.contains("passed")) failure = j.value("passed", false) ? "" : j.value("failure", "drill failed");
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (r.cancelled) return;
+  if (failure.empty()) {
+    spdlog::info("{}: restore drill passed in {:.1f}s", svc.name, r.duration_s);
+    (void)alerts()->resolve(kAlertDrillFailed, svc.name);
+  } else {
+    spdlog::error("{}: restore drill failed: {}", svc.name, failure);
+    (void)alerts()->raise(make_alert(svc, kAlertDrillFailed, severity_for(svc),
+                                     fmt::format("{}: restore drill failed", svc.name), failure));
+  }
+}
+
 // For services with continuous WAL archiving the recovery point is the
 // newest archived segment, not the last base backup: ask `pg check`.
 void Daemon::probe_recovery_points() {
@@ -609,6 +642,16 @@ std::string Daemon::render_metrics() {
       if ((*st)->last_success_at) m.last_success_timestamp = static_cast<double>((*st)->last_success_at->time_since_epoch().count());
       if ((*st)->newest_restorable_point)
         m.rpo_s = static_cast<double>((t - *(*st)->newest_restorable_point).count());
+    }
+    if (auto d = store_.drill_reports(svc.name, 1, true); d.ok() && !d->empty()) {
+      auto j = nlohmann::json::parse(d->front().report_json, nullptr, false);
+      if (!j.is_discarded()) {
+        m.drill_rto_s = j.value("rto_seconds", 0.0);
+        m.drill_rpo_s = j.value("rpo_seconds", 0.0);
+      }
+      auto runs = store_.recent_runs(svc.name, RunKind::kDrill, 1, RunResult::kSuccess);
+      if (runs.ok() && !runs->empty() && runs->front().finished_at)
+        m.drill_last_success_timestamp = static_cast<double>(runs->front().finished_at->time_since_epoch().count());
     }
     if (auto runs = store_.recent_runs(svc.name, RunKind::kBackup, 1, RunResult::kSuccess); runs.ok() && !runs->empty()) {
       m.last_duration_s = runs->front().duration_s;

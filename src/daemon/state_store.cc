@@ -53,6 +53,16 @@ CREATE TABLE alerts (
   pending TEXT NOT NULL DEFAULT ''
 );
 )sql",
+    // 2: drill reports (JSON), one per drill run.
+    R"sql(
+CREATE TABLE drill_reports (
+  run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+  service TEXT NOT NULL,
+  passed INTEGER NOT NULL,
+  report TEXT NOT NULL
+);
+CREATE INDEX drill_reports_service ON drill_reports (service, run_id);
+)sql",
 };
 
 constexpr std::chrono::milliseconds kBusyTimeout{5000};
@@ -516,6 +526,42 @@ core::Result<std::vector<AlertRecord>> StateStore::alerts() {
     ASSIGN_OR_RETURN(bool row, s.step());
     if (!row) break;
     out.push_back(read_alert(s));
+  }
+  return out;
+}
+
+core::Status StateStore::put_drill_report(int64_t run_id, const std::string& service, bool passed,
+                                          const std::string& report_json) {
+  std::lock_guard lock(impl_->mu);
+  ASSIGN_OR_RETURN(Stmt s, impl_->prepare("INSERT OR REPLACE INTO drill_reports (run_id, service, passed, report) "
+                                          "VALUES (?, ?, ?, ?)"));
+  s.bind(1, run_id);
+  s.bind(2, service);
+  s.bind(3, static_cast<int64_t>(passed ? 1 : 0));
+  s.bind(4, report_json);
+  return s.run();
+}
+
+core::Result<std::vector<DrillRecord>> StateStore::drill_reports(const std::string& service, int limit,
+                                                                 bool passed_only) {
+  std::lock_guard lock(impl_->mu);
+  std::string sql = "SELECT run_id, service, passed, report FROM drill_reports WHERE (? = '' OR service = ?)";
+  if (passed_only) sql += " AND passed = 1";
+  sql += " ORDER BY run_id DESC LIMIT ?";
+  ASSIGN_OR_RETURN(Stmt s, impl_->prepare(sql.c_str()));
+  s.bind(1, service);
+  s.bind(2, service);
+  s.bind(3, static_cast<int64_t>(limit));
+  std::vector<DrillRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    DrillRecord r;
+    r.run_id = s.int64(0);
+    r.service = s.text(1);
+    r.passed = s.int64(2) != 0;
+    r.report_json = s.text(3);
+    out.push_back(std::move(r));
   }
   return out;
 }

@@ -97,6 +97,14 @@ struct AlertRecord {
 
 std::string alert_key(std::string_view name, std::string_view service);
 
+// A restore drill's report, stored with its run (kind kDrill).
+struct DrillRecord {
+  int64_t run_id = 0;
+  std::string service;
+  bool passed = false;
+  std::string report_json;  // drill::DrillReport::to_json()
+};
+
 class StateStore {
  public:
   // Opens (creating if needed) the database at `path` and migrates its
@@ -134,6 +142,12 @@ class StateStore {
   core::Status put_alert(const AlertRecord& record);  // insert or replace by key
   // All alerts (firing and resolved), ordered by key.
   core::Result<std::vector<AlertRecord>> alerts();
+
+  core::Status put_drill_report(int64_t run_id, const std::string& service, bool passed,
+                                const std::string& report_json);
+  // Newest first; service "" = every service.
+  core::Result<std::vector<DrillRecord>> drill_reports(const std::string& service, int limit,
+                                                       bool passed_only = false);
 
  private:
   struct Impl;

@@ -17,6 +17,7 @@
 #   assert_eq / assert_contains / assert_not_contains / assert_file_same / fail / skip
 #   json_get JSONFILE JQ_EXPR
 #   rm_tree DIR...      rm -rf, also through read-only directories
+#   flip_byte FILE OFFSET     inverts one byte (negative OFFSET: from the end)
 #   on_exit 'shell code'      extra cleanup, run (in reverse order) before $T is removed
 # Set CAIRN_E2E_KEEP=1 to keep $T for debugging, CAIRN_E2E_VERBOSE=1 to see
 # the exit code and stderr of every expect_exit.
@@ -225,4 +226,16 @@ repo_fingerprint() {
 # Random bytes: random_file PATH BYTES
 random_file() {
   head -c "$2" /dev/urandom >"$1"
+}
+
+# Flips every bit of the byte at OFFSET (negative: from the end) of FILE.
+flip_byte() {
+  local f=$1 off=$2 size b
+  size=$(stat -c %s "$f")
+  ((off < 0)) && off=$((size + off))
+  b=$(od -An -tu1 -j "$off" -N1 -- "$f" | tr -d ' ')
+  [[ -n $b ]] || fail "flip_byte: $f has no byte at $off"
+  chmod u+w -- "$f"
+  # shellcheck disable=SC2059 # the format is the octal escape of one byte
+  printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
 }

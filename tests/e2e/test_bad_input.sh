@@ -4,18 +4,6 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-# Flips every bit of the byte at OFFSET (negative: from the end) of FILE.
-flip_byte() {
-  local f=$1 off=$2 size b
-  size=$(stat -c %s "$f")
-  ((off < 0)) && off=$((size + off))
-  b=$(od -An -tu1 -j "$off" -N1 -- "$f" | tr -d ' ')
-  [[ -n $b ]] || fail "flip_byte: $f has no byte at $off"
-  chmod u+w -- "$f"
-  # shellcheck disable=SC2059 # the format is the octal escape of one byte
-  printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
-}
-
 # Names of the packs of a repository, sorted.
 list_packs() { (cd -- "$1/data" && find . -type f ! -name '.*' -printf '%f\n' | sort); }
 
