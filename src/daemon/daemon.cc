@@ -112,23 +112,28 @@ bool Daemon::sleep_unless_stopping(seconds d) {
   return !cv_.wait_for(lock, d, [this] { return stopping_; });
 }
 
-// (Re)builds the schedule from the catalog; keeps due times of services
-// whose schedule did not change. Called with mu_ held.
 std::shared_ptr<AlertManager> Daemon::alerts() {
   std::lock_guard lock(mu_);
   return alerts_;
 }
 
-std::vector<Alert> Daemon::schedule_catalog(Time t) {
+// (Re)builds the schedule from the catalog; keeps the due times of jobs
+// whose schedule did not change since `previous`. Called with mu_ held.
+std::vector<Alert> Daemon::schedule_catalog(Time t, const policy::Catalog* previous) {
   std::vector<Alert> missed_alerts;
   const policy::Catalog& c = *catalog_;
+  auto unchanged = [&](const std::string& service, auto field) {
+    const policy::Service* p = previous ? previous->find(service) : nullptr;
+    const policy::Service* n = c.find(service);
+    return p && n && field(*p) == field(*n);
+  };
   auto old = std::move(book_);
   book_ = std::make_unique<ScheduleBook>(zone_of(c), c.daemon.jitter, c.daemon.catch_up == "once",
                                          static_cast<uint64_t>(getpid()) ^ static_cast<uint64_t>(t.time_since_epoch().count()));
   std::set<std::string> repositories;
   for (const auto& s : c.services) {
     std::optional<Time> persisted;
-    if (old) persisted = old->next(s.name);
+    if (old && unchanged(s.name, [](const policy::Service& x) { return x.schedule_text; })) persisted = old->next(s.name);
     auto st = store_.service_state(s.name);
     if (!persisted && st.ok() && *st) persisted = (*st)->next_run_at;
     if (s.schedule) {
@@ -142,12 +147,14 @@ std::vector<Alert> Daemon::schedule_catalog(Time t) {
     }
     if (s.drill.schedule) {
       std::string key = kDrillPrefix + s.name;
-      book_->add(key, *s.drill.schedule, old ? old->next(key) : std::nullopt, t);
+      bool same = unchanged(s.name, [](const policy::Service& x) { return x.drill.schedule_text; });
+      book_->add(key, *s.drill.schedule, old && same ? old->next(key) : std::nullopt, t);
     }
     // Prune each repository once, under its first service's name.
     if (c.daemon.prune_schedule && repositories.insert(s.repository.location).second) {
       std::string key = kPrunePrefix + s.name;
-      std::optional<Time> prune_next = old ? old->next(key) : std::nullopt;
+      bool same = previous && previous->daemon.prune_schedule_text == c.daemon.prune_schedule_text;
+      std::optional<Time> prune_next = old && same ? old->next(key) : std::nullopt;
       book_->add(key, *c.daemon.prune_schedule, prune_next ? prune_next : std::optional<Time>(), t);
     }
   }
@@ -166,10 +173,23 @@ core::Status Daemon::apply_reload() {
   ASSIGN_OR_RETURN(auto alerts, AlertManager::create(&store_, receivers_of(r.catalog), ao));
   std::lock_guard lock(mu_);
   alerts_ = std::move(alerts);
-  catalog_ = std::make_shared<const policy::Catalog>(std::move(r.catalog));
-  (void)schedule_catalog(now());
+  auto previous = std::exchange(catalog_, std::make_shared<const policy::Catalog>(std::move(r.catalog)));
+  (void)schedule_catalog(now(), previous.get());
   spdlog::info("reloaded {}: {} service(s)", options_.config_path, catalog_->services.size());
   return {};
+}
+
+ServiceState Daemon::update_state(const std::string& service, const std::function<void(ServiceState&)>& change) {
+  std::lock_guard lock(state_mu_);
+  ServiceState st;
+  if (auto old = store_.service_state(service); old.ok() && *old) st = **old;
+  st.service = service;
+  ServiceState before = st;
+  change(st);
+  bool same = st.last_success_at == before.last_success_at && st.last_attempt_at == before.last_attempt_at &&
+              st.next_run_at == before.next_run_at && st.newest_restorable_point == before.newest_restorable_point;
+  if (!same) (void)store_.put_service_state(st);
+  return st;
 }
 
 Alert Daemon::make_alert(const policy::Service& svc, const std::string& name, Severity sev, std::string summary,
@@ -192,7 +212,7 @@ core::Status Daemon::run() {
     MetricsServerOptions mo;
     auto colon = c.daemon.listen.rfind(':');
     mo.address = c.daemon.listen.substr(0, colon);
-    mo.port = std::stoi(c.daemon.listen.substr(colon + 1));
+    mo.port = std::atoi(c.daemon.listen.substr(colon + 1).c_str());  // validated by the policy
     ASSIGN_OR_RETURN(metrics_, MetricsServer::start(
                                    mo, [this] { return render_metrics(); },
                                    [] { return core::Status(); }));
@@ -203,7 +223,7 @@ core::Status Daemon::run() {
   std::vector<Alert> missed;
   {
     std::lock_guard lock(mu_);
-    missed = schedule_catalog(now());
+    missed = schedule_catalog(now(), nullptr);
   }
   for (const auto& a : missed) (void)alerts()->raise(a);
   for (int i = 0; i < jobs; i++) workers_.emplace_back([this] { worker(); });
@@ -365,11 +385,7 @@ void Daemon::run_backup_job(const policy::Service& svc, std::shared_ptr<const po
     Time started = now();
     auto id = store_.begin_run(svc.name, RunKind::kBackup, started, attempt);
     {
-      ServiceState st;
-      if (auto old = store_.service_state(svc.name); old.ok() && *old) st = **old;
-      st.service = svc.name;
-      st.last_attempt_at = started;
-      (void)store_.put_service_state(st);
+      update_state(svc.name, [&](ServiceState& st) { st.last_attempt_at = started; });
     }
     spdlog::info("{}: backup started (attempt {}/{})", svc.name, attempt, svc.retries + 1);
     JobResult r = run_child({"backup", "--service", svc.name}, svc.timeout);
@@ -406,14 +422,12 @@ void Daemon::run_backup_job(const policy::Service& svc, std::shared_ptr<const po
 }
 
 void Daemon::after_success(const policy::Service& svc, const JobResult& r, Time started, int64_t run_id) {
-  ServiceState st;
-  if (auto old = store_.service_state(svc.name); old.ok() && *old) st = **old;
-  st.service = svc.name;
-  st.last_success_at = started;
-  // The snapshot holds the data as of its start. Continuous services keep a
-  // newer point from the WAL probe.
-  if (!st.newest_restorable_point || *st.newest_restorable_point < started) st.newest_restorable_point = started;
-  (void)store_.put_service_state(st);
+  update_state(svc.name, [&](ServiceState& st) {
+    st.last_success_at = started;
+    // The snapshot holds the data as of its start. Continuous services keep
+    // a newer point from the WAL probe.
+    if (!st.newest_restorable_point || *st.newest_restorable_point < started) st.newest_restorable_point = started;
+  });
   (void)alerts()->resolve(kAlertBackupFailed, svc.name);
   (void)alerts()->resolve(kAlertBackupMissed, svc.name);
 
@@ -558,11 +572,9 @@ void Daemon::probe_recovery_points() {
         double age = j.value("newest_age_seconds", -1.0);
         if (age < 0) continue;
         Time point = now() - seconds(static_cast<int64_t>(age));
-        ServiceState st;
-        if (auto old = store_.service_state(svc.name); old.ok() && *old) st = **old;
-        st.service = svc.name;
-        if (!st.newest_restorable_point || *st.newest_restorable_point < point) st.newest_restorable_point = point;
-        (void)store_.put_service_state(st);
+        update_state(svc.name, [&](ServiceState& st) {
+          if (!st.newest_restorable_point || *st.newest_restorable_point < point) st.newest_restorable_point = point;
+        });
       } catch (const nlohmann::json::exception&) {
       }
     }
@@ -588,15 +600,11 @@ void Daemon::evaluate(Time t) {
       if (job.kind == JobKind::kBackup) waiting[job.service] = std::min(waiting.count(job.service) ? waiting[job.service] : job.due, job.due);
   }
   for (const auto& svc : catalog->services) {
-    ServiceState st;
-    if (auto old = store_.service_state(svc.name); old.ok() && *old) st = **old;
-    st.service = svc.name;
-    st.next_run_at = next[svc.name];
-    (void)store_.put_service_state(st);
+    ServiceState st = update_state(svc.name, [&](ServiceState& s) { s.next_run_at = next[svc.name]; });
 
-    // RPO: the age of the newest restorable point against the objective.
-    // A service that never succeeded is measured from the daemon's first
-    // attempt, so a new service gets one schedule interval to succeed.
+    // RPO: the age of the newest restorable point against the objective. A
+    // service that never succeeded has no point yet; BackupFailed and
+    // BackupMissed speak for it.
     std::optional<Time> since = st.newest_restorable_point;
     if (since) {
       seconds rpo = t - *since;

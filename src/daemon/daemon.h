@@ -85,7 +85,7 @@ class Daemon {
   };
   Daemon(DaemonOptions options, policy::Catalog catalog, StateStore store);
   // Returns the alerts for runs missed while the daemon was down.
-  std::vector<Alert> schedule_catalog(Time now);
+  std::vector<Alert> schedule_catalog(Time now, const policy::Catalog* previous);
   std::shared_ptr<AlertManager> alerts();
   void worker();
   void run_backup_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog);
@@ -106,12 +106,16 @@ class Daemon {
   Alert make_alert(const policy::Service& svc, const std::string& name, Severity sev, std::string summary,
                    std::string description) const;
   Time now() const;
+  // Read-modify-write of a service's state (workers, the prober and the
+  // evaluator all update it); writes only when something changed.
+  ServiceState update_state(const std::string& service, const std::function<void(ServiceState&)>& change);
 
   DaemonOptions options_;
   StateStore store_;
   std::unique_ptr<MetricsServer> metrics_;
   std::atomic<int> metrics_port_{0};
 
+  std::mutex state_mu_;    // serializes update_state()
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
   std::shared_ptr<const policy::Catalog> catalog_;

@@ -561,7 +561,11 @@ class Reader {
     if (node["listen"]) {
       d.listen = string(node["listen"], "", "daemon.listen").value_or("");
       auto colon = d.listen.rfind(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == d.listen.size())
+      std::string port = colon == std::string::npos ? "" : d.listen.substr(colon + 1);
+      bool numeric = !port.empty() && port.size() <= 5 &&
+                     std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                     std::stoi(port) <= 65535;
+      if (colon == 0 || !numeric)
         error(node["listen"], "", "daemon.listen", fmt::format("\"{}\" is not host:port", d.listen));
     }
     if (node["shutdown_grace"])

@@ -56,7 +56,28 @@ TEST(DaemonState, RunsSurviveReopen) {
   EXPECT_DOUBLE_EQ(r.duration_s, 60.5);
   EXPECT_EQ(r.snapshot_id, "abcd");
   EXPECT_EQ(r.error, "");
-  EXPECT_EQ(StateStore::latest_schema_version(), 1);
+  EXPECT_EQ(StateStore::latest_schema_version(), 2);
+}
+
+TEST(DaemonState, DrillReportsNewestFirstPerServiceAndPassedOnly) {
+  testing::TempDir dir;
+  auto store = StateStore::open(dir.path() + "/state.db").value();
+  for (int i = 0; i < 3; i++) {
+    std::string svc = i == 1 ? "b" : "a";
+    auto id = store.begin_run(svc, RunKind::kDrill, at(1000 + i)).value();
+    ASSERT_TRUE(store.put_drill_report(id, svc, i != 2, "{\"n\":" + std::to_string(i) + "}").ok());
+  }
+  auto all = store.drill_reports("", 10).value();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].report_json, "{\"n\":2}");
+  EXPECT_FALSE(all[0].passed);
+  auto a = store.drill_reports("a", 10).value();
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[1].report_json, "{\"n\":0}");
+  auto passed = store.drill_reports("a", 10, true).value();
+  ASSERT_EQ(passed.size(), 1u);
+  EXPECT_EQ(passed[0].report_json, "{\"n\":0}");
+  EXPECT_EQ(store.drill_reports("a", 1).value().size(), 1u);
 }
 
 TEST(DaemonState, RecentRunsNewestFirstFilteredAndLimited) {
