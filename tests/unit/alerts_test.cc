@@ -2,11 +2,8 @@
 // started by each test, and (when installed) a real Alertmanager.
 #include "daemon/alerts.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +14,7 @@
 #include <thread>
 
 #include "core/process.h"
+#include "storage/s3_fixture.h"  // closed_port()
 #include "unit/test_util.h"
 
 namespace cairn::daemon {
@@ -368,22 +366,6 @@ TEST_F(AlertsTest, CreateValidatesReceivers) {
 
 // --- a real Alertmanager ----------------------------------------------------------
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // Alerts Alertmanager lists as active or suppressed (resolved ones are left out).
 Json list_alerts(httplib::Client& client) {
   auto res = client.Get("/api/v2/alerts");
@@ -397,7 +379,7 @@ TEST_F(AlertsTest, RealAlertmanagerReceivesAndResolves) {
   std::ofstream(dir_ / "am.yml")
       << "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n";
   std::filesystem::create_directory(dir_ / "data");
-  int port = free_port();
+  int port = storage::s3test::closed_port();  // a free loopback port
   ASSERT_NE(port, 0);
   auto proc = core::Subprocess::start(
       {kBinary, "--config.file=" + (dir_ / "am.yml"), "--storage.path=" + (dir_ / "data"),
