@@ -111,6 +111,32 @@ assert_not_contains "$ERR" "s3cret" "password in an error message"
 expect_exit 2 R pg restore --service shop --target-dir "$T/x" --to-time 2026-01-01T00:00:00Z --to-lsn 0/1
 assert_eq "$n0" "$(R --json snapshots | jq length)" "snapshots after failed backups"
 
+step "cairn backup --service from a policy file: the postgres engine, \${VAR} in the DSN"
+cat >"$T/cairn-pg.yaml" <<YAML
+repository: $REPO
+services:
+  shop:
+    owner: team-shop
+    objectives: { rpo: 1d, rto: 1h }
+    engine: { type: postgres, mode: logical, dsn: "host=$T/pg port=$PORT user=postgres dbname=shop password=\${PG_PASSWORD}" }
+    schedule: "@daily"
+  broken:
+    owner: team-shop
+    objectives: { rpo: 1d, rto: 1h }
+    engine: { type: postgres, mode: logical, dsn: "host=$T/pg port=$PORT user=postgres dbname=\${NO_SUCH_VAR}" }
+    schedule: "@daily"
+YAML
+chmod 644 "$T/cairn-pg.yaml"
+P() { as_pg env CAIRN_PASSWORD="$CAIRN_PASSWORD" PG_PASSWORD=unused-with-trust "$C" --no-progress --config "$T/cairn-pg.yaml" "$@"; }
+expect_exit 0 P --json backup --service shop
+assert_eq "logical shop" "$(jq -r '"\(.engine.mode) \(.service)"' <<<"$OUT")" "engine and service of a policy backup"
+expect_exit 0 R ls "$(jq -r .snapshot_id <<<"$OUT")"
+assert_contains "$OUT" "/shop.dump"
+n1=$(R --json snapshots | jq length)
+expect_exit 2 P backup --service broken
+assert_contains "$ERR" "environment variable NO_SUCH_VAR is not set"
+assert_eq "$n1" "$(R --json snapshots | jq length)" "snapshots after a policy backup with an unset variable"
+
 step "physical base backup with WAL metadata"
 expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$DSN"
 base1=$(jq -r .snapshot_id <<<"$OUT")
@@ -258,10 +284,16 @@ cp "$DATA/pg_wal/$seg" "$T/pg/other" && printf 'x' | dd of="$T/pg/other" bs=1 se
 mkdir -p "$T/pg/tmp" && cp "$T/pg/other" "$T/pg/tmp/$seg" && chown -R "$PGUSER_OS" "$T/pg/tmp"
 expect_exit 1 R wal-push --service shop "$T/pg/tmp/$seg"
 assert_contains "$ERR" "different content"
-newest=$(ls -t "$REPO/wal" | head -1)
-printf 'garbage' | dd of="$REPO/wal/$newest" bs=1 seek=40 conv=notrunc 2>/dev/null
 dir=$T/pg/damaged
 R pg restore --service shop --target-dir "$dir" --key-file "$KEY" --target-timeline 2 >/dev/null || fail "restore before damage shows"
+# Damage the archived copy of the segment this recovery starts from (named in
+# the restored backup_label), so recovery must fetch it.
+start_seg=$(sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\))$/\1/p' "$dir/backup_label")
+[[ -n $start_seg ]] || fail "no start segment in $dir/backup_label"
+archive=$(R --json pg check --service shop || true)  # exits 1: a segment was removed above
+victim=$(jq -r --arg s "$start_seg" '.files[] | select(.name == $s) | .object' <<<"$archive")
+[[ -n $victim ]] || fail "segment $start_seg is not in the archive: $archive"
+printf 'garbage' | dd of="$REPO/wal/$victim" bs=1 seek=40 conv=notrunc 2>/dev/null
 printf "port = %s\narchive_mode = off\n" "$(free_port)" >>"$dir/postgresql.auto.conf"
 start_server "$dir" >/dev/null 2>&1 || true  # recovery aborts: pg_ctl may see the server die
 sleep 2
