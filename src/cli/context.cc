@@ -1,5 +1,4 @@
 #include "cli/context.h"
-#include "policy/duration.h"
 
 #include <fmt/format.h>
 #include <sys/wait.h>
@@ -12,6 +11,7 @@
 #include <iostream>
 
 #include "core/bytes.h"
+#include "policy/duration.h"
 #include "storage/backend.h"
 
 namespace cairn::cli {
