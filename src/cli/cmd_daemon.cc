@@ -18,12 +18,6 @@ namespace cairn::cli {
 
 namespace {
 
-std::string self_exe() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? "cairn" : p.string();
-}
-
 // Global options a job needs to reach its repository the way this command
 // was told to (TLS, addressing).
 std::vector<std::string> passthrough_args(const Context& ctx) {

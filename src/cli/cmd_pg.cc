@@ -83,12 +83,6 @@ struct PgRestoreArgs {
   std::vector<std::string> tables, schemas;
 };
 
-std::string self_exe() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? "cairn" : p.string();
-}
-
 // The restore_command PostgreSQL will run: this binary, this repository, a
 // credential it can read without a terminal. Never a password inline.
 core::Result<std::string> default_restore_command(const Context& ctx, const std::string& service) {

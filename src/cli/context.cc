@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -266,6 +267,12 @@ core::Status Context::apply_service_policy(const std::string& service, bool requ
   auto svc = find_service(catalog, service);
   if (!svc.ok()) return required ? svc.status() : core::Status();
   return use_service_repository(**svc);
+}
+
+std::string self_exe() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "cairn" : p.string();
 }
 
 core::Result<const policy::Service*> find_service(const policy::Catalog& catalog, const std::string& name) {

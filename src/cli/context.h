@@ -86,6 +86,9 @@ struct Context {
 
 int exit_code_for(const core::Status& st);
 
+// The path of this cairn binary (for restore_command and the daemon's jobs).
+std::string self_exe();
+
 // The service named `name` of the catalog, or kInvalidArgument with a suggestion.
 core::Result<const policy::Service*> find_service(const policy::Catalog& catalog, const std::string& name);
 

@@ -312,7 +312,7 @@ void Daemon::worker() {
     } else if (const policy::Service* svc = catalog->find(job.service)) {
       if (job.kind == JobKind::kPrune) run_prune_job(*svc, catalog);
       else if (job.kind == JobKind::kDrill) run_drill_job(*svc);
-      else run_backup_job(*svc, catalog);
+      else run_backup_job(*svc);
     }
     {
       std::lock_guard lock(mu_);
@@ -377,8 +377,7 @@ JobResult Daemon::run_child(const std::vector<std::string>& args, seconds timeou
   return r;
 }
 
-void Daemon::run_backup_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog) {
-  (void)catalog;
+void Daemon::run_backup_job(const policy::Service& svc) {
   for (int attempt = 1; attempt <= svc.retries + 1; attempt++) {
     // Waits while a forget drains the repository; the run starts after it.
     if (!enter_repository(svc.repository.location)) return;

@@ -88,7 +88,7 @@ class Daemon {
   std::vector<Alert> schedule_catalog(Time now, const policy::Catalog* previous);
   std::shared_ptr<AlertManager> alerts();
   void worker();
-  void run_backup_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog);
+  void run_backup_job(const policy::Service& svc);
   void run_prune_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog);
   void run_forget_job(const std::string& repository, std::shared_ptr<const policy::Catalog> catalog);
   void run_drill_job(const policy::Service& svc);

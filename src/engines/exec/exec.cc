@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "core/bytes.h"
 #include "core/process.h"
 #include "policy/duration.h"
 
