@@ -33,12 +33,14 @@ void print_report(Context& ctx, const drill::DrillReport& r, const std::string& 
     ctx.print_json(r.to_json());
   } else if (format == "md") {
     std::cout << r.markdown();
+  } else if (format == "html") {
+    std::cout << r.html();
   } else {
     std::cout << fmt::format("drill of {}: {}{}\n", r.service, r.passed ? "PASSED" : "FAILED",
                              r.passed ? "" : " — " + r.failure);
     if (!r.snapshot_id.empty())
-      std::cout << fmt::format("  snapshot {} of {} (RPO at drill start {:.0f}s)\n", r.snapshot_id.substr(0, 8),
-                               r.snapshot_time, r.rpo_s);
+      std::cout << fmt::format("  snapshot {} of {}; restored data up to {} (RPO {:.0f}s)\n",
+                               r.snapshot_id.substr(0, 8), r.snapshot_time, r.restored_to, r.rpo_s);
     std::cout << fmt::format("  RTO {:.2f}s (objective {:.0f}s); restored {} files, {} bytes\n", r.rto_s,
                              r.rto_objective_s, r.files_restored, r.bytes_restored);
     for (const auto& p : r.phases) std::cout << fmt::format("  phase {:<8} {:.3f}s\n", p.name, p.seconds);
@@ -131,7 +133,7 @@ void add_drill(CLI::App& app, Context& ctx) {
   run->add_option("--service", a->service, "service of the policy file")->required();
   run->add_option("--point", a->point, "latest (default), random, or a time: the newest snapshot at or before it");
   run->add_option("--scratch", a->scratch, "folder for the scratch restore (default /tmp)");
-  run->add_option("--format", a->format, "text or md (Markdown report)")->check(CLI::IsMember({"text", "md"}));
+  run->add_option("--format", a->format, "text, md (Markdown) or html (a self-contained page)")->check(CLI::IsMember({"text", "md", "html"}));
   run->callback([&ctx, a] { ctx.run([&] { return run_drill(ctx, *a); }); });
   auto* list = cmd->add_subcommand("list", "recorded drills, newest first");
   list->add_option("--service", a->service, "only this service");
@@ -140,7 +142,7 @@ void add_drill(CLI::App& app, Context& ctx) {
   auto* show = cmd->add_subcommand("show", "one drill's report (default: the newest)");
   show->add_option("id", a->run_id, "drill id from `drill list`");
   show->add_option("--service", a->service, "the newest drill of this service");
-  show->add_option("--format", a->format, "text or md (Markdown report)")->check(CLI::IsMember({"text", "md"}));
+  show->add_option("--format", a->format, "text, md (Markdown) or html (a self-contained page)")->check(CLI::IsMember({"text", "md", "html"}));
   show->callback([&ctx, a] { ctx.run([&] { return run_show(ctx, *a); }); });
 }
 

@@ -1,6 +1,7 @@
 #include "core/process.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 extern char** environ;
 
@@ -60,13 +62,39 @@ void unregister_group(pid_t pgid) {
   }
 }
 
+// A registered CleanupOnTermination: the handler hands the signal to the
+// watcher thread through this pipe instead of dying at once.
+std::atomic<bool> g_cleanup_armed{false};
+int g_cleanup_pipe[2] = {-1, -1};
+std::mutex g_cleanup_mu;
+std::function<void()> g_cleanup;  // guarded by g_cleanup_mu
+
 void on_termination(int sig) {
   for (auto& slot : g_groups) {
     pid_t g = slot.load();
     if (g > 0) ::kill(-g, SIGTERM);
   }
+  if (g_cleanup_armed.load()) {
+    unsigned char s = static_cast<unsigned char>(sig);
+    if (::write(g_cleanup_pipe[1], &s, 1) == 1) return;
+  }
   ::signal(sig, SIG_DFL);
   ::raise(sig);
+}
+
+void cleanup_watcher() {
+  for (;;) {
+    unsigned char sig = 0;
+    ssize_t n = ::read(g_cleanup_pipe[0], &sig, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != 1) return;
+    {
+      std::lock_guard lock(g_cleanup_mu);
+      if (g_cleanup) g_cleanup();
+    }
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+  }
 }
 
 }  // namespace
@@ -78,6 +106,22 @@ void forward_termination_signals() {
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, nullptr);
   }
+}
+
+CleanupOnTermination::CleanupOnTermination(std::function<void()> cleanup) {
+  static std::once_flag started;
+  std::call_once(started, [] {
+    if (pipe2(g_cleanup_pipe, O_CLOEXEC) == 0) std::thread(cleanup_watcher).detach();
+  });
+  std::lock_guard lock(g_cleanup_mu);
+  g_cleanup = std::move(cleanup);
+  g_cleanup_armed = g_cleanup_pipe[1] >= 0;
+}
+
+CleanupOnTermination::~CleanupOnTermination() {
+  g_cleanup_armed = false;
+  std::lock_guard lock(g_cleanup_mu);
+  g_cleanup = nullptr;
 }
 
 Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::string>& argv,
@@ -102,13 +146,24 @@ Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::str
   if (pid == 0) {
     int in = options.stdin_fd >= 0 ? options.stdin_fd : open("/dev/null", O_RDONLY);
     if (in >= 0) dup2(in, 0);
-    if (out[1] >= 0) dup2(out[1], 1);
+    if (out[1] >= 0)
+      dup2(out[1], 1);
+    else if (options.stdout_fd >= 0)
+      dup2(options.stdout_fd, 1);
     dup2(err[1], 2);
     ::signal(SIGPIPE, SIG_DFL);
     sigset_t none;  // a parent that waits for signals in a thread blocks them; the child must not
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     if (options.new_process_group) setpgid(0, 0);
+    if ((options.gid >= 0 &&
+         (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(options.gid)) != 0)) ||
+        (options.uid >= 0 && setuid(static_cast<uid_t>(options.uid)) != 0)) {
+      const char* msg = strerror(errno);
+      (void)!write(2, "cannot switch user: ", 20);
+      (void)!write(2, msg, strlen(msg));
+      _exit(126);
+    }
     execvpe(args[0], args.data(), envp.data());
     const char* msg = strerror(errno);
     (void)!write(2, "cannot run ", 11);
@@ -181,8 +236,17 @@ std::string Subprocess::stderr_tail() {
 void Subprocess::signal(int sig) {
   std::lock_guard lock(sig_mu_);
   if (sig_pid_ <= 0) return;
-  if (group_) ::kill(-sig_pid_, sig);
-  else ::kill(sig_pid_, sig);
+  if (group_)
+    ::kill(-sig_pid_, sig);
+  else
+    ::kill(sig_pid_, sig);
+}
+
+bool Subprocess::running() {
+  if (pid_ <= 0) return false;
+  siginfo_t info{};
+  if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return false;
+  return info.si_pid == 0;
 }
 
 Status Subprocess::wait() {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,14 +28,18 @@ struct ProcessOptions {
   // Variables of ours the child must not see (our repository secrets when
   // running a user's command).
   std::vector<std::string> unset_env;
-  bool capture_stdout = true;    // false: the child inherits our stdout
-  int stdin_fd = -1;             // -1: /dev/null; else the child's stdin
+  bool capture_stdout = true;  // false: the child inherits our stdout (or stdout_fd)
+  int stdout_fd = -1;          // with capture_stdout false: the child's stdout instead of ours
+  int stdin_fd = -1;           // -1: /dev/null; else the child's stdin
   // Copy the child's stderr to ours as it comes (then wait()'s error does not
   // repeat it); otherwise its tail goes into wait()'s error message.
   bool forward_stderr = false;
   // Start the child in its own process group, so signal() reaches what it
   // spawns too (a `sh -c` pipeline, a dump tool's helpers).
   bool new_process_group = false;
+  // >= 0: the child runs as this user and group (no supplementary groups).
+  // For servers that refuse root (PostgreSQL) started by cairn running as root.
+  int uid = -1, gid = -1;
 };
 
 class Subprocess {
@@ -51,6 +56,8 @@ class Subprocess {
   // Closes our end of stdout and reaps the child. Ok only for exit status 0;
   // otherwise an error naming the program, its status and its last stderr lines.
   Status wait();
+  // False once the child has exited (it stays unreaped until wait()).
+  bool running();
   // After wait(): the exit status, or -1 when a signal ended the child.
   int exit_code() const { return exit_code_; }
   // Bytes read from stdout so far.
@@ -93,7 +100,7 @@ class Watchdog {
   void cancel();
   // Stops watching; call after the child was reaped.
   void disarm();
-  bool fired();     // the timeout or cancel() signalled the child
+  bool fired();      // the timeout or cancel() signalled the child
   bool timed_out();  // the timeout did (not cancel())
 
  private:
@@ -109,6 +116,19 @@ class Watchdog {
 // signal, so `kill <cairn>` never leaves a dump tool running on its own.
 // Call once, early in main().
 void forward_termination_signals();
+
+// Runs `cleanup` when a termination signal arrives, before the process dies
+// of it: for what an interrupted command must not leave behind (a drill's
+// scratch server and folder). The signal is handled on a watcher thread, so
+// `cleanup` may do anything; the main thread keeps running until it is done.
+// One registration at a time; forward_termination_signals() must be active.
+class CleanupOnTermination {
+ public:
+  explicit CleanupOnTermination(std::function<void()> cleanup);
+  ~CleanupOnTermination();
+  CleanupOnTermination(const CleanupOnTermination&) = delete;
+  CleanupOnTermination& operator=(const CleanupOnTermination&) = delete;
+};
 
 // Runs argv to completion and returns its stdout (meant for small outputs
 // such as `pg_config --bindir`).

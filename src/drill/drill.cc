@@ -11,44 +11,67 @@
 
 #include "archive/restorer.h"
 #include "core/process.h"
+#include "drill/drill_steps.h"
 #include "engines/exec/exec.h"
+#include "engines/postgres/scratch_server.h"
 #include "policy/duration.h"
 #include "repo/timefmt.h"
 
 namespace cairn::drill {
 
-namespace {
-
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+
+namespace {
 
 constexpr char kScratchPrefix[] = "cairn-drill-";
 constexpr size_t kOutputTail = 2000;
 
-std::string now_rfc3339() {
-  repo::Time t;
-  t.unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-  return repo::format_time(t);
-}
-
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// The scratch folder, removed whatever happens to the drill.
+// The scratch folder, removed whatever happens to the drill: on return, on
+// a termination signal (with any scratch server in it), and -- after a
+// SIGKILL -- by the next drill (remove_stale_scratch).
 class Scratch {
  public:
-  explicit Scratch(std::string path) : path_(std::move(path)) {}
-  ~Scratch() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
-  }
+  explicit Scratch(std::string path)
+      : path_(std::move(path)), on_signal_([p = path_] { remove_scratch(p); }) {}
+  ~Scratch() { remove_scratch(path_); }
   const std::string& path() const { return path_; }
+
+  static void remove_scratch(const std::string& path) {
+    engines::postgres::stop_stale_server(path + "/data");
+    // The signal watcher and the drill's own unwinding may remove the same
+    // tree at once; each pass skips what the other removed, until it is gone.
+    std::error_code ec;
+    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
+    for (int pass = 0; pass < 10 && fs::symlink_status(path, ec).type() != fs::file_type::not_found;
+         pass++)
+      fs::remove_all(path, ec);
+  }
 
  private:
   std::string path_;
+  core::CleanupOnTermination on_signal_;
 };
+
+}  // namespace
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  repo::Time rt;
+  rt.unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  return repo::format_time(rt);
+}
+
+double unix_seconds(const std::string& text) {
+  auto t = repo::parse_time(text);
+  return t ? static_cast<double>(t->unix_ns) / 1e9 : 0;
+}
+
+void add_phase(DrillReport& r, const std::string& name, Clock::time_point start) {
+  r.phases.push_back({name, seconds_since(start)});
+}
 
 core::Result<repo::SnapshotRef> select_snapshot(repo::Repository& repo, const std::string& service,
                                                 const std::string& point) {
@@ -63,31 +86,30 @@ core::Result<repo::SnapshotRef> select_snapshot(repo::Repository& repo, const st
     return mine[std::uniform_int_distribution<size_t>(0, mine.size() - 1)(rd)];
   }
   auto t = repo::parse_time(point);
-  if (!t) return core::invalid_argument("--point \"" + point + "\" is not latest, random or a time");
+  if (!t)
+    return core::invalid_argument("--point \"" + point + "\" is not latest, random or a time");
   const repo::SnapshotRef* best = nullptr;
   for (const auto& s : mine)
     if (s.snapshot.time.unix_ns <= t->unix_ns) best = &s;
-  if (!best) return core::not_found("service " + service + " has no snapshot at or before " + point);
+  if (!best)
+    return core::not_found("service " + service + " has no snapshot at or before " + point);
   return *best;
 }
 
-// "exec: <command>" runs in the scratch folder; its exit status decides.
-CheckResult run_check(const std::string& check, const std::string& dir, const policy::Service& service) {
+bool is_exec_check(const std::string& check) { return check.rfind("exec:", 0) == 0; }
+
+CheckResult run_exec_check(const std::string& check, const std::string& dir,
+                           const policy::Service& service, const std::vector<std::string>& env) {
   CheckResult r;
   r.check = check;
   auto start = Clock::now();
-  std::string body = check;
-  if (body.rfind("exec:", 0) != 0) {
-    r.output = "SQL checks run against a scratch database server, which drills of engine \"" + service.engine.type +
-               "\" do not start; use \"exec: <command>\" checks";
-    return r;
-  }
-  body = body.substr(5);
   core::ProcessOptions po;
   po.env = {"CAIRN_DRILL_DIR=" + dir, "CAIRN_SERVICE=" + service.name};
+  po.env.insert(po.env.end(), env.begin(), env.end());
   po.unset_env = engines::exec::repository_secret_env();
   po.new_process_group = true;
-  auto proc = core::Subprocess::start({"/bin/sh", "-c", "cd \"$CAIRN_DRILL_DIR\" && " + body}, po);
+  auto proc = core::Subprocess::start(
+      {"/bin/sh", "-c", "cd \"$CAIRN_DRILL_DIR\" && " + check.substr(5)}, po);
   if (!proc.ok()) {
     r.output = proc.status().message();
     return r;
@@ -110,11 +132,9 @@ CheckResult run_check(const std::string& check, const std::string& dir, const po
   if (dog.timed_out()) r.output += "\ntimed out after " + policy::format_duration(service.timeout);
   if (r.output.size() > kOutputTail) r.output.erase(0, r.output.size() - kOutputTail);
   while (!r.output.empty() && r.output.back() == '\n') r.output.pop_back();
-  r.seconds = since(start);
+  r.seconds = seconds_since(start);
   return r;
 }
-
-}  // namespace
 
 void remove_stale_scratch(const std::string& root) {
   std::error_code ec;
@@ -126,91 +146,124 @@ void remove_stale_scratch(const std::string& root) {
     if (dash == std::string::npos) continue;
     auto pid_start = name.rfind('-', dash - 1);
     if (pid_start == std::string::npos) continue;
-    pid_t pid = static_cast<pid_t>(std::atol(name.substr(pid_start + 1, dash - pid_start - 1).c_str()));
-    if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)) {
-      std::error_code rm;
-      fs::remove_all(e.path(), rm);
-    }
+    pid_t pid =
+        static_cast<pid_t>(std::atol(name.substr(pid_start + 1, dash - pid_start - 1).c_str()));
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
+      Scratch::remove_scratch(e.path().string());
   }
 }
 
-DrillReport run_drill(repo::Repository& repo, const policy::Service& service, const DrillOptions& opt) {
+// Files and exec services (and anything that restores to plain files): the
+// restore re-reads every file and checks it against the snapshot.
+core::Status drill_files(DrillRun& run) {
+  DrillReport& r = run.report;
+  auto t = Clock::now();
+  ASSIGN_OR_RETURN(auto snap, select_snapshot(run.repo, run.service.name, run.options.point));
+  add_phase(r, "select", t);
+  r.snapshot_id = snap.id;
+  r.snapshot_time = r.restored_to = repo::format_time(snap.snapshot.time);
+
+  t = Clock::now();
+  archive::RestoreOptions ro;
+  ro.target = run.scratch;
+  ro.verify = true;
+  auto restored = archive::restore(run.repo, snap.snapshot, "/", ro, nullptr);
+  add_phase(r, "restore", t);
+  if (!restored.ok())
+    return core::Status(restored.status().code(), "restore failed: " + restored.status().message());
+  r.files_restored = restored->files;
+  r.bytes_restored = restored->bytes;
+  if (!restored->errors.empty()) {
+    std::string all;
+    for (size_t i = 0; i < restored->errors.size() && i < 5; i++)
+      all += (i ? "; " : "") + restored->errors[i];
+    return core::io_error(
+        fmt::format("restore failed ({} error(s)): {}", restored->errors.size(), all));
+  }
+  r.checks.push_back({"restored files verified against the snapshot", true,
+                      fmt::format("{} files, {} bytes", restored->files, restored->bytes), 0});
+
+  t = Clock::now();
+  for (const auto& check : run.service.drill.checks) {
+    if (is_exec_check(check)) {
+      r.checks.push_back(run_exec_check(check, run.scratch, run.service, {}));
+    } else {
+      r.checks.push_back(
+          {check, false,
+           "SQL checks run against a scratch database server, which drills of engine \"" +
+               run.service.engine.type + "\" do not start; use \"exec: <command>\" checks",
+           0});
+    }
+  }
+  add_phase(r, "checks", t);
+  return {};
+}
+
+DrillReport run_drill(repo::Repository& repo, const policy::Service& service,
+                      const DrillOptions& opt) {
   DrillReport r;
   r.service = service.name;
   r.owner = service.owner;
   r.tier = service.tier;
   r.point = opt.point;
-  r.started_at = now_rfc3339();
+  auto wall_start = std::chrono::system_clock::now();
+  r.started_at = rfc3339(wall_start);
   r.rto_objective_s = static_cast<double>(service.objectives.rto.count());
   r.rpo_objective_s = static_cast<double>(service.objectives.rpo.count());
+  if (opt.point == "latest") r.point_time = r.started_at;
   auto start = Clock::now();
-  auto wall_start = std::chrono::system_clock::now();
   auto finish = [&](std::string failure) {
-    r.rto_s = since(start);
-    r.finished_at = now_rfc3339();
+    r.rto_s = seconds_since(start);
+    r.finished_at = rfc3339(std::chrono::system_clock::now());
+    if (r.point_time.empty())
+      r.point_time = r.restored_to;  // random: the point is the snapshot itself
+    if (!r.point_time.empty() && !r.restored_to.empty())
+      r.rpo_s = std::max(0.0, unix_seconds(r.point_time) - unix_seconds(r.restored_to));
     auto add = [&](const std::string& why) { failure += (failure.empty() ? "" : "; ") + why; };
-    size_t failed = std::count_if(r.checks.begin(), r.checks.end(), [](const CheckResult& c) { return !c.passed; });
+    size_t failed = std::count_if(r.checks.begin(), r.checks.end(),
+                                  [](const CheckResult& c) { return !c.passed; });
     if (failed) add(fmt::format("{} check(s) failed", failed));
     if (r.rto_objective_s > 0 && r.rto_s > r.rto_objective_s)
       add(fmt::format("restore and checks took {:.1f}s, more than the RTO objective {}", r.rto_s,
                       policy::format_duration(service.objectives.rto)));
+    // Only a drill of the latest point measures what a disaster now would lose.
+    if (opt.point == "latest" && !r.restored_to.empty() && r.rpo_objective_s > 0 &&
+        r.rpo_s > r.rpo_objective_s)
+      add(fmt::format("the newest restorable data is {:.0f}s old, more than the RPO objective {}",
+                      r.rpo_s, policy::format_duration(service.objectives.rpo)));
     r.failure = failure;
     r.passed = failure.empty();
     return r;
   };
   remove_stale_scratch(opt.scratch_root);
 
-  auto t = Clock::now();
-  auto snap = select_snapshot(repo, service.name, opt.point);
-  r.phases.push_back({"select", since(t)});
-  if (!snap.ok()) return finish(snap.status().message());
-  r.snapshot_id = snap->id;
-  r.snapshot_time = repo::format_time(snap->snapshot.time);
-  r.rpo_s = std::chrono::duration<double>(wall_start.time_since_epoch()).count() -
-            static_cast<double>(snap->snapshot.time.unix_ns) / 1e9;
-
-  std::string tmpl = fmt::format("{}/{}{}-{}-XXXXXX", opt.scratch_root, kScratchPrefix, service.name, getpid());
+  std::string tmpl =
+      fmt::format("{}/{}{}-{}-XXXXXX", opt.scratch_root, kScratchPrefix, service.name, getpid());
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  if (!mkdtemp(buf.data())) return finish(fmt::format("cannot create a scratch folder in {}: {}", opt.scratch_root, strerror(errno)));
+  if (!mkdtemp(buf.data()))
+    return finish(
+        fmt::format("cannot create a scratch folder in {}: {}", opt.scratch_root, strerror(errno)));
   Scratch scratch(buf.data());
-
-  // Restore with verification: every restored file is read back and checked
-  // against the snapshot (the files-level integrity check).
-  t = Clock::now();
-  archive::RestoreOptions ro;
-  ro.target = scratch.path();
-  ro.verify = true;
-  auto restored = archive::restore(repo, snap->snapshot, "/", ro, nullptr);
-  r.phases.push_back({"restore", since(t)});
-  if (!restored.ok()) return finish("restore failed: " + restored.status().message());
-  r.files_restored = restored->files;
-  r.bytes_restored = restored->bytes;
-  if (!restored->errors.empty()) {
-    std::string all;
-    for (size_t i = 0; i < restored->errors.size() && i < 5; i++) all += (i ? "; " : "") + restored->errors[i];
-    return finish(fmt::format("restore failed ({} error(s)): {}", restored->errors.size(), all));
-  }
-  r.checks.push_back({"restored files verified against the snapshot", true,
-                      fmt::format("{} files, {} bytes", restored->files, restored->bytes), 0});
-
-  t = Clock::now();
-  for (const auto& check : service.drill.checks) r.checks.push_back(run_check(check, scratch.path(), service));
-  r.phases.push_back({"checks", since(t)});
-  return finish("");
+  DrillRun run{repo, service, opt, r, scratch.path(), wall_start};
+  core::Status st = service.engine.type == "postgres" ? drill_postgres(run) : drill_files(run);
+  return finish(st.ok() ? "" : st.message());
 }
 
 nlohmann::json DrillReport::to_json() const {
   nlohmann::json phases_j = nlohmann::json::array(), checks_j = nlohmann::json::array();
   for (const auto& p : phases) phases_j.push_back({{"name", p.name}, {"seconds", p.seconds}});
   for (const auto& c : checks)
-    checks_j.push_back({{"check", c.check}, {"passed", c.passed}, {"output", c.output}, {"seconds", c.seconds}});
+    checks_j.push_back(
+        {{"check", c.check}, {"passed", c.passed}, {"output", c.output}, {"seconds", c.seconds}});
   return {{"service", service},
           {"owner", owner},
           {"tier", tier},
           {"point", point},
           {"snapshot_id", snapshot_id},
           {"snapshot_time", snapshot_time},
+          {"point_time", point_time},
+          {"restored_to", restored_to},
           {"started_at", started_at},
           {"finished_at", finished_at},
           {"phases", phases_j},
@@ -233,12 +286,15 @@ DrillReport DrillReport::from_json(const nlohmann::json& j) {
   r.point = j.value("point", "");
   r.snapshot_id = j.value("snapshot_id", "");
   r.snapshot_time = j.value("snapshot_time", "");
+  r.point_time = j.value("point_time", "");
+  r.restored_to = j.value("restored_to", "");
   r.started_at = j.value("started_at", "");
   r.finished_at = j.value("finished_at", "");
   for (const auto& p : j.value("phases", nlohmann::json::array()))
     r.phases.push_back({p.value("name", ""), p.value("seconds", 0.0)});
   for (const auto& c : j.value("checks", nlohmann::json::array()))
-    r.checks.push_back({c.value("check", ""), c.value("passed", false), c.value("output", ""), c.value("seconds", 0.0)});
+    r.checks.push_back({c.value("check", ""), c.value("passed", false), c.value("output", ""),
+                        c.value("seconds", 0.0)});
   r.files_restored = j.value("files_restored", uint64_t{0});
   r.bytes_restored = j.value("bytes_restored", uint64_t{0});
   r.rto_s = j.value("rto_seconds", 0.0);
@@ -251,16 +307,22 @@ DrillReport DrillReport::from_json(const nlohmann::json& j) {
 }
 
 std::string DrillReport::markdown() const {
-  auto dur = [](double s) { return policy::format_duration(std::chrono::seconds(static_cast<int64_t>(s + 0.5))); };
-  std::string out = fmt::format("# Restore drill: {} — {}\n\n", service, passed ? "PASSED" : "FAILED");
+  auto dur = [](double s) {
+    return policy::format_duration(std::chrono::seconds(static_cast<int64_t>(s + 0.5)));
+  };
+  std::string out =
+      fmt::format("# Restore drill: {} — {}\n\n", service, passed ? "PASSED" : "FAILED");
   if (!passed) out += fmt::format("**Failure:** {}\n\n", failure);
-  out += fmt::format("Owner {}, tier {}. Drill started {}, finished {}.\n\n", owner, tier, started_at, finished_at);
+  out += fmt::format("Owner {}, tier {}. Drill started {}, finished {}.\n\n", owner, tier,
+                     started_at, finished_at);
   out += fmt::format("Snapshot `{}` taken {} (point asked: {}).\n\n", snapshot_id.substr(0, 8),
                      snapshot_time.empty() ? "-" : snapshot_time, point);
   out += "| measure | value | objective |\n|---|---|---|\n";
-  out += fmt::format("| RTO (restore + checks) | {:.2f}s | {} |\n", rto_s, rto_objective_s > 0 ? dur(rto_objective_s) : "-");
-  out += fmt::format("| RPO (age of the restored point at drill start) | {} | {} |\n", dur(rpo_s),
-                     rpo_objective_s > 0 ? dur(rpo_objective_s) : "-");
+  out += fmt::format("| RTO (restore + checks) | {:.2f}s | {} |\n", rto_s,
+                     rto_objective_s > 0 ? dur(rto_objective_s) : "-");
+  out += fmt::format("| RPO (recovery point {} − newest restored data {}) | {} | {} |\n",
+                     point_time.empty() ? "-" : point_time, restored_to.empty() ? "-" : restored_to,
+                     dur(rpo_s), rpo_objective_s > 0 ? dur(rpo_objective_s) : "-");
   out += fmt::format("| restored | {} files, {} bytes | |\n\n", files_restored, bytes_restored);
   out += "## Phases\n\n| phase | seconds |\n|---|---|\n";
   for (const auto& p : phases) out += fmt::format("| {} | {:.3f} |\n", p.name, p.seconds);
@@ -272,6 +334,91 @@ std::string DrillReport::markdown() const {
     for (char ch : c.output) indented += ch == '\n' ? std::string("\n  ") : std::string(1, ch);
     out += "\n  ```\n" + indented + "\n  ```\n";
   }
+  return out;
+}
+
+namespace {
+
+std::string escape_html(const std::string& in) {
+  std::string out;
+  for (char c : in) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string DrillReport::html() const {
+  auto e = escape_html;
+  auto dur = [](double s) {
+    return policy::format_duration(std::chrono::seconds(static_cast<int64_t>(s + 0.5)));
+  };
+  auto verdict = [](bool ok) {
+    return ok ? "<span class=ok>within</span>" : "<span class=bad>missed</span>";
+  };
+  std::string out = fmt::format(R"(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Restore drill: {0} — {1}</title>
+<style>
+body{{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:left}}
+.ok{{color:#176f2c;font-weight:600}}.bad{{color:#b00020;font-weight:600}}
+pre{{background:#f4f4f4;padding:.6em;overflow-x:auto;white-space:pre-wrap}}
+</style></head><body>
+<h1>Restore drill: {0} — <span class="{2}">{1}</span></h1>
+)",
+                                e(service), passed ? "PASSED" : "FAILED", passed ? "ok" : "bad");
+  if (!passed) out += "<p><b>Failure:</b> " + e(failure) + "</p>\n";
+  out += fmt::format(
+      "<p>Owner {}, tier {}. Started {}, finished {}. Point asked: {}. Snapshot <code>{}</code> "
+      "taken {}.</p>\n",
+      e(owner), e(tier), e(started_at), e(finished_at), e(point), e(snapshot_id.substr(0, 8)),
+      e(snapshot_time.empty() ? "-" : snapshot_time));
+  out += "<table><tr><th>measure</th><th>value</th><th>objective</th><th></th></tr>\n";
+  out += fmt::format(
+      "<tr><td>RTO (start to restored and "
+      "checked)</td><td>{:.2f}s</td><td>{}</td><td>{}</td></tr>\n",
+      rto_s, rto_objective_s > 0 ? dur(rto_objective_s) : "-",
+      rto_objective_s > 0 ? verdict(rto_s <= rto_objective_s) : "");
+  out += fmt::format(
+      "<tr><td>RPO (point {} − newest restored data "
+      "{})</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+      e(point_time.empty() ? "-" : point_time), e(restored_to.empty() ? "-" : restored_to),
+      dur(rpo_s), rpo_objective_s > 0 ? dur(rpo_objective_s) : "-",
+      rpo_objective_s > 0 && point == "latest" ? verdict(rpo_s <= rpo_objective_s) : "");
+  out += fmt::format(
+      "<tr><td>restored</td><td>{} files, {} bytes</td><td></td><td></td></tr></table>\n",
+      files_restored, bytes_restored);
+  out += "<h2>Phases</h2>\n<table><tr><th>phase</th><th>seconds</th></tr>\n";
+  for (const auto& p : phases)
+    out += fmt::format("<tr><td>{}</td><td>{:.3f}</td></tr>\n", e(p.name), p.seconds);
+  out += "</table>\n<h2>Checks</h2>\n<ul>\n";
+  for (const auto& c : checks) {
+    out +=
+        fmt::format("<li><span class=\"{}\">{}</span> <b>{}</b> ({:.2f}s)", c.passed ? "ok" : "bad",
+                    c.passed ? "passed" : "FAILED", e(c.check), c.seconds);
+    if (!c.output.empty()) out += "<pre>" + e(c.output) + "</pre>";
+    out += "</li>\n";
+  }
+  out += "</ul>\n</body></html>\n";
   return out;
 }
 

@@ -4,9 +4,10 @@
 // always removes the scratch folder (also after a failure; after a kill, the
 // next drill removes what a dead one left).
 //
-// This slice drills what restores to files: the files and exec engines and
-// PostgreSQL logical dumps (the dump files). Scratch database servers for
-// PostgreSQL point-in-time drills are the next step (docs/drills.md).
+// Files and exec services restore into a scratch folder; PostgreSQL services
+// into a scratch server (a physical base backup recovered with the archived
+// WAL to the drill's point, or a logical dump restored into a fresh cluster),
+// checked with amcheck, the policy's SQL and commands (docs/drills.md).
 // Thread-compatible.
 #pragma once
 
@@ -22,12 +23,12 @@
 namespace cairn::drill {
 
 struct DrillOptions {
-  std::string point = "latest";      // latest | random | a time (newest snapshot at or before it)
+  std::string point = "latest";       // latest | random | a time (newest snapshot at or before it)
   std::string scratch_root = "/tmp";  // where the scratch folder is made
 };
 
 struct Phase {
-  std::string name;  // select, restore, checks
+  std::string name;  // select, provision, restore, verify, fetch, recovery, checks
   double seconds = 0;
 };
 
@@ -43,12 +44,15 @@ struct DrillReport {
   std::string point;  // as asked
   std::string snapshot_id;
   std::string snapshot_time;  // RFC 3339
+  std::string point_time;     // the instant the drill recovers to (its start for "latest")
+  std::string
+      restored_to;  // newest data in the restored copy (snapshot time, or the replayed WAL's)
   std::string started_at, finished_at;
   std::vector<Phase> phases;
   std::vector<CheckResult> checks;
   uint64_t files_restored = 0, bytes_restored = 0;
-  double rto_s = 0;             // start to "restored and checked"
-  double rpo_s = 0;             // drill start - snapshot time: data age of the restored point
+  double rto_s = 0;  // start to "restored and checked"
+  double rpo_s = 0;  // point_time - restored_to: the data a recovery to the point loses
   double rto_objective_s = 0, rpo_objective_s = 0;
   bool passed = false;
   std::string failure;  // why it failed ("" when passed)
@@ -56,14 +60,17 @@ struct DrillReport {
   nlohmann::json to_json() const;
   static DrillReport from_json(const nlohmann::json& j);
   std::string markdown() const;
+  std::string html() const;  // a self-contained page (inline CSS)
 };
 
 // Runs one drill. Errors that make a drill impossible (no snapshot) are
 // returned as a failed report, not as a Status: a drill that cannot restore
 // is exactly what it exists to find.
-DrillReport run_drill(repo::Repository& repo, const policy::Service& service, const DrillOptions& options);
+DrillReport run_drill(repo::Repository& repo, const policy::Service& service,
+                      const DrillOptions& options);
 
-// Removes scratch folders of drills whose process is gone.
+// Removes scratch folders (and stops scratch servers) of drills whose
+// process is gone.
 void remove_stale_scratch(const std::string& scratch_root);
 
 }  // namespace cairn::drill

@@ -1,6 +1,7 @@
 # Restore drills: a healthy service passes with a measured RTO; a failing
 # check, a missed RTO objective and a corrupted pack (named) fail; the
-# scratch folder is gone after success, failure and SIGTERM; reports are kept
+# scratch folder is gone after success, failure and SIGTERM (after SIGKILL:
+# at the next drill); reports are kept
 # (drill list/show, JSON, Markdown); the daemon runs drills on schedule,
 # raises one DrillFailed alert and exports drill metrics.
 # Usage: bash tests/e2e/test_drill.sh /path/to/cairn
@@ -86,15 +87,25 @@ first=$(C --json drill list --service dump | jq -r '.[0].id')
 expect_exit 0 C --json drill show "$first"
 jq -e '.service == "dump" and .passed' <<<"$OUT" >/dev/null || fail "drill show $first: $OUT"
 
-step "SIGTERM during a drill: the check's processes die; the next drill removes the scratch folder"
+step "SIGTERM during a drill: the check's processes die and the scratch folder is removed at once"
 write_config 1h "exec: sleep 300 # drill-sigterm"
-"$CAIRN_BIN" --no-progress --config "$T/cairn.yaml" drill run --service docs --scratch "$T/scratch" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do pgrep -f "drill-sigterm" | grep -qv "^$pid$" && break; sleep 0.1; done
+start_sleeping_drill() {
+  "$CAIRN_BIN" --no-progress --config "$T/cairn.yaml" drill run --service docs --scratch "$T/scratch" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do pgrep -f "drill-sigterm" | grep -qv "^$pid$" && break; sleep 0.1; done
+}
+start_sleeping_drill
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null || true
 sleep 0.5
 pgrep -f "sleep 300 # drill-sigterm" >/dev/null && fail "the drill's check still runs after SIGTERM"
+scratch_empty
+
+step "SIGKILL during a drill: the next drill removes the scratch folder"
+start_sleeping_drill
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+pkill -f "sleep 300 # drill-sigterm" || true
 [[ -n $(ls -A "$T/scratch") ]] || fail "expected the killed drill's scratch folder (to test its cleanup)"
 write_config 1h "exec: true"
 expect_exit 0 C drill run --service dump --scratch "$T/scratch"

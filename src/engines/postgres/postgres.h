@@ -104,6 +104,16 @@ struct SegmentName {
 std::optional<SegmentName> parse_segment_name(const std::string& name, uint64_t segments_per_id);
 std::string segment_file_name(uint32_t timeline, uint64_t segno, uint64_t segments_per_id);
 
+// Copies from the service's WAL archive what recovery from `base` can ask
+// for: every timeline history file and each segment from the base's start
+// segment on (on its timeline or later ones), into `dir`, so that a
+// restore_command that only copies files serves the recovery.
+struct FetchedWal {
+  uint64_t files = 0, bytes = 0;
+};
+core::Result<FetchedWal> fetch_wal_since(repo::Repository& repo, const std::string& service,
+                                         const repo::SnapshotRef& base, const std::string& dir);
+
 // What `cairn pg check` reports about a service's WAL archive.
 struct ArchiveReport {
   size_t segments = 0, history_files = 0, other_files = 0, base_backups = 0;

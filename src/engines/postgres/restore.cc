@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -103,6 +104,27 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
+namespace {
+
+// PostgreSQL takes timestamps to the microsecond: RFC 3339 with nanoseconds
+// is rewritten as UTC "YYYY-MM-DD HH:MM:SS.ffffff+00" (truncated).
+std::string pg_timestamp(const std::string& value) {
+  auto t = repo::parse_time(value);
+  if (!t) return value;  // let PostgreSQL judge it
+  int64_t us = t->unix_ns / 1000 - (t->unix_ns % 1000 < 0 ? 1 : 0);
+  std::time_t secs = static_cast<std::time_t>(us / 1000000 - (us % 1000000 < 0 ? 1 : 0));
+  int64_t frac = ((us % 1000000) + 1000000) % 1000000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  char out[96];
+  std::snprintf(out, sizeof out, "%s.%06lld+00", buf, static_cast<long long>(frac));
+  return out;
+}
+
+}  // namespace
+
 core::Status write_recovery_config(const std::string& dir, const RecoveryTarget& target,
                                    const std::string& restore_command) {
   using Kind = RecoveryTarget::Kind;
@@ -115,7 +137,7 @@ core::Status write_recovery_config(const std::string& dir, const RecoveryTarget&
       conf += "recovery_target = 'immediate'\n";
       break;
     case Kind::kTime:
-      conf += "recovery_target_time = " + quote_literal(target.value) + "\n";
+      conf += "recovery_target_time = " + quote_literal(pg_timestamp(target.value)) + "\n";
       break;
     case Kind::kLsn:
       conf += "recovery_target_lsn = " + quote_literal(target.value) + "\n";

@@ -127,6 +127,27 @@ core::Result<ArchiveReport> check_archive(repo::Repository& repo, const std::str
   return r;
 }
 
+core::Result<FetchedWal> fetch_wal_since(repo::Repository& repo, const std::string& service,
+                                         const repo::SnapshotRef& base, const std::string& dir) {
+  repo::LogArchive archive(repo, service);
+  ASSIGN_OR_RETURN(auto entries, archive.list());
+  uint64_t per_id = segments_per_id(entries);
+  auto start = parse_segment_name(base.snapshot.engine.value("start_wal_file", ""), per_id);
+  FetchedWal got;
+  for (const auto& e : entries) {
+    bool wanted = e.name.ends_with(".history");
+    if (!wanted && e.name.size() == 24) {
+      auto seg = parse_segment_name(e.name, per_id);
+      wanted = seg && (!start || (seg->timeline >= start->timeline && seg->segno >= start->segno));
+    }
+    if (!wanted) continue;
+    TRY(archive.fetch(e.name, dir + "/" + e.name));
+    got.files++;
+    got.bytes += e.size;
+  }
+  return got;
+}
+
 core::Result<std::vector<std::string>> expire_wal(repo::Repository& repo,
                                                   const std::string& service, bool dry_run) {
   repo::LogArchive archive(repo, service);
