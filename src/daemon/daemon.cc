@@ -48,6 +48,11 @@ std::vector<ReceiverConfig> receivers_of(const policy::Catalog& c) {
 
 namespace {
 
+// Twice the RTO objective (the drill fails past it anyway), at least the run timeout.
+std::chrono::seconds drill_time_limit(const policy::Service& svc) {
+  return std::max(svc.timeout, 2 * svc.objectives.rto);
+}
+
 const date::time_zone* zone_of(const policy::Catalog& c) {
   auto z = policy::find_zone(c.daemon.timezone);
   return z.ok() ? *z : nullptr;
@@ -206,7 +211,8 @@ Alert Daemon::make_alert(const policy::Service& svc, const std::string& name, Se
 }
 
 core::Status Daemon::run() {
-  TRY(store_.mark_interrupted_runs(now()));
+  daemon_started_ = now();
+  TRY(store_.mark_interrupted_runs(daemon_started_));
   const policy::Catalog& c = *catalog_;
   if (!c.daemon.listen.empty()) {
     MetricsServerOptions mo;
@@ -531,8 +537,7 @@ void Daemon::run_prune_job(const policy::Service& svc, std::shared_ptr<const pol
 // daemon turns the verdict into an alert.
 void Daemon::run_drill_job(const policy::Service& svc) {
   spdlog::info("{}: restore drill started", svc.name);
-  // Twice the RTO objective (the drill fails past it anyway), at least the run timeout.
-  JobResult r = run_child({"drill", "run", "--service", svc.name}, std::max(svc.timeout, 2 * svc.objectives.rto));
+  JobResult r = run_child({"drill", "run", "--service", svc.name}, drill_time_limit(svc));
   std::string failure = r.error;
   try {
     auto j = nlohmann::json::parse(r.stdout_text);
@@ -598,6 +603,7 @@ void Daemon::evaluate(Time t) {
     for (const auto& job : queue_)  // queued behind busy workers
       if (job.kind == JobKind::kBackup) waiting[job.service] = std::min(waiting.count(job.service) ? waiting[job.service] : job.due, job.due);
   }
+  const date::time_zone* zone = zone_of(*catalog);
   for (const auto& svc : catalog->services) {
     ServiceState st = update_state(svc.name, [&](ServiceState& s) { s.next_run_at = next[svc.name]; });
 
@@ -622,8 +628,31 @@ void Daemon::evaluate(Time t) {
                                       fmt::format("{}: scheduled backup did not start on time", svc.name),
                                       fmt::format("Due at {}; not started {} later.", fmt_time(w->second),
                                                   policy::format_duration(t - w->second))));
+    evaluate_drill_age(svc, t, zone);
   }
   (void)alerts()->flush();
+}
+
+// DrillOverdue: no drill of the service passed within its max_age.
+void Daemon::evaluate_drill_age(const policy::Service& svc, Time t, const date::time_zone* zone) {
+  if (!svc.drill.schedule) return;
+  seconds max_age =
+      svc.drill.max_age ? *svc.drill.max_age : svc.drill.schedule->max_interval(zone) + drill_time_limit(svc);
+  Time since = daemon_started_;
+  auto passed = store_.recent_runs(svc.name, RunKind::kDrill, 1, RunResult::kSuccess);
+  bool ever = passed.ok() && !passed->empty() && passed->front().finished_at;
+  if (ever) since = std::max(since, *passed->front().finished_at);
+  if (t - since <= max_age) {
+    (void)alerts()->resolve(kAlertDrillOverdue, svc.name);
+    return;
+  }
+  (void)alerts()->raise(make_alert(
+      svc, kAlertDrillOverdue, severity_for(svc),
+      fmt::format("{}: no restore drill passed in {}", svc.name, policy::format_duration(t - since)),
+      ever ? fmt::format("Last passing drill: {}; allowed age {}.", fmt_time(*passed->front().finished_at),
+                         policy::format_duration(max_age))
+           : fmt::format("No drill has passed since the daemon started ({}); allowed age {}.", fmt_time(since),
+                         policy::format_duration(max_age))));
 }
 
 std::string Daemon::render_metrics() {

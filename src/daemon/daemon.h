@@ -99,6 +99,7 @@ class Daemon {
   void after_success(const policy::Service& svc, const JobResult& r, Time started, int64_t run_id);
   JobResult run_child(const std::vector<std::string>& args, std::chrono::seconds timeout);
   void evaluate(Time now);
+  void evaluate_drill_age(const policy::Service& svc, Time now, const date::time_zone* zone);
   void probe_recovery_points();
   std::string render_metrics();
   core::Status apply_reload();
@@ -129,6 +130,7 @@ class Daemon {
   std::set<std::string> draining_;
   std::map<std::string, int> backups_running_;  // repository -> backup children running
   std::map<std::string, Time> started_at_;
+  Time daemon_started_{};  // a service never drilled is overdue only after a full interval of this daemon
   std::set<std::shared_ptr<core::Watchdog>> running_;
   bool stopping_ = false, cancel_ = false, reload_ = false;
   std::vector<std::thread> workers_;

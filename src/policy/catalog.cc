@@ -33,7 +33,7 @@ const std::vector<std::string> kRepositoryKeys = {"location", "password_file", "
 const std::vector<std::string> kObjectiveKeys = {"rpo", "rto"};
 const std::vector<std::string> kRetentionKeys = {"last",    "hourly", "daily", "weekly",
                                                  "monthly", "yearly", "within", "tags"};
-const std::vector<std::string> kDrillKeys = {"schedule", "checks"};
+const std::vector<std::string> kDrillKeys = {"schedule", "checks", "max_age"};
 const std::vector<std::string> kHookKeys = {"pre", "post"};
 const std::vector<std::string> kTiers = {"critical", "high", "medium", "low"};
 const std::vector<std::string> kEngineTypes = {"files", "exec", "postgres"};
@@ -449,6 +449,7 @@ class Reader {
       if (node["drill"]["schedule"])
         s.drill.schedule = schedule(node["drill"]["schedule"], svc, "drill.schedule", s.drill.schedule_text);
       if (node["drill"]["checks"]) s.drill.checks = strings(node["drill"]["checks"], svc, "drill.checks");
+      if (node["drill"]["max_age"]) s.drill.max_age = duration(node["drill"]["max_age"], svc, "drill.max_age");
     }
     if (node["hooks"] && map(node["hooks"], svc, "hooks", kHookKeys)) {
       if (node["hooks"]["pre"]) s.hooks.pre = strings(node["hooks"]["pre"], svc, "hooks.pre");
@@ -775,6 +776,7 @@ nlohmann::json to_json(const Service& s) {
       {"retries", s.retries},
       {"retry_delay", format_duration(s.retry_delay)},
   };
+  if (s.drill.max_age) out["drill"]["max_age"] = format_duration(*s.drill.max_age);
   return out;
 }
 

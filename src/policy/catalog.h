@@ -73,6 +73,9 @@ struct DrillSpec {
   std::string schedule_text;
   std::optional<CronSchedule> schedule;
   std::vector<std::string> checks;  // SQL that must return true, or "exec: <command>"
+  // DrillOverdue fires when no drill passed for this long (default: the
+  // schedule's longest interval plus the drill's own time limit).
+  std::optional<std::chrono::seconds> max_age;
 };
 
 struct Hooks {

@@ -3,7 +3,8 @@
 # scratch folder is gone after success, failure and SIGTERM (after SIGKILL:
 # at the next drill); reports are kept
 # (drill list/show, JSON, Markdown); the daemon runs drills on schedule,
-# raises one DrillFailed alert and exports drill metrics.
+# raises one DrillFailed and one DrillOverdue alert (no passing drill within
+# drill.max_age) and exports drill metrics.
 # Usage: bash tests/e2e/test_drill.sh /path/to/cairn
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -29,6 +30,7 @@ services:
     schedule: "@daily"
     drill:
       schedule: "@every 3s"
+      max_age: 5s
       checks:
         - "exec: test \$(ls .$T/data/docs | wc -l) -eq 3"
         - "exec: grep -q 'document 2' .$T/data/docs/d2.txt && echo content ok"
@@ -131,18 +133,22 @@ write_config 1h "exec: exit 3"
 DPID=$!
 on_exit "kill -9 $DPID 2>/dev/null"
 wait_port "$METRICS_PORT" "$DPID" "$T/daemon.log"
-drill_alerts() {
+drill_alerts() {  # drill_alerts STATUS [NAME]
   [[ -f $T/alerts.jsonl ]] || { echo 0; return; }
-  jq -s --arg s "$1" '[.[] | select(.body.status == $s) | .body.alerts[] | select(.name == "DrillFailed")] | length' \
-    "$T/alerts.jsonl"
+  jq -s --arg s "$1" --arg n "${2:-DrillFailed}" \
+    '[.[] | select(.body.status == $s) | .body.alerts[] | select(.name == $n)] | length' "$T/alerts.jsonl"
 }
 for _ in $(seq 1 150); do (($(drill_alerts firing) >= 1)) && break; sleep 0.2; done
 sleep 4  # another failing drill: no second notification
 assert_eq 1 "$(drill_alerts firing)" "DrillFailed notifications"
+# max_age 5s without a passing drill: overdue as well.
+for _ in $(seq 1 100); do (($(drill_alerts firing DrillOverdue) >= 1)) && break; sleep 0.2; done
+assert_eq 1 "$(drill_alerts firing DrillOverdue)" "DrillOverdue notifications"
 write_config 1h "exec: true"
 kill -HUP "$DPID"
-for _ in $(seq 1 150); do (($(drill_alerts resolved) >= 1)) && break; sleep 0.2; done
+for _ in $(seq 1 150); do (($(drill_alerts resolved) >= 1)) && (($(drill_alerts resolved DrillOverdue) >= 1)) && break; sleep 0.2; done
 assert_eq 1 "$(drill_alerts resolved)" "DrillFailed resolutions"
+assert_eq 1 "$(drill_alerts resolved DrillOverdue)" "DrillOverdue resolutions"
 curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >"$T/metrics.txt"
 grep -Eq '^cairn_drill_rto_seconds\{service="docs"\} [0-9.e-]+$' "$T/metrics.txt" ||
   fail "no drill RTO metric: $(grep drill "$T/metrics.txt")"
