@@ -146,7 +146,8 @@ runbook::Runbook make(Context& ctx, const policy::Catalog& catalog, const policy
   in.config_path = config_path;
   in.timezone = catalog.daemon.timezone;
   in.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  in.target_root = a.target_root;
+  in.target_root =
+      fs::absolute(a.target_root).lexically_normal().string();  // commands run from any folder
   read_repository(ctx, svc, in);
   read_drills(catalog, svc, in);
   return runbook::build(in);

@@ -2,7 +2,7 @@
 // cairn.yaml text with sensible defaults for its tier and engine, and the
 // insertion of that text into an existing policy file *as text*, so the
 // file's own formatting and comments stay exactly as they were (the file is
-// never re-serialized). The defaults table is in docs/cli.md#cairn-service-new.
+// never re-serialized). The defaults table is in docs/cli.md (`cairn service new`).
 // Pure functions; thread-safe.
 #pragma once
 

@@ -432,10 +432,18 @@ std::string code_span(const std::string& s) {
   return fence + pad + s + pad + fence;
 }
 
+// "2026-11-26T07:32:41.446931820Z" -> "2026-11-26T07:32:41Z": seconds are enough on a page.
+std::string short_time(const std::string& t) {
+  if (t.size() < 20 || t[19] != '.') return t;
+  auto end = t.find_first_of("Z+-", 20);
+  return end == std::string::npos ? t.substr(0, 19) : t.substr(0, 19) + t.substr(end);
+}
+
 std::string drill_line(const drill::DrillReport& d) {
   return fmt::format(
       "{} on {}: RTO {} (objective {}), RPO {} (objective {}), snapshot `{}`{}",
-      d.passed ? "**passed**" : "**FAILED**", d.started_at, core::format_duration(d.rto_s),
+      d.passed ? "**passed**" : "**FAILED**", short_time(d.started_at),
+      core::format_duration(d.rto_s),
       policy::format_duration(std::chrono::seconds(static_cast<int64_t>(d.rto_objective_s))),
       policy::format_duration(std::chrono::seconds(static_cast<int64_t>(d.rpo_s))),
       policy::format_duration(std::chrono::seconds(static_cast<int64_t>(d.rpo_objective_s))),
@@ -844,9 +852,7 @@ Runbook build(const RunbookInput& in) {
     const auto& sn = it->snapshot;
     RestorePoint p;
     p.id = it->id;
-    p.time = repo::format_time(sn.time);
-    p.time = p.time.substr(0, 19) +
-             p.time.substr(p.time.find_first_of("Z+-", 19));  // seconds are enough
+    p.time = short_time(repo::format_time(sn.time));
     p.host = sn.hostname;
     std::string type = sn.engine.value("type", e.type);
     std::string mode = sn.engine.value("mode", "");
@@ -912,7 +918,7 @@ Runbook build(const RunbookInput& in) {
     }
   }
   if (in.last_drill && !in.last_drill->passed)
-    b.warnings.push_back("The last restore drill (" + in.last_drill->started_at +
+    b.warnings.push_back("The last restore drill (" + short_time(in.last_drill->started_at) +
                          ") **FAILED**: " + in.last_drill->failure + ".");
   if (s.tier == "critical" && !in.last_passing_drill)
     b.warnings.push_back(
@@ -1029,9 +1035,9 @@ Doc index_doc(const std::vector<Runbook>& books, const std::string& ext) {
                      books[0].generated_at + " from `" + books[0].config_path + "`."));
   std::vector<std::vector<std::string>> rows;
   for (const auto& b : books) {
-    std::string drill =
-        b.last_drill ? (b.last_drill->passed ? "passed " : "FAILED ") + b.last_drill->started_at
-                     : "none recorded";
+    std::string drill = b.last_drill ? (b.last_drill->passed ? "passed " : "FAILED ") +
+                                           short_time(b.last_drill->started_at)
+                                     : "none recorded";
     std::string link = ext == "html" ? "<" + b.service + ".html>"
                                      : "[" + b.service + "](" + b.service + "." + ext + ")";
     rows.push_back({link, b.owner, b.tier, "RPO " + b.rpo + ", RTO " + b.rto, b.engine_type,
