@@ -78,6 +78,8 @@ void add_dump(CLI::App& app, Context& ctx) {
   add_latest_filter(cmd, *service, *host);
   cmd->callback([&ctx, ref, service, host] {
     ctx.run([&]() -> core::Status {
+      // With --service: the service's repository and key from the policy file.
+      if (!service->empty()) TRY(ctx.apply_service_policy(*service, false));
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
       auto [sref, path] = split_snapshot_path(*ref);
       ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(sref, *service, *host));

@@ -404,6 +404,8 @@ void add_pg(CLI::App& app, Context& ctx) {
     ctx.run([&]() -> core::Status {
       if (!r->target_dir.empty() && !r->dsn.empty())
         return core::invalid_argument("give --target-dir (physical) or --dsn (logical), not both");
+      // The service's repository and key from the policy file, when there is one.
+      TRY(ctx.apply_service_policy(r->service, false));
       if (!r->target_dir.empty()) return run_physical_restore(ctx, *r);
       if (!r->dsn.empty()) return run_logical_restore(ctx, *r);
       return core::invalid_argument(

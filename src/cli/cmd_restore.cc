@@ -28,6 +28,9 @@ void add_restore(CLI::App& app, Context& ctx) {
   cmd->add_option("--workers", o->opt.workers, "packs read at once (default 8)");
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
+      // With --service, the service's repository and key from the policy file
+      // (as backup --service), so a runbook's commands need only --config.
+      if (!o->service.empty()) TRY(ctx.apply_service_policy(o->service, false));
       // Lock before reading the index: a prune sweep waits only for holders it
       // recorded, and an index read before the lock could name a pack it deletes.
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));

@@ -137,6 +137,9 @@ void add_copy(CLI::App& app, Context& ctx);
 void add_policy(CLI::App& app, Context& ctx);
 void add_daemon(CLI::App& app, Context& ctx);
 void add_drill(CLI::App& app, Context& ctx);
+// runbooks and policy scaffolding (docs/runbooks.md)
+void add_runbook(CLI::App& app, Context& ctx);
+void add_service(CLI::App& app, Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

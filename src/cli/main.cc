@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   cli::add_policy(app, ctx);
   cli::add_daemon(app, ctx);
   cli::add_drill(app, ctx);
+  // runbooks and policy scaffolding (docs/runbooks.md)
+  cli::add_runbook(app, ctx);
+  cli::add_service(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.
