@@ -287,6 +287,20 @@ core::Result<const policy::Service*> find_service(const policy::Catalog& catalog
 core::Status Context::use_service_repository(const policy::Service& service) {
   const policy::RepositoryRef& r = service.repository;
   if (repo_from_flag && repo_from_flag()) return {};
+  if (!secrets_before_policy) {
+    secrets_before_policy.emplace();
+    for (const char* v : {"CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD_COMMAND"}) {
+      const char* value = getenv(v);
+      secrets_before_policy->emplace_back(v, value ? std::optional<std::string>(value) : std::nullopt);
+    }
+    key_file_before_policy = key_file;
+  } else {
+    for (const auto& [name, value] : *secrets_before_policy) {
+      if (value) setenv(name.c_str(), value->c_str(), 1);
+      else unsetenv(name.c_str());
+    }
+    key_file = key_file_before_policy;
+  }
   repo = r.location;
   if (cacert.empty()) cacert = r.cacert;
   // The policy's key source replaces whatever the environment offers, so a

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -51,6 +52,10 @@ struct Context {
   std::string retry_lock;  // --retry-lock: keep trying a held lock this long ("10m")
   int exit_code = kExitOk;
   std::vector<std::string> command;  // arguments after "--"
+  // The key settings before the first use_service_repository(): restored
+  // before each later call.
+  std::optional<std::vector<std::pair<std::string, std::optional<std::string>>>> secrets_before_policy;
+  std::string key_file_before_policy;
 
   // Prints the error to stderr (or as JSON) and returns the matching exit code.
   int fail(const core::Status& st) const;
@@ -77,6 +82,8 @@ struct Context {
   core::Result<policy::Catalog> load_policy() const;
   // Points this command at a service's repository and key, unless --repo
   // was given. Secrets are taken from the files/commands the policy names.
+  // Each call starts from the environment's own secrets, so a command that
+  // goes through several services (fleet) never carries one's key to another.
   core::Status use_service_repository(const policy::Service& service);
   // use_service_repository() for a service of the policy file, when a policy
   // file is configured (--config, CAIRN_CONFIG, ./cairn.yaml) and names it;

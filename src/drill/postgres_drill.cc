@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "archive/restorer.h"
@@ -209,6 +210,15 @@ core::Result<Plan> plan_physical(DrillRun& run) {
   ASSIGN_OR_RETURN(p.base, pg::choose_base_backup(all, service, p.target));
   // Without a WAL archive a base backup recovers only to its own end.
   if (!continuous) p.target.kind = pg::RecoveryTarget::Kind::kImmediate;
+  // An archive whose newest segment was archived by the point holds nothing
+  // after it: recovering all of it is exactly the recovery to the point (and
+  // PostgreSQL would refuse a time target that no later commit passes).
+  if (p.target.kind == pg::RecoveryTarget::Kind::kTime) {
+    auto archive = pg::check_archive(run.repo, service);
+    if (archive.ok() && !archive->newest_time.empty() &&
+        unix_seconds(archive->newest_time) <= unix_seconds(p.target.value))
+      p.target.kind = pg::RecoveryTarget::Kind::kLatest;
+  }
   return p;
 }
 
@@ -271,6 +281,19 @@ core::Status drill_physical(DrillRun& run) {
   t = Clock::now();
   ASSIGN_OR_RETURN(auto server, pg::ScratchServer::start({data, run.scratch, bindir}));
   core::Status ready = server->wait_ready(run.service.timeout);
+  if (!ready.ok() && plan.target.kind == pg::RecoveryTarget::Kind::kTime &&
+      ready.message().find("recovery ended before configured recovery target was reached") != std::string::npos) {
+    // No commit after the point anywhere in the archive: the end of the
+    // archive is the state at the point. Recover to it (a restart resumes).
+    std::ofstream conf(data + "/postgresql.auto.conf", std::ios::app);
+    conf << "# cairn drill: no commit after the target in the archive; recover all of it\n"
+            "recovery_target_time = ''\n";
+    conf.close();
+    if (!conf) return core::io_error("cannot write " + data + "/postgresql.auto.conf");
+    server.reset();
+    ASSIGN_OR_RETURN(server, pg::ScratchServer::start({data, run.scratch, bindir}));
+    ready = server->wait_ready(run.service.timeout);
+  }
   add_phase(r, "recovery", t);
   TRY(ready);
   // What the copy holds: the last replayed commit, or (for a quiet database)
