@@ -362,7 +362,7 @@ services:
     engine: [files, /srv/www]
 )",
        {"cairn.yaml:7:13: error: service \"web\": engine: expected a mapping with a type (files, "
-        "exec or postgres)"}},
+        "exec, postgres, redis or sqlite)"}},
       {"retention as a list",
        kHead + "    retention: [7, 4]\n",
        {"cairn.yaml:11:16: error: service \"web\": retention: expected a mapping (key: value "
