@@ -137,6 +137,8 @@ void add_copy(CLI::App& app, Context& ctx);
 void add_policy(CLI::App& app, Context& ctx);
 void add_daemon(CLI::App& app, Context& ctx);
 void add_drill(CLI::App& app, Context& ctx);
+void add_redis(CLI::App& app, Context& ctx);   // redis, sqlite engines
+void add_sqlite(CLI::App& app, Context& ctx);  // redis, sqlite engines
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

@@ -93,6 +93,8 @@ int main(int argc, char** argv) {
   cli::add_policy(app, ctx);
   cli::add_daemon(app, ctx);
   cli::add_drill(app, ctx);
+  cli::add_redis(app, ctx);   // redis, sqlite engines
+  cli::add_sqlite(app, ctx);  // redis, sqlite engines
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.
