@@ -4,7 +4,8 @@
 # password from ${VAR}, `cairn redis restore`, then a new redis-server on the
 # restored dir holds the same data. Bad inputs: server unreachable, wrong
 # password, unset variable, policy typos, a server that sends something that
-# is not an RDB, one that stops mid-transfer, one that hangs (timeout).
+# is not an RDB, one that stops mid-transfer, one that hangs (timeout), one
+# that never answers.
 # Usage: bash tests/e2e/test_redis.sh /path/to/cairn
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -223,9 +224,9 @@ assert_not_contains "$ERR" "hunter2" "validation output"
 expect_exit 2 cairn --config "$T/typo.yaml" backup --service cache
 assert_eq "$n0" "$(snapshot_count "$REPO")" "snapshots after a policy typo"
 
-step "a server that sends no RDB, stops mid-transfer or hangs: no snapshot"
+step "a server that sends no RDB, stops mid-transfer, hangs or never answers: no snapshot"
 # Speaks just enough RESP for redis-cli: +OK to everything, INFO, and a SYNC
-# answer chosen by the mode.
+# answer chosen by the mode ("silent" never answers at all).
 cat >"$T/fake_redis.py" <<'PY'
 import socket, sys, time
 mode, port = sys.argv[1], int(sys.argv[2])
@@ -242,6 +243,7 @@ def commands(f):
         yield args
 while True:
     c, _ = srv.accept(); f = c.makefile("rb")
+    if mode == "silent": time.sleep(3600)
     for args in commands(f):
         cmd = args[0].upper()
         if cmd == b"INFO":
@@ -259,7 +261,7 @@ while True:
             c.sendall(b"+OK\r\n")
     c.shutdown(socket.SHUT_RDWR); f.close(); c.close()
 PY
-for mode in notrdb truncated hang; do
+for mode in notrdb truncated hang silent; do
   fport=$(free_port)
   python3 "$T/fake_redis.py" "$mode" "$fport" >"$T/fake-$mode.log" 2>&1 &
   fpid=$!
@@ -282,6 +284,7 @@ EOF
     notrdb) assert_contains "$ERR" "not an RDB file" ;;
     truncated) assert_contains "$ERR" "redis-cli exited with status" ;;
     hang) assert_contains "$ERR" "timed out after" ;;
+    silent) assert_contains "$ERR" "no answer to INFO within 3s" ;;
   esac
   kill "$fpid" 2>/dev/null || true
 done

@@ -159,12 +159,15 @@ core::Result<std::string> read_password_file(const std::string& path) {
   return line;
 }
 
-core::Result<nlohmann::json> server_info(const Connection& conn) {
-  std::vector<std::string> argv = cli_argv(conn);
-  argv.push_back("INFO");
-  core::ProcessOptions po;
-  po.env = cli_env(conn);
-  ASSIGN_OR_RETURN(auto proc, core::Subprocess::start(argv, po));
+core::Result<nlohmann::json> server_info(const Connection& conn, std::chrono::seconds timeout) {
+  exec::ExecOptions x;
+  x.command = cli_argv(conn);
+  x.command.push_back("INFO");
+  x.env = cli_env(conn);
+  x.timeout = timeout;
+  x.forward_stderr = false;
+  ASSIGN_OR_RETURN(exec::RunningCommand cmd, exec::start_command(x));
+  auto& proc = cmd.proc;
   std::string out;
   uint8_t buf[8192];
   for (;;) {
@@ -173,6 +176,10 @@ core::Result<nlohmann::json> server_info(const Connection& conn) {
     if (out.size() < (1u << 20)) out.append(reinterpret_cast<char*>(buf), n);
   }
   core::Status st = proc->wait();
+  cmd.dog->disarm();
+  if (cmd.dog->fired())
+    return core::io_error(
+        fmt::format("redis at {}: no answer to INFO within {}s", conn.where(), timeout.count()));
   std::string err = proc->stderr_tail();
   if (!st.ok()) {
     std::string why = first_line(err.empty() ? st.message() : err);
@@ -222,7 +229,10 @@ core::Result<nlohmann::json> server_info(const Connection& conn) {
 core::Result<archive::BackupResult> backup(repo::Repository& repo, const BackupOptions& opt,
                                            const archive::BackupOptions& backup,
                                            archive::BackupProgress* progress) {
-  ASSIGN_OR_RETURN(nlohmann::json info, server_info(opt.conn));
+  auto info_timeout = opt.timeout.count() > 0 ? std::min(opt.timeout, kInfoTimeout) : kInfoTimeout;
+  auto info = server_info(opt.conn, info_timeout);
+  if (!info.ok())
+    return core::Status(info.status().code(), info.status().message() + ": no snapshot written");
   exec::ExecOptions x;
   x.command = cli_argv(opt.conn);
   x.command.insert(x.command.end(), {"--rdb", "-"});
@@ -241,7 +251,7 @@ core::Result<archive::BackupResult> backup(repo::Repository& repo, const BackupO
     return core::Status(st.code(), "redis at " + where + ": " + st.message());
   };
   archive::BackupOptions o = backup;
-  o.engine = info;
+  o.engine = *info;
   o.engine["type"] = "redis";
   o.engine["file"] = kRdbName;
   return archive::backup_stream(repo, std::move(src), o, progress);

@@ -41,8 +41,11 @@ core::Result<std::string> read_password_file(const std::string& path);
 // The fields of INFO cairn records: redis_version, role, keys, expires,
 // used_memory, aof_enabled (and the server's `dir`/`dbfilename` are not
 // included: CONFIG may be disabled). kIOError naming the server when it
-// cannot be reached or refuses the credentials.
-core::Result<nlohmann::json> server_info(const Connection& conn);
+// cannot be reached, refuses the credentials or does not answer within
+// `timeout` (redis-cli is then stopped).
+inline constexpr std::chrono::seconds kInfoTimeout{30};
+core::Result<nlohmann::json> server_info(const Connection& conn,
+                                         std::chrono::seconds timeout = kInfoTimeout);
 
 struct BackupOptions {
   Connection conn;

@@ -92,11 +92,10 @@ core::Result<int> copy(Db& src, Db& dest, bool wal, int pages_per_step) {
   return restarts;
 }
 
-}  // namespace
-
-core::Result<archive::BackupResult> backup(repo::Repository& repo, const BackupOptions& opt,
-                                           const archive::BackupOptions& backup,
-                                           archive::BackupProgress* progress) {
+// The backup itself; backup() adds "no snapshot written" to its errors.
+core::Result<archive::BackupResult> copy_and_store(repo::Repository& repo, const BackupOptions& opt,
+                                                   const archive::BackupOptions& backup,
+                                                   archive::BackupProgress* progress) {
   struct stat st;
   if (::stat(opt.path.c_str(), &st) != 0) {
     if (errno == ENOENT) return core::not_found("SQLite database " + opt.path + " does not exist");
@@ -171,6 +170,18 @@ core::Result<archive::BackupResult> backup(repo::Repository& repo, const BackupO
   o.engine["file"] = name;
   o.engine["path"] = opt.path;
   return archive::backup_stream(repo, std::move(src_stream), o, progress);
+}
+
+}  // namespace
+
+core::Result<archive::BackupResult> backup(repo::Repository& repo, const BackupOptions& opt,
+                                           const archive::BackupOptions& backup,
+                                           archive::BackupProgress* progress) {
+  auto r = copy_and_store(repo, opt, backup, progress);
+  if (r.ok()) return r;
+  const std::string& m = r.status().message();
+  if (m.find("no snapshot written") != std::string::npos) return r;
+  return core::Status(r.status().code(), m + ": no snapshot written");
 }
 
 }  // namespace cairn::engines::sqlite
