@@ -147,6 +147,8 @@ void add_drill(CLI::App& app, Context& ctx);
 // runbooks and policy scaffolding (docs/runbooks.md)
 void add_runbook(CLI::App& app, Context& ctx);
 void add_service(CLI::App& app, Context& ctx);
+void add_redis(CLI::App& app, Context& ctx);   // redis, sqlite engines
+void add_sqlite(CLI::App& app, Context& ctx);  // redis, sqlite engines
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

@@ -96,6 +96,8 @@ int main(int argc, char** argv) {
   // runbooks and policy scaffolding (docs/runbooks.md)
   cli::add_runbook(app, ctx);
   cli::add_service(app, ctx);
+  cli::add_redis(app, ctx);   // redis, sqlite engines
+  cli::add_sqlite(app, ctx);  // redis, sqlite engines
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

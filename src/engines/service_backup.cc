@@ -2,6 +2,8 @@
 
 #include "engines/exec/exec.h"
 #include "engines/postgres/postgres.h"
+#include "engines/redis/redis.h"    // redis, sqlite engines
+#include "engines/sqlite/sqlite.h"  // redis, sqlite engines
 
 namespace cairn::engines {
 
@@ -52,6 +54,36 @@ core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const
     if (e.mode == "physical") return postgres::physical_backup(repo, {*dsn, e.bindir, true}, opt, progress);
     return postgres::logical_backup(repo, {*dsn, e.bindir, e.databases, true}, opt, progress);
   }
+  // --- redis, sqlite engines
+  if (e.type == "redis") {
+    redis::BackupOptions r;
+    if (e.redis.socket.empty()) {
+      r.conn.host = e.redis.host;
+      r.conn.port = e.redis.port;
+    } else {
+      r.conn.socket = e.redis.socket;
+    }
+    r.conn.user = e.redis.user;
+    if (!e.redis.password.empty()) {
+      auto pw = policy::expand_env(e.redis.password);
+      if (!pw.ok()) return in_service(pw.status());
+      r.conn.password = std::move(*pw);
+    } else if (!e.redis.password_file.empty()) {
+      auto pw = redis::read_password_file(e.redis.password_file);
+      if (!pw.ok()) return in_service(pw.status());
+      r.conn.password = std::move(*pw);
+    }
+    r.timeout = service.timeout;
+    auto res = redis::backup(repo, r, opt, progress);
+    if (!res.ok()) return in_service(res.status());
+    return res;
+  }
+  if (e.type == "sqlite") {
+    auto res = sqlite::backup(repo, {e.sqlite.path, "", 1024}, opt, progress);
+    if (!res.ok()) return in_service(res.status());
+    return res;
+  }
+  // --- end redis, sqlite engines
   return core::unsupported("service " + service.name + ": engine \"" + e.type + "\" cannot back up yet");
 }
 

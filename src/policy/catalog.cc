@@ -36,14 +36,27 @@ const std::vector<std::string> kRetentionKeys = {"last",    "hourly", "daily", "
 const std::vector<std::string> kDrillKeys = {"schedule", "checks", "max_age"};
 const std::vector<std::string> kHookKeys = {"pre", "post"};
 const std::vector<std::string> kTiers = {"critical", "high", "medium", "low"};
-const std::vector<std::string> kEngineTypes = {"files", "exec", "postgres"};
+const std::vector<std::string> kEngineTypes = {"files", "exec", "postgres",
+                                               "redis", "sqlite"};  // redis, sqlite: docs/engines/
 // Engines the design names that this version does not run yet.
-const std::vector<std::string> kPlannedEngines = {"mariadb", "redis", "sqlite", "volume", "mongodb"};
+const std::vector<std::string> kPlannedEngines = {"mariadb", "volume", "mongodb"};
 const std::map<std::string, std::vector<std::string>> kEngineKeys = {
     {"files", {"type", "paths", "exclude", "one_file_system"}},
     {"exec", {"type", "command", "filename", "env"}},
     {"postgres", {"type", "mode", "dsn", "bindir", "databases", "wal_archiving"}},
+    // --- redis, sqlite engines
+    {"redis", {"type", "host", "port", "socket", "user", "password", "password_file"}},
+    {"sqlite", {"type", "path"}},
+    // --- end redis, sqlite engines
 };
+
+// "files, exec, postgres, redis or sqlite" for messages: always the types this version runs.
+std::string engine_type_list() {
+  std::string out;
+  for (size_t i = 0; i < kEngineTypes.size(); i++)
+    out += (i == 0 ? "" : i + 1 == kEngineTypes.size() ? " or " : ", ") + kEngineTypes[i];
+  return out;
+}
 const std::vector<std::string> kAlertKeys = {"name",     "type",    "url",         "webhook",
                                              "alertmanager", "services", "headers", "min_severity"};
 const std::vector<std::string> kDaemonKeys = {"state",  "max_jobs",       "timezone", "jitter",          "catch_up",
@@ -320,11 +333,11 @@ class Reader {
     const std::string& svc = s.name;
     EngineSpec& e = s.engine;
     if (!node.IsMap()) {
-      error(node, svc, "engine", "expected a mapping with a type (files, exec or postgres)");
+      error(node, svc, "engine", "expected a mapping with a type (" + engine_type_list() + ")");
       return;
     }
     if (!node["type"]) {
-      error(node, svc, "engine.type", "missing (files, exec or postgres)");
+      error(node, svc, "engine.type", "missing (" + engine_type_list() + ")");
       return;
     }
     e.type = string(node["type"], svc, "engine.type").value_or("");
@@ -336,7 +349,7 @@ class Reader {
                           "dump tool for now",
                           e.type);
       } else {
-        msg = fmt::format("unknown engine \"{}\" (files, exec or postgres)", e.type);
+        msg = fmt::format("unknown engine \"{}\" ({})", e.type, engine_type_list());
         std::string hint = did_you_mean(e.type, kEngineTypes);
         if (!hint.empty()) msg += fmt::format("; did you mean \"{}\"?", hint);
       }
@@ -396,8 +409,51 @@ class Reader {
         if (e.wal_archiving && e.mode == "logical")
           error(node["wal_archiving"], svc, "engine.wal_archiving", "WAL archiving needs mode: physical");
       }
+    } else if (e.type == "redis" || e.type == "sqlite") {
+      redis_sqlite_engine(node, s);
     }
   }
+
+  // --- redis, sqlite engines (docs/engines/redis.md, docs/engines/sqlite.md)
+  void redis_sqlite_engine(const YAML::Node& node, Service& s) {
+    const std::string& svc = s.name;
+    EngineSpec& e = s.engine;
+    auto absolute = [&](const char* key, std::string& dst) {
+      auto v = string(node[key], svc, std::string("engine.") + key);
+      if (!v) return;
+      dst = *v;
+      if (dst.empty() || dst[0] != '/')
+        error(node[key], svc, std::string("engine.") + key, fmt::format("\"{}\" is not absolute", dst));
+    };
+    if (e.type == "sqlite") {
+      if (node["path"]) absolute("path", e.sqlite.path);
+      else error(node, svc, "engine.path", "missing: the database file (e.g. /var/lib/app/app.db)");
+      return;
+    }
+    EngineSpec::Redis& r = e.redis;
+    if (node["host"]) {
+      r.host = string(node["host"], svc, "engine.host").value_or("");
+      if (r.host.empty()) error(node["host"], svc, "engine.host", "must not be empty");
+    }
+    if (node["port"]) r.port = static_cast<int>(integer(node["port"], svc, "engine.port", 1, 65535).value_or(r.port));
+    if (node["socket"]) {
+      absolute("socket", r.socket);
+      if (node["host"] || node["port"])
+        error(node["socket"], svc, "engine.socket", "give socket or host/port, not both");
+    }
+    if (node["user"]) r.user = string(node["user"], svc, "engine.user").value_or("");
+    if (node["password"]) {
+      r.password = string(node["password"], svc, "engine.password").value_or("");
+      no_inline_secret(node["password"], svc, "engine.password", r.password, true);
+      env_refs(node["password"], svc, "engine.password", r.password);
+    }
+    if (node["password_file"]) {
+      absolute("password_file", r.password_file);
+      if (node["password"])
+        error(node["password_file"], svc, "engine.password_file", "give password or password_file, not both");
+    }
+  }
+  // --- end redis, sqlite engines
 
   void service(const YAML::Node& node, Service& s, const RepositoryRef* global_repo) {
     const std::string& svc = s.name;
@@ -436,7 +492,7 @@ class Reader {
       }
     }
     if (node["engine"]) engine(node["engine"], s);
-    else error(node, svc, "engine", "missing: how to back this service up (files, exec or postgres)");
+    else error(node, svc, "engine", "missing: how to back this service up (" + engine_type_list() + ")");
     if (node["schedule"]) s.schedule = schedule(node["schedule"], svc, "schedule", s.schedule_text);
     if (node["retention"]) {
       s.retention = retention(node["retention"], svc, "retention");
@@ -752,7 +808,19 @@ nlohmann::json to_json(const Service& s) {
     if (!e.bindir.empty()) engine["bindir"] = e.bindir;
     engine["databases"] = e.databases;
     engine["wal_archiving"] = e.wal_archiving;
-  }
+  } else if (e.type == "redis") {  // --- redis, sqlite engines
+    if (e.redis.socket.empty()) {
+      engine["host"] = e.redis.host;
+      engine["port"] = e.redis.port;
+    } else {
+      engine["socket"] = e.redis.socket;
+    }
+    if (!e.redis.user.empty()) engine["user"] = e.redis.user;
+    if (!e.redis.password.empty()) engine["password"] = e.redis.password;  // a ${VAR} reference
+    if (!e.redis.password_file.empty()) engine["password_file"] = e.redis.password_file;
+  } else if (e.type == "sqlite") {
+    engine["path"] = e.sqlite.path;
+  }  // --- end redis, sqlite engines
   json retention = json::object();
   const RetentionPolicy& r = s.retention;
   for (auto [k, v] : std::initializer_list<std::pair<const char*, int>>{

@@ -52,7 +52,7 @@ struct Objectives {
 // The engine and its options. Option values keep ${VAR} references unexpanded;
 // expand_env() resolves them when the job runs.
 struct EngineSpec {
-  std::string type;  // files | exec | postgres
+  std::string type;  // files | exec | postgres | redis | sqlite
   // files
   std::vector<std::string> paths, exclude;
   bool one_file_system = false;
@@ -65,6 +65,17 @@ struct EngineSpec {
   std::string dsn, bindir;
   std::vector<std::string> databases;
   bool wal_archiving = false;  // physical: WAL is archived continuously (RPO independent of schedule)
+  // redis (docs/engines/redis.md): TCP host:port or a unix socket; the
+  // password only as a ${VAR} reference or a file.
+  struct Redis {
+    std::string host = "127.0.0.1";
+    int port = 6379;
+    std::string socket, user, password, password_file;
+  } redis;
+  // sqlite (docs/engines/sqlite.md): the database file.
+  struct Sqlite {
+    std::string path;
+  } sqlite;
   // Engines that keep the recovery point current between scheduled runs.
   bool continuous() const { return type == "postgres" && mode == "physical" && wal_archiving; }
 };

@@ -362,7 +362,7 @@ services:
     engine: [files, /srv/www]
 )",
        {"cairn.yaml:7:13: error: service \"web\": engine: expected a mapping with a type (files, "
-        "exec or postgres)"}},
+        "exec, postgres, redis or sqlite)"}},
       {"retention as a list",
        kHead + "    retention: [7, 4]\n",
        {"cairn.yaml:11:16: error: service \"web\": retention: expected a mapping (key: value "
@@ -439,7 +439,7 @@ services:
         "cairn.yaml:3:5: error: service \"web\": objectives: missing: every service defines its "
         "rpo and rto (ADR-025)",
         "cairn.yaml:3:5: error: service \"web\": engine: missing: how to back this service up "
-        "(files, exec or postgres)"}},
+        "(files, exec, postgres, redis or sqlite)"}},
       {"not YAML",
        "services: [a\n",
        {"cairn.yaml:2:1: error: not valid YAML: end of sequence flow not found"}},
@@ -928,11 +928,11 @@ services:
       {"unknown type with a suggestion",
        head + "      type: file\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"file\" (files, "
-        "exec or postgres); did you mean \"files\"?"}},
+        "exec, postgres, redis or sqlite); did you mean \"files\"?"}},
       {"unknown type",
        head + "      type: tape\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"tape\" (files, "
-        "exec or postgres)"}},
+        "exec, postgres, redis or sqlite)"}},
       {"planned: mariadb",
        head + "      type: mariadb\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"mariadb\" is not "
@@ -941,14 +941,14 @@ services:
        head + "      type: mongodb\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"mongodb\" is not "
         "available in this version; use exec with the database's own dump tool for now"}},
-      {"planned: redis",
-       head + "      type: redis\n",
-       {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"redis\" is not "
+      {"planned: volume",
+       head + "      type: volume\n",
+       {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"volume\" is not "
         "available in this version; use exec with the database's own dump tool for now"}},
       {"no type",
        head + "      paths: [/srv]\n",
-       {"cairn.yaml:8:7: error: service \"db\": engine.type: missing (files, exec or "
-        "postgres)"}},
+       {"cairn.yaml:8:7: error: service \"db\": engine.type: missing (files, exec, postgres, "
+        "redis or sqlite)"}},
       {"files without paths",
        head + "      type: files\n",
        {"cairn.yaml:8:7: error: service \"db\": engine.paths: missing: the files engine needs at "
@@ -978,6 +978,80 @@ services:
             (std::vector<std::string>{"/bin/sh", "-c", "mongodump --archive | cat"}));
   EXPECT_EQ(r.catalog.services[0].engine.filename, "db.dump");
 }
+
+// --- redis, sqlite engines
+TEST(CatalogEngines, RedisAndSqlite) {
+  const std::string head = R"(repository: /srv/backup
+services:
+  db:
+    owner: team-db
+    objectives: {rpo: 1d, rto: 4h}
+    schedule: "@daily"
+    engine:
+)";
+  check({
+      {"redis defaults", head + "      type: redis\n", {}},
+      {"redis over a socket with a password reference",
+       head + "      type: redis\n      socket: /run/redis/redis.sock\n      user: backup\n"
+              "      password: ${CAIRN_TEST_REDIS_PW_UNSET_X}\n",
+       {"cairn.yaml:11:17: warning: service \"db\": engine.password: environment variable "
+        "CAIRN_TEST_REDIS_PW_UNSET_X is not set"}},
+      {"redis inline password",
+       head + "      type: redis\n      password: hunter2\n",
+       {"cairn.yaml:9:17: error: service \"db\": engine.password: a secret is written inline; "
+        "reference an environment variable instead (e.g. ${PG_PASSWORD}) or use a password file"}},
+      {"redis key typo",
+       head + "      type: redis\n      prot: 6380\n",
+       {"cairn.yaml:9:7: error: service \"db\": engine.prot: unknown key \"prot\" (did you mean "
+        "\"port\"?)"}},
+      {"redis port range",
+       head + "      type: redis\n      port: 70000\n",
+       {"cairn.yaml:9:13: error: service \"db\": engine.port: 70000 is out of range 1-65535"}},
+      {"redis socket and port",
+       head + "      type: redis\n      port: 6380\n      socket: /run/redis.sock\n",
+       {"cairn.yaml:10:15: error: service \"db\": engine.socket: give socket or host/port, not both"}},
+      {"redis password and password_file",
+       head + "      type: redis\n      password: ${HOME}\n      password_file: /etc/redis.pw\n",
+       {"cairn.yaml:10:22: error: service \"db\": engine.password_file: give password or "
+        "password_file, not both"}},
+      {"redis relative password file",
+       head + "      type: redis\n      password_file: redis.pw\n",
+       {"cairn.yaml:9:22: error: service \"db\": engine.password_file: \"redis.pw\" is not absolute"}},
+      {"sqlite", head + "      type: sqlite\n      path: /var/lib/app/app.db\n", {}},
+      {"sqlite without a path",
+       head + "      type: sqlite\n",
+       {"cairn.yaml:8:7: error: service \"db\": engine.path: missing: the database file (e.g. "
+        "/var/lib/app/app.db)"}},
+      {"sqlite relative path",
+       head + "      type: sqlite\n      path: app.db\n",
+       {"cairn.yaml:9:13: error: service \"db\": engine.path: \"app.db\" is not absolute"}},
+      {"sqlite key of another engine",
+       head + "      type: sqlite\n      path: /a.db\n      dsn: x\n",
+       {"cairn.yaml:10:7: error: service \"db\": engine.dsn: unknown key \"dsn\""}},
+      {"engine type typo",
+       head + "      type: sqlit\n",
+       {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"sqlit\" (files, "
+        "exec, postgres, redis or sqlite); did you mean \"sqlite\"?"}},
+  });
+  setenv("CAIRN_TEST_REDIS_PW", "x", 1);
+  LoadResult r = parse_catalog(head + "      type: redis\n      host: cache.internal\n      port: 6380\n"
+                                      "      password: ${CAIRN_TEST_REDIS_PW}\n",
+                               "cairn.yaml");
+  ASSERT_TRUE(r.ok());
+  const EngineSpec& e = r.catalog.services[0].engine;
+  EXPECT_EQ(e.redis.host, "cache.internal");
+  EXPECT_EQ(e.redis.port, 6380);
+  EXPECT_EQ(e.redis.password, "${CAIRN_TEST_REDIS_PW}");  // expanded when the job runs
+  EXPECT_EQ(to_json(r.catalog.services[0])["engine"],
+            (nlohmann::json{{"type", "redis"}, {"host", "cache.internal"}, {"port", 6380},
+                            {"password", "${CAIRN_TEST_REDIS_PW}"}}));
+  r = parse_catalog(head + "      type: sqlite\n      path: /var/lib/app/app.db\n", "cairn.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.catalog.services[0].engine.sqlite.path, "/var/lib/app/app.db");
+  EXPECT_EQ(to_json(r.catalog.services[0])["engine"],
+            (nlohmann::json{{"type", "sqlite"}, {"path", "/var/lib/app/app.db"}}));
+}
+// --- end redis, sqlite engines
 
 TEST(CatalogAlerts, Receivers) {
   check({

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "archive/archiver.h"
+#include "core/process.h"
 #include "core/status.h"
 #include "repo/repository.h"
 
@@ -22,6 +24,9 @@ struct ExecOptions {
   // 0: none. On expiry the command's process group gets SIGTERM, then SIGKILL
   // after a 10 s grace.
   std::chrono::seconds timeout{0};
+  // Copy the command's stderr to ours as it comes; otherwise only its tail
+  // appears, in the error message of a failed run.
+  bool forward_stderr = true;
 };
 
 // Environment variables that unlock repositories (CAIRN_PASSWORD*, key
@@ -29,6 +34,19 @@ struct ExecOptions {
 // what a command needs is passed explicitly through engine.env.
 const std::vector<std::string>& repository_secret_env();
 
+// A started command with its timeout watchdog, for engines that look at the
+// stream on its way (redis strips the replication EOF mark).
+struct RunningCommand {
+  std::shared_ptr<core::Subprocess> proc;
+  std::shared_ptr<core::Watchdog> dog;
+  std::chrono::seconds timeout{0};
+  // Reaps the command: ok only for exit status 0 within the timeout and some
+  // output; the error says why and that no snapshot is written.
+  core::Status finish() const;
+};
+core::Result<RunningCommand> start_command(const ExecOptions& opt);
+
+// The command's stdout as a stream whose finish() is RunningCommand::finish().
 core::Result<archive::StreamSource> command_source(const ExecOptions& opt);
 
 core::Result<archive::BackupResult> backup(repo::Repository& repo, const ExecOptions& opt,
