@@ -246,7 +246,11 @@ DrillReport run_drill(repo::Repository& repo, const policy::Service& service,
         fmt::format("cannot create a scratch folder in {}: {}", opt.scratch_root, strerror(errno)));
   Scratch scratch(buf.data());
   DrillRun run{repo, service, opt, r, scratch.path(), wall_start};
-  core::Status st = service.engine.type == "postgres" ? drill_postgres(run) : drill_files(run);
+  const std::string& type = service.engine.type;
+  core::Status st = type == "postgres" ? drill_postgres(run)
+                    : type == "sqlite" ? drill_sqlite(run)
+                    : type == "redis"  ? drill_redis(run)
+                                       : drill_files(run);
   return finish(st.ok() ? "" : st.message());
 }
 

@@ -1,5 +1,5 @@
 // What run_drill() shares with the engine-specific drill steps (files,
-// PostgreSQL): the drill in progress, phase timing, snapshot selection and
+// PostgreSQL, SQLite, Redis): the drill in progress, phase timing, snapshot selection and
 // user check commands. Internal to src/drill. Thread-compatible.
 #pragma once
 
@@ -44,5 +44,7 @@ bool is_exec_check(const std::string& check);
 // point); a returned error is the drill's failure.
 core::Status drill_files(DrillRun& run);
 core::Status drill_postgres(DrillRun& run);
+core::Status drill_sqlite(DrillRun& run);
+core::Status drill_redis(DrillRun& run);
 
 }  // namespace cairn::drill

@@ -282,7 +282,8 @@ core::Status drill_physical(DrillRun& run) {
   ASSIGN_OR_RETURN(auto server, pg::ScratchServer::start({data, run.scratch, bindir}));
   core::Status ready = server->wait_ready(run.service.timeout);
   if (!ready.ok() && plan.target.kind == pg::RecoveryTarget::Kind::kTime &&
-      ready.message().find("recovery ended before configured recovery target was reached") != std::string::npos) {
+      ready.message().find("recovery ended before configured recovery target was reached") !=
+          std::string::npos) {
     // No commit after the point anywhere in the archive: the end of the
     // archive is the state at the point. Recover to it (a restart resumes).
     std::ofstream conf(data + "/postgresql.auto.conf", std::ios::app);
