@@ -7,6 +7,7 @@
 #include "cli/context.h"
 #include "daemon/state_store.h"
 #include "drill/drill.h"
+#include "repo/timefmt.h"
 
 namespace cairn::cli {
 
@@ -14,6 +15,8 @@ namespace {
 
 struct DrillArgs {
   std::string service, point = "latest", scratch = "/tmp", format = "text";
+  bool fleet = false;
+  std::vector<std::string> services;
   int64_t run_id = 0;
   int limit = 20;
 };
@@ -50,15 +53,15 @@ void print_report(Context& ctx, const drill::DrillReport& r, const std::string& 
   }
 }
 
-core::Status run_drill(Context& ctx, const DrillArgs& a) {
-  ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
-  ASSIGN_OR_RETURN(const policy::Service* svc, find_service(catalog, a.service));
-  TRY(ctx.use_service_repository(*svc));
-  ASSIGN_OR_RETURN(auto state, open_state(catalog, true));
+// Runs one drill of `svc` and records its run and report in the state store.
+core::Result<drill::DrillReport> drill_one(Context& ctx, std::optional<daemon::StateStore>& state,
+                                           const policy::Service& svc, const std::string& point,
+                                           const std::string& scratch) {
+  TRY(ctx.use_service_repository(svc));
   auto started = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   std::optional<int64_t> run_id;
   if (state) {
-    auto id = state->begin_run(svc->name, daemon::RunKind::kDrill, started);
+    auto id = state->begin_run(svc.name, daemon::RunKind::kDrill, started);
     if (id.ok()) run_id = *id;
   }
   drill::DrillReport report;
@@ -66,7 +69,7 @@ core::Status run_drill(Context& ctx, const DrillArgs& a) {
     ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
     ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
     TRY(ctx.load_index(*repo));
-    report = drill::run_drill(*repo, *svc, {a.point, a.scratch});
+    report = drill::run_drill(*repo, svc, {point, scratch});
   }
   if (state && run_id) {
     daemon::RunOutcome out;
@@ -77,10 +80,54 @@ core::Status run_drill(Context& ctx, const DrillArgs& a) {
     out.snapshot_id = report.snapshot_id;
     out.error = report.failure;
     TRY(state->finish_run(*run_id, out));
-    TRY(state->put_drill_report(*run_id, svc->name, report.passed, report.to_json().dump()));
+    TRY(state->put_drill_report(*run_id, svc.name, report.passed, report.to_json().dump()));
   }
+  return report;
+}
+
+core::Status run_drill(Context& ctx, const DrillArgs& a) {
+  ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
+  ASSIGN_OR_RETURN(const policy::Service* svc, find_service(catalog, a.service));
+  ASSIGN_OR_RETURN(auto state, open_state(catalog, true));
+  ASSIGN_OR_RETURN(auto report, drill_one(ctx, state, *svc, a.point, a.scratch));
   print_report(ctx, report, a.format);
   if (!report.passed) ctx.exit_code = kExitFailure;
+  return {};
+}
+
+// Every service drilled to one instant: the fleet recovery point, proven.
+core::Status run_fleet_drill(Context& ctx, const DrillArgs& a) {
+  ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
+  ASSIGN_OR_RETURN(auto services, services_named(catalog, a.services));
+  std::string point;
+  if (a.point == "latest" || a.point == "random") {
+    ASSIGN_OR_RETURN(point, fleet_recovery_point(ctx, services));
+  } else if (auto t = repo::parse_time(a.point)) {
+    point = repo::format_time(*t);
+  } else {
+    return core::invalid_argument("--point \"" + a.point + "\" is not latest or a time");
+  }
+  ASSIGN_OR_RETURN(auto state, open_state(catalog, true));
+  nlohmann::json reports = nlohmann::json::array();
+  size_t failed = 0;
+  if (!ctx.json) std::cout << fmt::format("fleet drill to {}\n", point);
+  for (const auto* svc : services) {
+    auto r = drill_one(ctx, state, *svc, point, a.scratch);
+    if (!r.ok()) {
+      failed++;
+      reports.push_back({{"service", svc->name}, {"passed", false}, {"failure", r.status().message()}});
+      if (!ctx.json) std::cout << fmt::format("  {:<16} FAILED  {}\n", svc->name, r.status().message());
+      continue;
+    }
+    failed += r->passed ? 0 : 1;
+    reports.push_back(r->to_json());
+    if (!ctx.json)
+      std::cout << fmt::format("  {:<16} {:<7} restored to {} (gap {:.0f}s), RTO {:.1f}s{}\n", svc->name,
+                               r->passed ? "passed" : "FAILED", r->restored_to.empty() ? "-" : r->restored_to,
+                               r->rpo_s, r->rto_s, r->passed ? "" : " — " + r->failure);
+  }
+  if (ctx.json) ctx.print_json({{"point", point}, {"passed", failed == 0}, {"services", reports}});
+  if (failed) ctx.exit_code = kExitFailure;
   return {};
 }
 
@@ -130,11 +177,18 @@ void add_drill(CLI::App& app, Context& ctx) {
   cmd->require_subcommand(1);
   auto a = std::make_shared<DrillArgs>();
   auto* run = cmd->add_subcommand("run", "restore a service's snapshot into a scratch folder and run its checks");
-  run->add_option("--service", a->service, "service of the policy file")->required();
+  run->add_option("--service", a->service, "service of the policy file");
+  run->add_flag("--fleet", a->fleet, "drill several services to one instant (the fleet recovery point)");
+  run->add_option("--services", a->services, "with --fleet: these services (default: all)")->delimiter(',');
   run->add_option("--point", a->point, "latest (default), random, or a time: the newest snapshot at or before it");
   run->add_option("--scratch", a->scratch, "folder for the scratch restore (default /tmp)");
   run->add_option("--format", a->format, "text, md (Markdown) or html (a self-contained page)")->check(CLI::IsMember({"text", "md", "html"}));
-  run->callback([&ctx, a] { ctx.run([&] { return run_drill(ctx, *a); }); });
+  run->callback([&ctx, a] {
+    ctx.run([&]() -> core::Status {
+      if (a->fleet == !a->service.empty()) return core::invalid_argument("give --service S or --fleet");
+      return a->fleet ? run_fleet_drill(ctx, *a) : run_drill(ctx, *a);
+    });
+  });
   auto* list = cmd->add_subcommand("list", "recorded drills, newest first");
   list->add_option("--service", a->service, "only this service");
   list->add_option("--limit", a->limit, "at most this many (default 20)");

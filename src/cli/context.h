@@ -99,6 +99,15 @@ std::string self_exe();
 // The service named `name` of the catalog, or kInvalidArgument with a suggestion.
 core::Result<const policy::Service*> find_service(const policy::Catalog& catalog, const std::string& name);
 
+// The services named (all when `names` is empty); kInvalidArgument with a
+// suggestion for an unknown name.
+core::Result<std::vector<const policy::Service*>> services_named(const policy::Catalog& catalog,
+                                                                 const std::vector<std::string>& names);
+// The default fleet recovery point: the newest instant that the WAL archive
+// of every continuous PostgreSQL service among `services` reaches; now when
+// there is none.
+core::Result<std::string> fleet_recovery_point(Context& ctx, const std::vector<const policy::Service*>& services);
+
 // Password from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,
 // or a prompt when stdin is a terminal (asked twice when `confirm`).
 core::Result<std::string> read_password(bool confirm);
@@ -144,6 +153,7 @@ void add_copy(CLI::App& app, Context& ctx);
 void add_policy(CLI::App& app, Context& ctx);
 void add_daemon(CLI::App& app, Context& ctx);
 void add_drill(CLI::App& app, Context& ctx);
+void add_fleet(CLI::App& app, Context& ctx);
 // runbooks and policy scaffolding (docs/runbooks.md)
 void add_runbook(CLI::App& app, Context& ctx);
 void add_service(CLI::App& app, Context& ctx);

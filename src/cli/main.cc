@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   cli::add_policy(app, ctx);
   cli::add_daemon(app, ctx);
   cli::add_drill(app, ctx);
+  cli::add_fleet(app, ctx);
   // runbooks and policy scaffolding (docs/runbooks.md)
   cli::add_runbook(app, ctx);
   cli::add_service(app, ctx);

@@ -211,6 +211,7 @@ DrillReport run_drill(repo::Repository& repo, const policy::Service& service,
   r.rto_objective_s = static_cast<double>(service.objectives.rto.count());
   r.rpo_objective_s = static_cast<double>(service.objectives.rpo.count());
   if (opt.point == "latest") r.point_time = r.started_at;
+  else if (auto at = repo::parse_time(opt.point)) r.point_time = repo::format_time(*at);
   auto start = Clock::now();
   auto finish = [&](std::string failure) {
     r.rto_s = seconds_since(start);

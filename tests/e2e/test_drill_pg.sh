@@ -10,30 +10,9 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-PGBIN=/usr/lib/postgresql/15/bin
-if [ ! -x "$PGBIN/initdb" ]; then
-  skip "PostgreSQL 15 is not installed (apt-get install postgresql-15; scripts/setup does)"
-  exit 0
-fi
-chmod 755 "$T"
-if [ "$(id -u)" -eq 0 ]; then
-  PGUSER_OS=postgres
-  as_pg() { runuser -u postgres -- "$@"; }
-else
-  PGUSER_OS=$(id -un)
-  as_pg() { "$@"; }
-fi
-mkdir -p "$T/bin" "$T/pg" "$T/scratch"
-cp "$CAIRN_BIN" "$T/bin/cairn"
-chmod 755 "$T/bin" "$T/bin/cairn"
-chown "$PGUSER_OS" "$T/pg"
-C=$T/bin/cairn
-REPO=$T/pg/repo
-KEY=$T/pg/cairn.key
-psql_at() {
-  local port=$1 db=$2; shift 2
-  as_pg "$PGBIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 -h "$T/pg" -p "$port" -U postgres -d "$db" "$@"
-}
+# shellcheck source-path=SCRIPTDIR source=lib_pg.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib_pg.sh"
+mkdir -p "$T/scratch"
 no_scratch_server() {
   if pgrep -f "cluster_name=cairn-drill" >/dev/null; then
     pgrep -af "cluster_name=cairn-drill" >&2
@@ -43,37 +22,7 @@ no_scratch_server() {
 scratch_empty() { [[ -z $(ls -A "$T/scratch") ]] || fail "scratch folders left: $(ls "$T/scratch")"; }
 
 step "cluster with WAL archived into cairn, a policy with a physical and a logical service"
-as_pg "$C" --no-progress init --repo "$REPO" --kdf-iterations 1 --kdf-memory 8 >/dev/null || fail "init"
-as_pg env CAIRN_PASSWORD="$CAIRN_PASSWORD" "$C" --no-progress --repo "$REPO" key add --new-key-file "$KEY" >/dev/null ||
-  fail "key add"
-PORT=$(free_port)
-DATA=$T/pg/data
-as_pg "$PGBIN/initdb" -D "$DATA" -A trust -U postgres -E UTF8 --locale=C --data-checksums >/dev/null || fail "initdb"
-cat >>"$DATA/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$T/pg'
-wal_level = replica
-archive_mode = on
-archive_command = '$C --key-file $KEY --repo $REPO wal-push --service shop %p'
-EOF
-as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA.log" -w -t 60 start >/dev/null || { cat "$DATA.log"; fail "server"; }
-on_exit "as_pg '$PGBIN/pg_ctl' -D '$DATA' -m fast -w stop >/dev/null 2>&1"
-psql_at "$PORT" postgres -c "CREATE DATABASE shop" || fail "createdb"
-psql_at "$PORT" shop -c "CREATE TABLE orders (id int PRIMARY KEY, note text, t timestamptz DEFAULT clock_timestamp());
-  CREATE INDEX ON orders (note)" || fail "schema"
-insert() {  # insert FROM TO: one transaction per row
-  psql_at "$PORT" shop -c "DO \$\$ BEGIN FOR i IN $1..$2 LOOP
-      INSERT INTO orders (id, note) VALUES (i, 'order ' || i); COMMIT; END LOOP; END \$\$" || fail "insert $1..$2"
-}
-wait_archived() {
-  psql_at "$PORT" shop -c "SELECT pg_switch_wal()" >/dev/null
-  for _ in $(seq 1 300); do
-    ls "$DATA/pg_wal/archive_status/" | grep -q '\.ready$' || return 0
-    sleep 0.1
-  done
-  tail "$DATA.log"; fail "WAL archiving did not catch up"
-}
+start_archiving_pg shop
 archive_histories() {  # timeline history files in the service's WAL archive
   as_pg "$C" --no-progress --key-file "$KEY" --repo "$REPO" --json pg check --service shop >"$T/check.json" || true
   jq -e .history_files "$T/check.json" || fail "pg check: $(cat "$T/check.json")"
