@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "archive/restorer.h"
 #include "core/process.h"
@@ -37,14 +39,18 @@ class Scratch {
   const std::string& path() const { return path_; }
 
   static void remove_scratch(const std::string& path) {
+    // The signal watcher and the drill's own unwinding may both get here:
+    // one at a time, the second finds nothing left. A server still shutting
+    // down may write a last file: a few passes, a moment apart.
+    static std::mutex one_at_a_time;
+    std::lock_guard lock(one_at_a_time);
     engines::postgres::stop_stale_server(path + "/data");
-    // The signal watcher and the drill's own unwinding may remove the same
-    // tree at once; each pass skips what the other removed, until it is gone.
     std::error_code ec;
     fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    for (int pass = 0; pass < 10 && fs::symlink_status(path, ec).type() != fs::file_type::not_found;
-         pass++)
+    for (int pass = 0; pass < 50 && fs::symlink_status(path, ec).type() != fs::file_type::not_found; pass++) {
+      if (pass) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       fs::remove_all(path, ec);
+    }
   }
 
  private:

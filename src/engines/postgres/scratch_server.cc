@@ -54,6 +54,16 @@ std::string conninfo_value(const std::string& v) {
   return out + "'";
 }
 
+// Running, not a zombie waiting for its parent (the drill) to reap it.
+bool alive(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return false;
+  auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z' &&
+         line[paren + 2] != 'X';
+}
+
 bool process_is_postgres(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
   std::string comm;
@@ -209,7 +219,7 @@ void stop_stale_server(const std::string& data_dir) {
   pid_t pid = 0;
   if (!(f >> pid) || pid <= 0 || !process_is_postgres(pid)) return;
   ::kill(pid, SIGQUIT);
-  for (int i = 0; i < 50 && ::kill(pid, 0) == 0; i++) std::this_thread::sleep_for(100ms);
+  for (int i = 0; i < 50 && alive(pid); i++) std::this_thread::sleep_for(100ms);
   ::kill(-pid, SIGKILL);  // the postmaster leads its process group (ScratchServer starts it so)
   ::kill(pid, SIGKILL);
 }
