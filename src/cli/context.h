@@ -137,6 +137,7 @@ void add_copy(CLI::App& app, Context& ctx);
 void add_policy(CLI::App& app, Context& ctx);
 void add_daemon(CLI::App& app, Context& ctx);
 void add_drill(CLI::App& app, Context& ctx);
+void add_mariadb(CLI::App& app, Context& ctx);  // mariadb engine
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

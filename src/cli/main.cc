@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   cli::add_policy(app, ctx);
   cli::add_daemon(app, ctx);
   cli::add_drill(app, ctx);
+  cli::add_mariadb(app, ctx);  // mariadb engine
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

@@ -1,6 +1,7 @@
 #include "engines/service_backup.h"
 
 #include "engines/exec/exec.h"
+#include "engines/mariadb/mariadb.h"
 #include "engines/postgres/postgres.h"
 
 namespace cairn::engines {
@@ -51,6 +52,17 @@ core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const
     if (!dsn.ok()) return in_service(dsn.status());
     if (e.mode == "physical") return postgres::physical_backup(repo, {*dsn, e.bindir, true}, opt, progress);
     return postgres::logical_backup(repo, {*dsn, e.bindir, e.databases, true}, opt, progress);
+  }
+  // mariadb engine
+  if (e.type == "mariadb") {
+    auto conn = mariadb::connection_for(e);
+    if (!conn.ok()) return in_service(conn.status());
+    core::Result<archive::BackupResult> r =
+        e.mode == "physical"
+            ? mariadb::physical_backup(repo, {*conn, e.binlog_archiving}, opt, progress)
+            : mariadb::logical_backup(repo, {*conn, e.databases, true, e.binlog_archiving}, opt, progress);
+    if (!r.ok()) return in_service(core::Status(r.status().code(), r.status().message() + "\nno snapshot written"));
+    return r;
   }
   return core::unsupported("service " + service.name + ": engine \"" + e.type + "\" cannot back up yet");
 }

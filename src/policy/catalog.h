@@ -52,7 +52,7 @@ struct Objectives {
 // The engine and its options. Option values keep ${VAR} references unexpanded;
 // expand_env() resolves them when the job runs.
 struct EngineSpec {
-  std::string type;  // files | exec | postgres
+  std::string type;  // files | exec | postgres | mariadb
   // files
   std::vector<std::string> paths, exclude;
   bool one_file_system = false;
@@ -65,8 +65,17 @@ struct EngineSpec {
   std::string dsn, bindir;
   std::vector<std::string> databases;
   bool wal_archiving = false;  // physical: WAL is archived continuously (RPO independent of schedule)
+  // mariadb (mode and databases above apply too)
+  std::string socket, host, user;
+  int port = 0;
+  std::string password_file;  // a file holding the password
+  std::string password;       // only a ${VAR} reference, never the secret itself
+  bool binlog_archiving = false;  // closed binlogs go to the log archive (cairn mariadb binlog-sync)
   // Engines that keep the recovery point current between scheduled runs.
-  bool continuous() const { return type == "postgres" && mode == "physical" && wal_archiving; }
+  bool continuous() const {
+    return (type == "postgres" && mode == "physical" && wal_archiving) ||
+           (type == "mariadb" && binlog_archiving);
+  }
 };
 
 struct DrillSpec {

@@ -933,10 +933,6 @@ services:
        head + "      type: tape\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"tape\" (files, "
         "exec or postgres)"}},
-      {"planned: mariadb",
-       head + "      type: mariadb\n",
-       {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"mariadb\" is not "
-        "available in this version; use exec with the database's own dump tool for now"}},
       {"planned: mongodb",
        head + "      type: mongodb\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"mongodb\" is not "
