@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -71,7 +72,7 @@ core::Result<BinlogSyncReport> sync_binlogs(repo::Repository& repo, const std::s
   for (size_t i = 0; i + 1 < logs.size(); i++) {
     if (logs[i].size() < 2) continue;
     const std::string& name = logs[i][0];
-    uint64_t size = std::stoull(logs[i][1]);
+    uint64_t size = std::strtoull(logs[i][1].c_str(), nullptr, 10);  // SHOW BINARY LOGS: File_size
     if (auto it = archived.find(name); it != archived.end()) {
       // Same name, other size: the server's numbering restarted (RESET
       // MASTER) or the file was replaced. Never papered over.
