@@ -159,6 +159,7 @@ void add_runbook(CLI::App& app, Context& ctx);
 void add_service(CLI::App& app, Context& ctx);
 void add_redis(CLI::App& app, Context& ctx);   // redis, sqlite engines
 void add_sqlite(CLI::App& app, Context& ctx);  // redis, sqlite engines
+void add_mariadb(CLI::App& app, Context& ctx);  // mariadb engine
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

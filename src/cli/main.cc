@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   cli::add_service(app, ctx);
   cli::add_redis(app, ctx);   // redis, sqlite engines
   cli::add_sqlite(app, ctx);  // redis, sqlite engines
+  cli::add_mariadb(app, ctx);  // mariadb engine
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.

@@ -1,6 +1,7 @@
 #include "engines/service_backup.h"
 
 #include "engines/exec/exec.h"
+#include "engines/mariadb/mariadb.h"
 #include "engines/postgres/postgres.h"
 #include "engines/redis/redis.h"    // redis, sqlite engines
 #include "engines/sqlite/sqlite.h"  // redis, sqlite engines
@@ -84,6 +85,17 @@ core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const
     return res;
   }
   // --- end redis, sqlite engines
+  // mariadb engine
+  if (e.type == "mariadb") {
+    auto conn = mariadb::connection_for(e);
+    if (!conn.ok()) return in_service(conn.status());
+    core::Result<archive::BackupResult> r =
+        e.mode == "physical"
+            ? mariadb::physical_backup(repo, {*conn, e.binlog_archiving}, opt, progress)
+            : mariadb::logical_backup(repo, {*conn, e.databases, true, e.binlog_archiving}, opt, progress);
+    if (!r.ok()) return in_service(core::Status(r.status().code(), r.status().message() + "\nno snapshot written"));
+    return r;
+  }
   return core::unsupported("service " + service.name + ": engine \"" + e.type + "\" cannot back up yet");
 }
 

@@ -36,10 +36,9 @@ const std::vector<std::string> kRetentionKeys = {"last",    "hourly", "daily", "
 const std::vector<std::string> kDrillKeys = {"schedule", "checks", "max_age"};
 const std::vector<std::string> kHookKeys = {"pre", "post"};
 const std::vector<std::string> kTiers = {"critical", "high", "medium", "low"};
-const std::vector<std::string> kEngineTypes = {"files", "exec", "postgres",
-                                               "redis", "sqlite"};  // redis, sqlite: docs/engines/
+const std::vector<std::string> kEngineTypes = {"files", "exec", "postgres", "mariadb", "redis", "sqlite"};
 // Engines the design names that this version does not run yet.
-const std::vector<std::string> kPlannedEngines = {"mariadb", "volume", "mongodb"};
+const std::vector<std::string> kPlannedEngines = {"volume", "mongodb"};
 const std::map<std::string, std::vector<std::string>> kEngineKeys = {
     {"files", {"type", "paths", "exclude", "one_file_system"}},
     {"exec", {"type", "command", "filename", "env"}},
@@ -48,9 +47,12 @@ const std::map<std::string, std::vector<std::string>> kEngineKeys = {
     {"redis", {"type", "host", "port", "socket", "user", "password", "password_file"}},
     {"sqlite", {"type", "path"}},
     // --- end redis, sqlite engines
+    // mariadb engine
+    {"mariadb", {"type", "mode", "socket", "host", "port", "user", "password", "password_file", "databases",
+                 "binlog_archiving"}},
 };
 
-// "files, exec, postgres, redis or sqlite" for messages: always the types this version runs.
+// "files, exec, postgres, mariadb, redis or sqlite" for messages: always the types this version runs.
 std::string engine_type_list() {
   std::string out;
   for (size_t i = 0; i < kEngineTypes.size(); i++)
@@ -411,6 +413,8 @@ class Reader {
       }
     } else if (e.type == "redis" || e.type == "sqlite") {
       redis_sqlite_engine(node, s);
+    } else if (e.type == "mariadb") {
+      mariadb_engine(node, s);
     }
   }
 
@@ -454,6 +458,38 @@ class Reader {
     }
   }
   // --- end redis, sqlite engines
+
+  // --- mariadb engine ---
+  void mariadb_engine(const YAML::Node& node, Service& s) {
+    const std::string& svc = s.name;
+    EngineSpec& e = s.engine;
+    e.mode = "logical";
+    if (node["mode"]) e.mode = string(node["mode"], svc, "engine.mode").value_or("");
+    if (e.mode != "logical" && e.mode != "physical")
+      error(node["mode"], svc, "engine.mode", fmt::format("\"{}\" is not logical or physical", e.mode));
+    for (auto [key, dst] : std::initializer_list<std::pair<const char*, std::string*>>{
+             {"socket", &e.socket}, {"host", &e.host}, {"user", &e.user}, {"password_file", &e.password_file}}) {
+      if (!node[key]) continue;
+      *dst = string(node[key], svc, std::string("engine.") + key).value_or("");
+      env_refs(node[key], svc, std::string("engine.") + key, *dst);
+    }
+    if (!e.socket.empty() && e.socket[0] != '/' && e.socket[0] != '$')
+      error(node["socket"], svc, "engine.socket", fmt::format("\"{}\" is not an absolute path", e.socket));
+    if (node["port"]) e.port = static_cast<int>(integer(node["port"], svc, "engine.port", 1, 65535).value_or(0));
+    if (!e.socket.empty() && (!e.host.empty() || e.port > 0))
+      error(node["socket"], svc, "engine.socket", "give socket or host/port, not both");
+    if (node["password"]) {
+      e.password = string(node["password"], svc, "engine.password").value_or("");
+      no_inline_secret(node["password"], svc, "engine.password", e.password, true);
+      env_refs(node["password"], svc, "engine.password", e.password);
+      if (!e.password_file.empty())
+        error(node["password"], svc, "engine.password", "give password (a ${VAR}) or password_file, not both");
+    }
+    if (node["databases"]) e.databases = strings(node["databases"], svc, "engine.databases");
+    if (node["binlog_archiving"])
+      e.binlog_archiving = boolean(node["binlog_archiving"], svc, "engine.binlog_archiving").value_or(false);
+  }
+  // --- end mariadb engine ---
 
   void service(const YAML::Node& node, Service& s, const RepositoryRef* global_repo) {
     const std::string& svc = s.name;
@@ -533,7 +569,9 @@ class Reader {
                 fmt::format("\"{}\" leaves up to {} between backups, more than objectives.rpo {}; run it "
                             "more often{}",
                             s.schedule_text, format_duration(gap), format_duration(s.objectives.rpo),
-                            s.engine.type == "postgres" ? " or use mode: physical with WAL archiving" : ""));
+                            s.engine.type == "postgres"  ? " or use mode: physical with WAL archiving"
+                            : s.engine.type == "mariadb" ? " or turn on engine.binlog_archiving"
+                                                         : ""));
       }
     }
     if (s.tier == "critical" && !s.drill.schedule && s.drill.schedule_text.empty()) {
@@ -820,7 +858,17 @@ nlohmann::json to_json(const Service& s) {
     if (!e.redis.password_file.empty()) engine["password_file"] = e.redis.password_file;
   } else if (e.type == "sqlite") {
     engine["path"] = e.sqlite.path;
-  }  // --- end redis, sqlite engines
+  } else if (e.type == "mariadb") {
+    engine["mode"] = e.mode;
+    if (!e.socket.empty()) engine["socket"] = e.socket;
+    if (!e.host.empty()) engine["host"] = e.host;
+    if (e.port > 0) engine["port"] = e.port;
+    if (!e.user.empty()) engine["user"] = e.user;
+    if (!e.password_file.empty()) engine["password_file"] = e.password_file;
+    if (!e.password.empty()) engine["password"] = e.password;  // a ${VAR} reference, never a secret
+    engine["databases"] = e.databases;
+    engine["binlog_archiving"] = e.binlog_archiving;
+  }
   json retention = json::object();
   const RetentionPolicy& r = s.retention;
   for (auto [k, v] : std::initializer_list<std::pair<const char*, int>>{

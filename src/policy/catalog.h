@@ -52,7 +52,7 @@ struct Objectives {
 // The engine and its options. Option values keep ${VAR} references unexpanded;
 // expand_env() resolves them when the job runs.
 struct EngineSpec {
-  std::string type;  // files | exec | postgres | redis | sqlite
+  std::string type;  // files | exec | postgres | mariadb | redis | sqlite
   // files
   std::vector<std::string> paths, exclude;
   bool one_file_system = false;
@@ -76,8 +76,17 @@ struct EngineSpec {
   struct Sqlite {
     std::string path;
   } sqlite;
+  // mariadb (mode and databases above apply too)
+  std::string socket, host, user;
+  int port = 0;
+  std::string password_file;  // a file holding the password
+  std::string password;       // only a ${VAR} reference, never the secret itself
+  bool binlog_archiving = false;  // closed binlogs go to the log archive (cairn mariadb binlog-sync)
   // Engines that keep the recovery point current between scheduled runs.
-  bool continuous() const { return type == "postgres" && mode == "physical" && wal_archiving; }
+  bool continuous() const {
+    return (type == "postgres" && mode == "physical" && wal_archiving) ||
+           (type == "mariadb" && binlog_archiving);
+  }
 };
 
 struct DrillSpec {

@@ -362,7 +362,7 @@ services:
     engine: [files, /srv/www]
 )",
        {"cairn.yaml:7:13: error: service \"web\": engine: expected a mapping with a type (files, "
-        "exec, postgres, redis or sqlite)"}},
+        "exec, postgres, mariadb, redis or sqlite)"}},
       {"retention as a list",
        kHead + "    retention: [7, 4]\n",
        {"cairn.yaml:11:16: error: service \"web\": retention: expected a mapping (key: value "
@@ -439,7 +439,7 @@ services:
         "cairn.yaml:3:5: error: service \"web\": objectives: missing: every service defines its "
         "rpo and rto (ADR-025)",
         "cairn.yaml:3:5: error: service \"web\": engine: missing: how to back this service up "
-        "(files, exec, postgres, redis or sqlite)"}},
+        "(files, exec, postgres, mariadb, redis or sqlite)"}},
       {"not YAML",
        "services: [a\n",
        {"cairn.yaml:2:1: error: not valid YAML: end of sequence flow not found"}},
@@ -928,14 +928,14 @@ services:
       {"unknown type with a suggestion",
        head + "      type: file\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"file\" (files, "
-        "exec, postgres, redis or sqlite); did you mean \"files\"?"}},
+        "exec, postgres, mariadb, redis or sqlite); did you mean \"files\"?"}},
       {"unknown type",
        head + "      type: tape\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"tape\" (files, "
-        "exec, postgres, redis or sqlite)"}},
-      {"planned: mariadb",
-       head + "      type: mariadb\n",
-       {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"mariadb\" is not "
+        "exec, postgres, mariadb, redis or sqlite)"}},
+      {"planned: mongodb",
+       head + "      type: mongodb\n",
+       {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"mongodb\" is not "
         "available in this version; use exec with the database's own dump tool for now"}},
       {"planned: mongodb",
        head + "      type: mongodb\n",
@@ -948,7 +948,7 @@ services:
       {"no type",
        head + "      paths: [/srv]\n",
        {"cairn.yaml:8:7: error: service \"db\": engine.type: missing (files, exec, postgres, "
-        "redis or sqlite)"}},
+        "mariadb, redis or sqlite)"}},
       {"files without paths",
        head + "      type: files\n",
        {"cairn.yaml:8:7: error: service \"db\": engine.paths: missing: the files engine needs at "
@@ -1031,7 +1031,7 @@ services:
       {"engine type typo",
        head + "      type: sqlit\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"sqlit\" (files, "
-        "exec, postgres, redis or sqlite); did you mean \"sqlite\"?"}},
+        "exec, postgres, mariadb, redis or sqlite); did you mean \"sqlite\"?"}},
   });
   setenv("CAIRN_TEST_REDIS_PW", "x", 1);
   LoadResult r = parse_catalog(head + "      type: redis\n      host: cache.internal\n      port: 6380\n"
