@@ -979,6 +979,57 @@ services:
   EXPECT_EQ(r.catalog.services[0].engine.filename, "db.dump");
 }
 
+// volume engine
+TEST(CatalogEngines, Volume) {
+  const std::string head = R"(repository: /srv/backup
+services:
+  vol:
+    owner: team-storage
+    objectives: {rpo: 1d, rto: 4h}
+    schedule: "@daily"
+    engine:
+      type: volume
+)";
+  check({
+      {"no source", head, {"cairn.yaml:8:7: error: service \"vol\": engine.source: missing: the btrfs "
+                           "subvolume or mount point, the LV (vg/lv) or the ZFS dataset to snapshot"}},
+      {"driver typo", head + "      driver: zsf\n      source: tank/data\n",
+       {"cairn.yaml:9:15: error: service \"vol\": engine.driver: \"zsf\" is not btrfs, lvm, zfs or auto (did "
+        "you mean \"zfs\"?)"}},
+      {"btrfs needs a path", head + "      driver: btrfs\n      source: data\n",
+       {"cairn.yaml:10:15: error: service \"vol\": engine.source: \"data\" is not absolute (a btrfs subvolume "
+        "path)"}},
+      {"freeze on zfs", head + "      driver: zfs\n      source: tank/data\n      freeze: true\n",
+       {"cairn.yaml:11:15: error: service \"vol\": engine.freeze: freeze cannot be used with zfs: ZFS does not "
+        "support fsfreeze, and a ZFS snapshot is atomic on its own; use quiesce hooks to pause the "
+        "application"}},
+      {"snapshot_dir on zfs", head + "      driver: zfs\n      source: tank/data\n      snapshot_dir: /x\n",
+       {"cairn.yaml:11:21: error: service \"vol\": engine.snapshot_dir: does not apply to zfs (a ZFS snapshot "
+        "is read under <mountpoint>/.zfs/snapshot)"}},
+      {"lvm size", head + "      driver: lvm\n      source: vg/lv\n      snapshot_size: 10%\n",
+       {"cairn.yaml:11:22: error: service \"vol\": engine.snapshot_size: \"10%\" is not an LVM size such as "
+        "2G or 20%ORIGIN"}},
+      {"quiesce typo", head + "      source: /srv\n      quiesce: {pre: [a], postt: [b]}\n",
+       {"cairn.yaml:10:31: error: service \"vol\": engine.quiesce.postt: unknown key \"postt\" (did you mean "
+        "\"post\"?)"}},
+  });
+  LoadResult r = parse_catalog(head + "      source: vg0/data\n      snapshot_size: 2G\n      freeze: true\n"
+                                      "      quiesce: {pre: [\"fsync-app\"], post: resume-app}\n"
+                                      "      exclude: [\"*.tmp\"]\n",
+                               "cairn.yaml");
+  ASSERT_TRUE(r.ok()) << diagnostics(r).front();
+  const EngineSpec& e = r.catalog.services[0].engine;
+  EXPECT_EQ(e.driver, "auto");
+  EXPECT_EQ(e.source, "vg0/data");
+  EXPECT_TRUE(e.freeze);
+  EXPECT_EQ(e.quiesce_pre, std::vector<std::string>{"fsync-app"});
+  EXPECT_EQ(e.quiesce_post, std::vector<std::string>{"resume-app"});
+  auto j = to_json(r.catalog.services[0])["engine"];
+  EXPECT_EQ(j["snapshot_size"], "2G");
+  EXPECT_EQ(j["quiesce"]["post"][0], "resume-app");
+  EXPECT_EQ(j["exclude"][0], "*.tmp");
+}
+
 TEST(CatalogAlerts, Receivers) {
   check({
       {"not a list",
