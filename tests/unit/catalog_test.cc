@@ -1010,7 +1010,7 @@ services:
        {"cairn.yaml:11:22: error: service \"vol\": engine.snapshot_size: \"10%\" is not an LVM size such as "
         "2G or 20%ORIGIN"}},
       {"quiesce typo", head + "      source: /srv\n      quiesce: {pre: [a], postt: [b]}\n",
-       {"cairn.yaml:10:31: error: service \"vol\": engine.quiesce.postt: unknown key \"postt\" (did you mean "
+       {"cairn.yaml:10:27: error: service \"vol\": engine.quiesce.postt: unknown key \"postt\" (did you mean "
         "\"post\"?)"}},
   });
   LoadResult r = parse_catalog(head + "      source: vg0/data\n      snapshot_size: 2G\n      freeze: true\n"
