@@ -2,6 +2,7 @@
 
 #include "engines/exec/exec.h"
 #include "engines/postgres/postgres.h"
+#include "engines/volume/volume.h"
 
 namespace cairn::engines {
 
@@ -51,6 +52,23 @@ core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const
     if (!dsn.ok()) return in_service(dsn.status());
     if (e.mode == "physical") return postgres::physical_backup(repo, {*dsn, e.bindir, true}, opt, progress);
     return postgres::logical_backup(repo, {*dsn, e.bindir, e.databases, true}, opt, progress);
+  }
+  // volume engine
+  if (e.type == "volume") {
+    volume::VolumeOptions v;
+    v.service = service.name;
+    v.driver = e.driver;
+    v.source = e.source;
+    v.snapshot_dir = e.snapshot_dir;
+    v.snapshot_size = e.snapshot_size;
+    v.freeze = e.freeze;
+    v.quiesce_pre = e.quiesce_pre;
+    v.quiesce_post = e.quiesce_post;
+    v.excludes = e.exclude;
+    v.hook_timeout = service.timeout;
+    auto r = volume::backup(repo, v, opt, progress);
+    if (!r.ok()) return in_service(r.status());
+    return r;
   }
   return core::unsupported("service " + service.name + ": engine \"" + e.type + "\" cannot back up yet");
 }
