@@ -45,6 +45,17 @@ constexpr uint64_t kBytesInFlight = 8ull << 20;
 // concurrency pays off, are not limited.
 constexpr uint64_t kLargeFilesInFlight = 2;
 
+// Where the file recorded at `path` is read from (BackupOptions::redirects).
+std::string read_path(const BackupOptions& opt, const std::string& path) {
+  for (const auto& r : opt.redirects) {
+    if (r.path == "/") return path == "/" ? r.read_from : r.read_from + path;
+    if (path == r.path) return r.read_from;
+    if (path.size() > r.path.size() && path.compare(0, r.path.size(), r.path) == 0 && path[r.path.size()] == '/')
+      return r.read_from + path.substr(r.path.size());
+  }
+  return path;
+}
+
 // A directory being assembled: its nodes are complete before any child job
 // starts; `pending` counts the walker's own token plus unfinished children.
 struct DirJob {
@@ -273,6 +284,7 @@ class Walker {
   std::string child_path(const DirJob* d, const std::string& name) const {
     return d->path == "/" ? "/" + name : d->path + "/" + name;
   }
+  std::string fs(const std::string& path) const { return read_path(opt_, path); }
 
   Pipeline& pipe_;
   const BackupOptions& opt_;
@@ -329,7 +341,7 @@ core::Result<Id> Walker::run(const std::vector<std::string>& paths) {
   if (root.target) {
     // Backing up "/" itself.
     struct stat st;
-    if (lstat("/", &st) == 0) current_dev_ = st.st_dev;
+    if (lstat(fs("/").c_str(), &st) == 0) current_dev_ = st.st_dev;
     Scan scan = scan_dir("/", nullptr);
     scan.old_tree = std::move(old_root);
     walk_dir(job, std::move(scan));
@@ -349,7 +361,7 @@ void Walker::walk_virtual(const VDir& v, DirJob* d, const Tree* old_tree) {
   for (const auto& [name, child] : v.children) {
     std::string full = child_path(d, name);
     struct stat st;
-    if (lstat(full.c_str(), &st) != 0) {
+    if (lstat(fs(full).c_str(), &st) != 0) {
       pipe_.warn(core::errno_status(errno, full).message());
       continue;
     }
@@ -366,7 +378,7 @@ void Walker::walk_virtual(const VDir& v, DirJob* d, const Tree* old_tree) {
     const Node* o = it == old.end() ? nullptr : it->second;
     if (kids[i]->target) {
       struct stat st;
-      if (lstat(child_path(d, d->nodes[i].name).c_str(), &st) == 0) current_dev_ = st.st_dev;
+      if (lstat(fs(child_path(d, d->nodes[i].name)).c_str(), &st) == 0) current_dev_ = st.st_dev;
       dispatch(d, i, o, nullptr);
     } else {
       dispatch(d, i, o, kids[i]);
@@ -378,7 +390,7 @@ void Walker::walk_virtual(const VDir& v, DirJob* d, const Tree* old_tree) {
 Scan Walker::scan_dir(const std::string& path, const Node* old) const {
   Scan scan;
   std::vector<std::string> names;
-  int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int dfd = open(fs(path).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   DIR* dir = dfd >= 0 ? fdopendir(dfd) : nullptr;
   if (!dir) {
     scan.warnings.push_back(core::errno_status(errno, path).message());
@@ -476,7 +488,7 @@ void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_
       prog.bytes_done += n.size;
       return;
     }
-    if (auto st = read_xattrs(full, n.xattrs); !st.ok()) pipe_.warn(st.message());
+    if (auto st = read_xattrs(fs(full), n.xattrs); !st.ok()) pipe_.warn(st.message());
     d->pending++;
     bool had_parent = old != nullptr;
     readers_.submit([this, d, i, had_parent] { process_file(d, i, had_parent); });
@@ -484,7 +496,7 @@ void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_
   }
   if (n.type == NodeType::kSymlink) {
     std::string target(4096, '\0');
-    ssize_t len = readlink(full.c_str(), target.data(), target.size());
+    ssize_t len = readlink(fs(full).c_str(), target.data(), target.size());
     if (len < 0) {
       pipe_.warn(core::errno_status(errno, full).message());
       d->drop[i] = 1;
@@ -493,7 +505,7 @@ void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_
     target.resize(static_cast<size_t>(len));
     n.link_target = std::move(target);
   }
-  if (auto st = read_xattrs(full, n.xattrs); !st.ok()) pipe_.warn(st.message());
+  if (auto st = read_xattrs(fs(full), n.xattrs); !st.ok()) pipe_.warn(st.message());
   if (n.type != NodeType::kDir) return;
   pipe_.dirs++;
   prog.dirs_done++;
@@ -586,9 +598,9 @@ void Walker::process_file(DirJob* d, size_t i, bool had_parent) {
     finish_one(d);
   };
   if (pipe_.failed()) return finish();
-  auto fd = core::open_file(full, O_RDONLY | O_NOFOLLOW | O_NOATIME);
+  auto fd = core::open_file(fs(full), O_RDONLY | O_NOFOLLOW | O_NOATIME);
   if (!fd.ok() && fd.status().code() == core::Code::kPermissionDenied)
-    fd = core::open_file(full, O_RDONLY | O_NOFOLLOW);  // O_NOATIME needs ownership
+    fd = core::open_file(fs(full), O_RDONLY | O_NOFOLLOW);  // O_NOATIME needs ownership
   if (!fd.ok()) {
     pipe_.warn(fd.status().message());
     d->drop[i] = 1;
@@ -736,7 +748,7 @@ core::Result<BackupResult> backup_paths(repo::Repository& repo, const std::vecto
     bool any = false;
     for (const auto& p : abs_paths) {
       struct stat st;
-      if (lstat(p.c_str(), &st) == 0) any = true;
+      if (lstat(read_path(options, p).c_str(), &st) == 0) any = true;
     }
     if (!any) return core::not_found("none of the given paths exist: " + abs_paths.front());
   }

@@ -40,6 +40,14 @@ struct BackupOptions {
   size_t cpu_threads = 0;  // 0: hardware concurrency
   bool scan = false;       // count totals first (for an ETA); costs an extra walk
   nlohmann::json engine = nlohmann::json::object();
+  // Files recorded under `path` are read from `read_from` instead (both
+  // absolute): a volume snapshot is backed up under the location it was taken
+  // of, so listings, restores and runbooks show the real path. Excludes match
+  // the recorded path.
+  struct Redirect {
+    std::string path, read_from;
+  };
+  std::vector<Redirect> redirects;
 };
 
 struct BackupResult {

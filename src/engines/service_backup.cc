@@ -5,6 +5,7 @@
 #include "engines/postgres/postgres.h"
 #include "engines/redis/redis.h"    // redis, sqlite engines
 #include "engines/sqlite/sqlite.h"  // redis, sqlite engines
+#include "engines/volume/volume.h"
 
 namespace cairn::engines {
 
@@ -94,6 +95,23 @@ core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const
             ? mariadb::physical_backup(repo, {*conn, e.binlog_archiving}, opt, progress)
             : mariadb::logical_backup(repo, {*conn, e.databases, true, e.binlog_archiving}, opt, progress);
     if (!r.ok()) return in_service(core::Status(r.status().code(), r.status().message() + "\nno snapshot written"));
+    return r;
+  }
+  // volume engine
+  if (e.type == "volume") {
+    volume::VolumeOptions v;
+    v.service = service.name;
+    v.driver = e.driver;
+    v.source = e.source;
+    v.snapshot_dir = e.snapshot_dir;
+    v.snapshot_size = e.snapshot_size;
+    v.freeze = e.freeze;
+    v.quiesce_pre = e.quiesce_pre;
+    v.quiesce_post = e.quiesce_post;
+    v.excludes = e.exclude;
+    v.hook_timeout = service.timeout;
+    auto r = volume::backup(repo, v, opt, progress);
+    if (!r.ok()) return in_service(r.status());
     return r;
   }
   return core::unsupported("service " + service.name + ": engine \"" + e.type + "\" cannot back up yet");

@@ -1,5 +1,5 @@
 // Runs the backup that a service's policy (cairn.yaml) describes, with the
-// engine it names: files, exec, postgres, mariadb, redis or sqlite. The one entry point that
+// engine it names: files, exec, postgres, mariadb, redis, sqlite or volume. The one entry point that
 // `cairn backup --service`, the daemon and drills share. Thread-compatible.
 #pragma once
 

@@ -36,9 +36,9 @@ const std::vector<std::string> kRetentionKeys = {"last",    "hourly", "daily", "
 const std::vector<std::string> kDrillKeys = {"schedule", "checks", "max_age"};
 const std::vector<std::string> kHookKeys = {"pre", "post"};
 const std::vector<std::string> kTiers = {"critical", "high", "medium", "low"};
-const std::vector<std::string> kEngineTypes = {"files", "exec", "postgres", "mariadb", "redis", "sqlite"};
+const std::vector<std::string> kEngineTypes = {"files", "exec", "postgres", "mariadb", "redis", "sqlite", "volume"};
 // Engines the design names that this version does not run yet.
-const std::vector<std::string> kPlannedEngines = {"volume", "mongodb"};
+const std::vector<std::string> kPlannedEngines = {"mongodb"};
 const std::map<std::string, std::vector<std::string>> kEngineKeys = {
     {"files", {"type", "paths", "exclude", "one_file_system"}},
     {"exec", {"type", "command", "filename", "env"}},
@@ -50,15 +50,20 @@ const std::map<std::string, std::vector<std::string>> kEngineKeys = {
     // mariadb engine
     {"mariadb", {"type", "mode", "socket", "host", "port", "user", "password", "password_file", "databases",
                  "binlog_archiving"}},
+    // volume engine
+    {"volume", {"type", "driver", "source", "snapshot_dir", "snapshot_size", "freeze", "quiesce", "exclude"}},
 };
 
-// "files, exec, postgres, mariadb, redis or sqlite" for messages: always the types this version runs.
+// "files, exec, postgres, mariadb, redis, sqlite or volume" for messages: always the types this version runs.
 std::string engine_type_list() {
   std::string out;
   for (size_t i = 0; i < kEngineTypes.size(); i++)
     out += (i == 0 ? "" : i + 1 == kEngineTypes.size() ? " or " : ", ") + kEngineTypes[i];
   return out;
 }
+// volume engine
+const std::vector<std::string> kVolumeDrivers = {"btrfs", "lvm", "zfs", "auto"};
+const std::vector<std::string> kQuiesceKeys = {"pre", "post"};
 const std::vector<std::string> kAlertKeys = {"name",     "type",    "url",         "webhook",
                                              "alertmanager", "services", "headers", "min_severity"};
 const std::vector<std::string> kDaemonKeys = {"state",  "max_jobs",       "timezone", "jitter",          "catch_up",
@@ -415,6 +420,8 @@ class Reader {
       redis_sqlite_engine(node, s);
     } else if (e.type == "mariadb") {
       mariadb_engine(node, s);
+    } else if (e.type == "volume") {
+      volume_engine(node, e, svc);
     }
   }
 
@@ -490,6 +497,64 @@ class Reader {
       e.binlog_archiving = boolean(node["binlog_archiving"], svc, "engine.binlog_archiving").value_or(false);
   }
   // --- end mariadb engine ---
+
+  // --- volume engine ---
+  void volume_engine(const YAML::Node& node, EngineSpec& e, const std::string& svc) {
+    e.driver = "auto";
+    if (node["driver"]) {
+      e.driver = string(node["driver"], svc, "engine.driver").value_or("auto");
+      if (std::find(kVolumeDrivers.begin(), kVolumeDrivers.end(), e.driver) == kVolumeDrivers.end()) {
+        std::string hint = did_you_mean(e.driver, kVolumeDrivers);
+        error(node["driver"], svc, "engine.driver",
+              fmt::format("\"{}\" is not btrfs, lvm, zfs or auto{}", e.driver,
+                          hint.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", hint)));
+      }
+    }
+    if (node["source"]) e.source = string(node["source"], svc, "engine.source").value_or("");
+    if (e.source.empty()) {
+      error(node["source"] ? node["source"] : node, svc, "engine.source",
+            "missing: the btrfs subvolume or mount point, the LV (vg/lv) or the ZFS dataset to snapshot");
+    } else if (e.driver == "btrfs" && e.source[0] != '/') {
+      error(node["source"], svc, "engine.source", fmt::format("\"{}\" is not absolute (a btrfs subvolume path)", e.source));
+    } else if (e.source[0] != '/' && std::count(e.source.begin(), e.source.end(), '/') == 0) {
+      error(node["source"], svc, "engine.source",
+            fmt::format("\"{}\" is neither an absolute path nor vg/lv or pool/dataset", e.source));
+    }
+    if (node["snapshot_dir"]) {
+      e.snapshot_dir = string(node["snapshot_dir"], svc, "engine.snapshot_dir").value_or("");
+      if (e.driver == "zfs")
+        error(node["snapshot_dir"], svc, "engine.snapshot_dir",
+              "does not apply to zfs (a ZFS snapshot is read under <mountpoint>/.zfs/snapshot)");
+      else if (e.snapshot_dir.empty() || e.snapshot_dir[0] != '/')
+        error(node["snapshot_dir"], svc, "engine.snapshot_dir", fmt::format("\"{}\" is not absolute", e.snapshot_dir));
+    }
+    if (node["snapshot_size"]) {
+      e.snapshot_size = string(node["snapshot_size"], svc, "engine.snapshot_size").value_or("");
+      static const std::regex size_re(R"(^([0-9]+(\.[0-9]+)?[bBsSkKmMgGtTpPeE]?|[0-9]+%(ORIGIN|VG|FREE|PVS))$)");
+      if (e.driver == "btrfs" || e.driver == "zfs")
+        error(node["snapshot_size"], svc, "engine.snapshot_size", "applies to lvm only (the size of the LVM snapshot)");
+      else if (!std::regex_match(e.snapshot_size, size_re))
+        error(node["snapshot_size"], svc, "engine.snapshot_size",
+              fmt::format("\"{}\" is not an LVM size such as 2G or 20%ORIGIN", e.snapshot_size));
+    }
+    if (node["freeze"]) {
+      e.freeze = boolean(node["freeze"], svc, "engine.freeze").value_or(false);
+      // Measured: a btrfs snapshot of a frozen file system blocks until it is
+      // thawed, so freeze and snapshot cannot be held together.
+      if (e.freeze && (e.driver == "btrfs" || e.driver == "zfs"))
+        error(node["freeze"], svc, "engine.freeze",
+              fmt::format("freeze cannot be used with {}: {}; use quiesce hooks to pause the application", e.driver,
+                          e.driver == "btrfs" ? "a btrfs snapshot of a frozen file system waits for the thaw, and a "
+                                                "btrfs snapshot is atomic on its own"
+                                              : "ZFS does not support fsfreeze, and a ZFS snapshot is atomic on its own"));
+    }
+    if (node["quiesce"] && map(node["quiesce"], svc, "engine.quiesce", kQuiesceKeys)) {
+      if (node["quiesce"]["pre"]) e.quiesce_pre = strings(node["quiesce"]["pre"], svc, "engine.quiesce.pre");
+      if (node["quiesce"]["post"]) e.quiesce_post = strings(node["quiesce"]["post"], svc, "engine.quiesce.post");
+    }
+    if (node["exclude"]) e.exclude = strings(node["exclude"], svc, "engine.exclude");
+  }
+  // --- end volume engine ---
 
   void service(const YAML::Node& node, Service& s, const RepositoryRef* global_repo) {
     const std::string& svc = s.name;
@@ -868,6 +933,14 @@ nlohmann::json to_json(const Service& s) {
     if (!e.password.empty()) engine["password"] = e.password;  // a ${VAR} reference, never a secret
     engine["databases"] = e.databases;
     engine["binlog_archiving"] = e.binlog_archiving;
+  } else if (e.type == "volume") {  // volume engine
+    engine["driver"] = e.driver;
+    engine["source"] = e.source;
+    if (!e.snapshot_dir.empty()) engine["snapshot_dir"] = e.snapshot_dir;
+    if (!e.snapshot_size.empty()) engine["snapshot_size"] = e.snapshot_size;
+    engine["freeze"] = e.freeze;
+    engine["quiesce"] = {{"pre", e.quiesce_pre}, {"post", e.quiesce_post}};
+    engine["exclude"] = e.exclude;
   }
   json retention = json::object();
   const RetentionPolicy& r = s.retention;

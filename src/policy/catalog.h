@@ -52,7 +52,7 @@ struct Objectives {
 // The engine and its options. Option values keep ${VAR} references unexpanded;
 // expand_env() resolves them when the job runs.
 struct EngineSpec {
-  std::string type;  // files | exec | postgres | mariadb | redis | sqlite
+  std::string type;  // files | exec | postgres | mariadb | redis | sqlite | volume
   // files
   std::vector<std::string> paths, exclude;
   bool one_file_system = false;
@@ -82,6 +82,13 @@ struct EngineSpec {
   std::string password_file;  // a file holding the password
   std::string password;       // only a ${VAR} reference, never the secret itself
   bool binlog_archiving = false;  // closed binlogs go to the log archive (cairn mariadb binlog-sync)
+  // volume (docs/engines/volume.md): a file system snapshot backed up as files; `exclude` as for files
+  std::string driver;         // btrfs | lvm | zfs | auto
+  std::string source;         // btrfs subvolume / mount point, LV (vg/lv), ZFS dataset
+  std::string snapshot_dir;   // btrfs: where snapshots are made; lvm: where they are mounted
+  std::string snapshot_size;  // lvm: lvcreate -L SIZE, or -l N%ORIGIN|VG|FREE
+  bool freeze = false;        // fsfreeze the file system around the snapshot (lvm)
+  std::vector<std::string> quiesce_pre, quiesce_post;  // shell commands just before / after the snapshot
   // Engines that keep the recovery point current between scheduled runs.
   bool continuous() const {
     return (type == "postgres" && mode == "physical" && wal_archiving) ||

@@ -132,7 +132,7 @@ $T/bad.yaml:9:15: error: service \"shop\": schedule: \"0 3 * * *\" leaves up to 
 $T/bad.yaml:13:12: error: service \"shop\": engine.dsn: a secret is written inline; reference an environment variable instead (e.g. \${PG_PASSWORD}) or use a password file
 $T/bad.yaml:14:16: error: service \"shop\": retention: retention keeps nothing: set at least one of last, hourly, daily, weekly, monthly, yearly, within or tags
 $T/bad.yaml:18:15: error: service \"files\": schedule: minute field \"61\": value out of range 0-59
-$T/bad.yaml:19:20: error: service \"files\": engine.type: unknown engine \"file\" (files, exec, postgres, mariadb, redis or sqlite); did you mean \"files\"?
+$T/bad.yaml:19:20: error: service \"files\": engine.type: unknown engine \"file\" (files, exec, postgres, mariadb, redis, sqlite or volume); did you mean \"files\"?
 $T/bad.yaml: 7 error(s), 0 warning(s)"
 assert_eq "$want" "$ERR" "validate stderr"
 expect_exit 2 cairn --config "$T/bad.yaml" --json policy validate

@@ -219,7 +219,7 @@ EOF
 expect_exit 2 cairn --config "$T/typo.yaml" policy validate
 assert_contains "$ERR" 'engine.prot: unknown key "prot" (did you mean "port"?)'
 assert_contains "$ERR" "engine.password: a secret is written inline"
-assert_contains "$ERR" 'unknown engine "rediss" (files, exec, postgres, mariadb, redis or sqlite); did you mean "redis"?'
+assert_contains "$ERR" 'unknown engine "rediss" (files, exec, postgres, mariadb, redis, sqlite or volume); did you mean "redis"?'
 assert_not_contains "$ERR" "hunter2" "validation output"
 expect_exit 2 cairn --config "$T/typo.yaml" backup --service cache
 assert_eq "$n0" "$(snapshot_count "$REPO")" "snapshots after a policy typo"

@@ -134,6 +134,39 @@ TEST_F(ArchiveTest, UnchangedFilesAreReusedFromParent) {
   EXPECT_EQ(third.snapshot.summary.files_unmodified, 19u);
 }
 
+// A volume snapshot is read from its snapshot folder but recorded under the
+// source's path; excludes match the recorded path.
+TEST_F(ArchiveTest, RedirectReadsFromSnapshotAndRecordsTheSourcePath) {
+  std::string live = src_ + "/live", snap = src_ + "/.snap";
+  fs::create_directories(live);
+  fs::create_directories(snap + "/sub");
+  write_file(live + "/a.txt", core::as_bytes("live"));
+  write_file(snap + "/a.txt", core::as_bytes("frozen"));
+  write_file(snap + "/sub/b.txt", core::as_bytes("b"));
+  write_file(snap + "/skip.tmp", core::as_bytes("x"));
+  ASSERT_EQ(symlink("a.txt", (snap + "/link").c_str()), 0);
+  BackupOptions opt;
+  opt.redirects = {{live, snap}};
+  opt.excludes = {live + "/*.tmp"};
+  auto r = backup_paths(*repo_, {live}, opt, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_EQ(r->snapshot.paths, std::vector<std::string>{live});
+  EXPECT_EQ(r->snapshot.summary.files_new, 2u);
+  std::string out = dir_ / "out";
+  restore_to(r->snapshot, out);
+  EXPECT_EQ(read_file(out + live + "/a.txt"), "frozen");
+  EXPECT_EQ(read_file(out + live + "/sub/b.txt"), "b");
+  EXPECT_EQ(fs::read_symlink(out + live + "/link").string(), "a.txt");
+  EXPECT_FALSE(fs::exists(out + live + "/skip.tmp"));
+  EXPECT_FALSE(fs::exists(out + snap));
+  // The source path itself need not exist, only the snapshot.
+  opt.redirects = {{src_ + "/gone", snap}};
+  auto g = backup_paths(*repo_, {src_ + "/gone"}, opt, nullptr);
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->snapshot.summary.total_files, 3u);  // the exclude names the other path
+}
+
 TEST_F(ArchiveTest, SparseFileKeepsHoles) {
   std::string path = src_ + "/sparse";
   {

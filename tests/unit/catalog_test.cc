@@ -362,7 +362,7 @@ services:
     engine: [files, /srv/www]
 )",
        {"cairn.yaml:7:13: error: service \"web\": engine: expected a mapping with a type (files, "
-        "exec, postgres, mariadb, redis or sqlite)"}},
+        "exec, postgres, mariadb, redis, sqlite or volume)"}},
       {"retention as a list",
        kHead + "    retention: [7, 4]\n",
        {"cairn.yaml:11:16: error: service \"web\": retention: expected a mapping (key: value "
@@ -439,7 +439,7 @@ services:
         "cairn.yaml:3:5: error: service \"web\": objectives: missing: every service defines its "
         "rpo and rto (ADR-025)",
         "cairn.yaml:3:5: error: service \"web\": engine: missing: how to back this service up "
-        "(files, exec, postgres, mariadb, redis or sqlite)"}},
+        "(files, exec, postgres, mariadb, redis, sqlite or volume)"}},
       {"not YAML",
        "services: [a\n",
        {"cairn.yaml:2:1: error: not valid YAML: end of sequence flow not found"}},
@@ -928,27 +928,19 @@ services:
       {"unknown type with a suggestion",
        head + "      type: file\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"file\" (files, "
-        "exec, postgres, mariadb, redis or sqlite); did you mean \"files\"?"}},
+        "exec, postgres, mariadb, redis, sqlite or volume); did you mean \"files\"?"}},
       {"unknown type",
        head + "      type: tape\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"tape\" (files, "
-        "exec, postgres, mariadb, redis or sqlite)"}},
+        "exec, postgres, mariadb, redis, sqlite or volume)"}},
       {"planned: mongodb",
        head + "      type: mongodb\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"mongodb\" is not "
-        "available in this version; use exec with the database's own dump tool for now"}},
-      {"planned: mongodb",
-       head + "      type: mongodb\n",
-       {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"mongodb\" is not "
-        "available in this version; use exec with the database's own dump tool for now"}},
-      {"planned: volume",
-       head + "      type: volume\n",
-       {"cairn.yaml:8:13: error: service \"db\": engine.type: engine \"volume\" is not "
         "available in this version; use exec with the database's own dump tool for now"}},
       {"no type",
        head + "      paths: [/srv]\n",
        {"cairn.yaml:8:7: error: service \"db\": engine.type: missing (files, exec, postgres, "
-        "mariadb, redis or sqlite)"}},
+        "mariadb, redis, sqlite or volume)"}},
       {"files without paths",
        head + "      type: files\n",
        {"cairn.yaml:8:7: error: service \"db\": engine.paths: missing: the files engine needs at "
@@ -1031,7 +1023,7 @@ services:
       {"engine type typo",
        head + "      type: sqlit\n",
        {"cairn.yaml:8:13: error: service \"db\": engine.type: unknown engine \"sqlit\" (files, "
-        "exec, postgres, mariadb, redis or sqlite); did you mean \"sqlite\"?"}},
+        "exec, postgres, mariadb, redis, sqlite or volume); did you mean \"sqlite\"?"}},
   });
   setenv("CAIRN_TEST_REDIS_PW", "x", 1);
   LoadResult r = parse_catalog(head + "      type: redis\n      host: cache.internal\n      port: 6380\n"
@@ -1052,6 +1044,56 @@ services:
             (nlohmann::json{{"type", "sqlite"}, {"path", "/var/lib/app/app.db"}}));
 }
 // --- end redis, sqlite engines
+// volume engine
+TEST(CatalogEngines, Volume) {
+  const std::string head = R"(repository: /srv/backup
+services:
+  vol:
+    owner: team-storage
+    objectives: {rpo: 1d, rto: 4h}
+    schedule: "@daily"
+    engine:
+      type: volume
+)";
+  check({
+      {"no source", head, {"cairn.yaml:8:7: error: service \"vol\": engine.source: missing: the btrfs "
+                           "subvolume or mount point, the LV (vg/lv) or the ZFS dataset to snapshot"}},
+      {"driver typo", head + "      driver: zsf\n      source: tank/data\n",
+       {"cairn.yaml:9:15: error: service \"vol\": engine.driver: \"zsf\" is not btrfs, lvm, zfs or auto (did "
+        "you mean \"zfs\"?)"}},
+      {"btrfs needs a path", head + "      driver: btrfs\n      source: data\n",
+       {"cairn.yaml:10:15: error: service \"vol\": engine.source: \"data\" is not absolute (a btrfs subvolume "
+        "path)"}},
+      {"freeze on zfs", head + "      driver: zfs\n      source: tank/data\n      freeze: true\n",
+       {"cairn.yaml:11:15: error: service \"vol\": engine.freeze: freeze cannot be used with zfs: ZFS does not "
+        "support fsfreeze, and a ZFS snapshot is atomic on its own; use quiesce hooks to pause the "
+        "application"}},
+      {"snapshot_dir on zfs", head + "      driver: zfs\n      source: tank/data\n      snapshot_dir: /x\n",
+       {"cairn.yaml:11:21: error: service \"vol\": engine.snapshot_dir: does not apply to zfs (a ZFS snapshot "
+        "is read under <mountpoint>/.zfs/snapshot)"}},
+      {"lvm size", head + "      driver: lvm\n      source: vg/lv\n      snapshot_size: 10%\n",
+       {"cairn.yaml:11:22: error: service \"vol\": engine.snapshot_size: \"10%\" is not an LVM size such as "
+        "2G or 20%ORIGIN"}},
+      {"quiesce typo", head + "      source: /srv\n      quiesce: {pre: [a], postt: [b]}\n",
+       {"cairn.yaml:10:27: error: service \"vol\": engine.quiesce.postt: unknown key \"postt\" (did you mean "
+        "\"post\"?)"}},
+  });
+  LoadResult r = parse_catalog(head + "      source: vg0/data\n      snapshot_size: 2G\n      freeze: true\n"
+                                      "      quiesce: {pre: [\"fsync-app\"], post: resume-app}\n"
+                                      "      exclude: [\"*.tmp\"]\n",
+                               "cairn.yaml");
+  ASSERT_TRUE(r.ok()) << diagnostics(r).front();
+  const EngineSpec& e = r.catalog.services[0].engine;
+  EXPECT_EQ(e.driver, "auto");
+  EXPECT_EQ(e.source, "vg0/data");
+  EXPECT_TRUE(e.freeze);
+  EXPECT_EQ(e.quiesce_pre, std::vector<std::string>{"fsync-app"});
+  EXPECT_EQ(e.quiesce_post, std::vector<std::string>{"resume-app"});
+  auto j = to_json(r.catalog.services[0])["engine"];
+  EXPECT_EQ(j["snapshot_size"], "2G");
+  EXPECT_EQ(j["quiesce"]["post"][0], "resume-app");
+  EXPECT_EQ(j["exclude"][0], "*.tmp");
+}
 
 TEST(CatalogAlerts, Receivers) {
   check({
