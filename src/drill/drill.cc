@@ -47,7 +47,8 @@ class Scratch {
     engines::postgres::stop_stale_server(path + "/data");
     std::error_code ec;
     fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    for (int pass = 0; pass < 50 && fs::symlink_status(path, ec).type() != fs::file_type::not_found; pass++) {
+    for (int pass = 0; pass < 50 && fs::symlink_status(path, ec).type() != fs::file_type::not_found;
+         pass++) {
       if (pass) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       fs::remove_all(path, ec);
     }
@@ -216,8 +217,10 @@ DrillReport run_drill(repo::Repository& repo, const policy::Service& service,
   r.started_at = rfc3339(wall_start);
   r.rto_objective_s = static_cast<double>(service.objectives.rto.count());
   r.rpo_objective_s = static_cast<double>(service.objectives.rpo.count());
-  if (opt.point == "latest") r.point_time = r.started_at;
-  else if (auto at = repo::parse_time(opt.point)) r.point_time = repo::format_time(*at);
+  if (opt.point == "latest")
+    r.point_time = r.started_at;
+  else if (auto at = repo::parse_time(opt.point))
+    r.point_time = repo::format_time(*at);
   auto start = Clock::now();
   auto finish = [&](std::string failure) {
     r.rto_s = seconds_since(start);
@@ -254,10 +257,11 @@ DrillReport run_drill(repo::Repository& repo, const policy::Service& service,
   Scratch scratch(buf.data());
   DrillRun run{repo, service, opt, r, scratch.path(), wall_start};
   const std::string& type = service.engine.type;
-  core::Status st = type == "postgres" ? drill_postgres(run)
-                    : type == "sqlite" ? drill_sqlite(run)
-                    : type == "redis"  ? drill_redis(run)
-                                       : drill_files(run);
+  core::Status st = type == "postgres"  ? drill_postgres(run)
+                    : type == "sqlite"  ? drill_sqlite(run)
+                    : type == "redis"   ? drill_redis(run)
+                    : type == "mariadb" ? drill_mariadb(run)
+                                        : drill_files(run);
   return finish(st.ok() ? "" : st.message());
 }
 

@@ -1,5 +1,5 @@
 // What run_drill() shares with the engine-specific drill steps (files,
-// PostgreSQL, SQLite, Redis): the drill in progress, phase timing, snapshot selection and
+// PostgreSQL, SQLite, Redis, MariaDB): the drill in progress, phase timing, snapshot selection and
 // user check commands. Internal to src/drill. Thread-compatible.
 #pragma once
 
@@ -46,5 +46,6 @@ core::Status drill_files(DrillRun& run);
 core::Status drill_postgres(DrillRun& run);
 core::Status drill_sqlite(DrillRun& run);
 core::Status drill_redis(DrillRun& run);
+core::Status drill_mariadb(DrillRun& run);
 
 }  // namespace cairn::drill

@@ -10,44 +10,8 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-MARIADBD=/usr/sbin/mariadbd
-if [ ! -x "$MARIADBD" ] || ! command -v mariadb-dump >/dev/null; then
-  skip "MariaDB is not installed (apt-get install mariadb-server mariadb-backup mariadb-client; scripts/setup does)"
-  exit 0
-fi
-chmod 755 "$T"
-as_server=()
-[ "$(id -u)" -eq 0 ] && as_server=(--user=mysql)
-
-# start_mariadb NAME: a server in $T/NAME on a free port with its socket
-# there and a binlog; sets SOCK_<NAME>, PORT_<NAME>, PID_<NAME>, DATA_<NAME>.
-start_mariadb() {
-  local name=$1 dir=$T/$1 port pid
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown mysql "$dir"
-  mariadb-install-db --no-defaults --datadir="$dir/data" "${as_server[@]}" --skip-test-db \
-    --auth-root-authentication-method=socket >"$dir/install.log" 2>&1 || fail "mariadb-install-db: $(tail -5 "$dir/install.log")"
-  port=$(free_port)
-  "$MARIADBD" --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
-    --bind-address=127.0.0.1 --log-bin="$dir/data/binlog" --server-id=1 --pid-file="$dir/pid" \
-    --log-error="$dir/error.log" --innodb-buffer-pool-size=32M "${as_server[@]}" >/dev/null 2>&1 &
-  pid=$!
-  on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
-  for _ in $(seq 1 300); do
-    mariadb-admin --no-defaults -S "$dir/sock" -uroot ping >/dev/null 2>&1 && break
-    kill -0 "$pid" 2>/dev/null || fail "mariadbd $name exited: $(tail -20 "$dir/error.log")"
-    sleep 0.1
-  done
-  printf -v "SOCK_$name" %s "$dir/sock"
-  printf -v "PORT_$name" %s "$port"
-  printf -v "PID_$name" %s "$pid"
-  printf -v "DATA_$name" %s "$dir/data"
-}
-M() {  # M SOCKET SQL...: runs SQL as root, prints rows tab-separated
-  local sock=$1
-  shift
-  mariadb --no-defaults -S "$sock" -uroot --batch --skip-column-names "$@"
-}
+# shellcheck source-path=SCRIPTDIR source=lib_mariadb.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib_mariadb.sh"
 
 REPO=$T/repo
 new_repo "$REPO"
