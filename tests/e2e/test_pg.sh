@@ -8,38 +8,12 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-PGBIN=/usr/lib/postgresql/15/bin
-if [ ! -x "$PGBIN/initdb" ]; then
-  skip "PostgreSQL 15 is not installed (apt-get install postgresql-15; scripts/setup does)"
-  exit 0
-fi
-
-# The server (and so archive_command) runs as postgres when we are root:
-# everything it touches lives under a world-traversable folder.
-chmod 755 "$T"
-if [ "$(id -u)" -eq 0 ]; then
-  PGUSER_OS=postgres
-  as_pg() { runuser -u postgres -- "$@"; }
-else
-  PGUSER_OS=$(id -un)
-  as_pg() { "$@"; }
-fi
-mkdir -p "$T/bin" "$T/pg"
-cp "$CAIRN_BIN" "$T/bin/cairn"
-chmod 755 "$T/bin" "$T/bin/cairn"
-chown "$PGUSER_OS" "$T/pg"
-C=$T/bin/cairn
-REPO=$T/pg/repo
-KEY=$T/pg/cairn.key
+# shellcheck source-path=SCRIPTDIR source=lib_pg.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib_pg.sh"
 # Every cairn call runs as the server's user, so the repository stays
 # writable for archive_command.
 R() { as_pg env CAIRN_PASSWORD="$CAIRN_PASSWORD" "$C" --no-progress --repo "$REPO" "$@"; }
 
-# pgsql DIR SQL...: runs SQL on the server whose data dir is DIR.
-psql_at() {
-  local port=$1 db=$2; shift 2
-  as_pg "$PGBIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 -h "$T/pg" -p "$port" -U postgres -d "$db" "$@"
-}
 start_server() {  # start_server DATADIR
   as_pg "$PGBIN/pg_ctl" -D "$1" -l "$1.log" -w -t 60 start >/dev/null
 }
