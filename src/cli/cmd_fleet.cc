@@ -29,7 +29,7 @@ core::Result<std::string> fleet_recovery_point(
     Context& ctx, const std::vector<const policy::Service*>& services) {
   std::optional<repo::Time> point;
   for (const auto* s : services) {
-    if (!s->engine.continuous()) continue;
+    if (!s->engine.postgres_wal()) continue;
     TRY(ctx.use_service_repository(*s));
     ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
     ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));

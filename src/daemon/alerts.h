@@ -55,6 +55,7 @@ inline constexpr char kAlertBackupSizeAnomaly[] = "BackupSizeAnomaly";
 inline constexpr char kAlertBackupDurationAnomaly[] = "BackupDurationAnomaly";
 inline constexpr char kAlertDrillFailed[] = "DrillFailed";
 inline constexpr char kAlertDrillOverdue[] = "DrillOverdue";
+inline constexpr char kAlertFleetDrillFailed[] = "FleetDrillFailed";  // daemon-wide (service "")
 inline constexpr char kAlertTest[] = "Test";
 
 enum class Severity { kCritical, kWarning, kInfo };

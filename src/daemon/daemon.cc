@@ -19,6 +19,7 @@ using std::chrono::seconds;
 constexpr char kPrunePrefix[] = "prune:";
 constexpr char kForgetPrefix[] = "forget:";
 constexpr char kDrillPrefix[] = "drill:";
+constexpr char kFleetDrillKey[] = "fleet-drill";
 constexpr size_t kMaxJobOutput = 1 << 20;
 
 std::string fmt_time(Time t) { return format_rfc3339(t); }
@@ -163,6 +164,11 @@ std::vector<Alert> Daemon::schedule_catalog(Time t, const policy::Catalog* previ
       book_->add(key, *c.daemon.prune_schedule, prune_next ? prune_next : std::optional<Time>(), t);
     }
   }
+  if (c.daemon.fleet_drill_schedule) {
+    bool same = previous && previous->daemon.fleet_drill_schedule_text == c.daemon.fleet_drill_schedule_text;
+    book_->add(kFleetDrillKey, *c.daemon.fleet_drill_schedule,
+               old && same ? old->next(kFleetDrillKey) : std::nullopt, t);
+  }
   return missed_alerts;
 }
 
@@ -254,6 +260,12 @@ core::Status Daemon::run() {
                               : drill ? name.substr(sizeof(kDrillPrefix) - 1)
                                       : name;
         if (busy_.count(name)) continue;  // never two runs of one service at once
+        if (name == kFleetDrillKey) {
+          book_->started(name, t);
+          busy_.insert(name);
+          queue_.push_back(Job{JobKind::kFleetDrill, "", "", t});
+          continue;
+        }
         const policy::Service* svc = catalog_->find(service);
         if (!prune && !drill && svc && draining_.count(svc->repository.location)) continue;  // after the forget
         JobKind kind = prune ? JobKind::kPrune : drill ? JobKind::kDrill : JobKind::kBackup;
@@ -310,11 +322,14 @@ void Daemon::worker() {
       key = job.kind == JobKind::kPrune    ? kPrunePrefix + job.service
             : job.kind == JobKind::kDrill  ? kDrillPrefix + job.service
             : job.kind == JobKind::kForget ? kForgetPrefix + job.repository
+            : job.kind == JobKind::kFleetDrill ? std::string(kFleetDrillKey)
                                            : job.service;
       started_at_[key] = now();
     }
     if (job.kind == JobKind::kForget) {
       run_forget_job(job.repository, catalog);
+    } else if (job.kind == JobKind::kFleetDrill) {
+      run_fleet_drill_job(catalog);
     } else if (const policy::Service* svc = catalog->find(job.service)) {
       if (job.kind == JobKind::kPrune) run_prune_job(*svc, catalog);
       else if (job.kind == JobKind::kDrill) run_drill_job(*svc);
@@ -555,8 +570,9 @@ void Daemon::run_drill_job(const policy::Service& svc) {
   }
 }
 
-// For services with continuous WAL archiving the recovery point is the
-// newest archived segment, not the last base backup: ask `pg check`.
+// For services with continuous log archiving the recovery point is the
+// newest archived log, not the last base backup: PostgreSQL's from
+// `pg check`; MariaDB's binlogs are archived here (binlog-sync --flush).
 void Daemon::probe_recovery_points() {
   for (;;) {
     std::shared_ptr<const policy::Catalog> catalog;
@@ -565,7 +581,20 @@ void Daemon::probe_recovery_points() {
       catalog = catalog_;
     }
     for (const auto& svc : catalog->services) {
-      if (!svc.engine.continuous()) continue;
+      if (svc.engine.mariadb_binlogs()) {
+        // Closing and archiving the current binlog makes "now" restorable.
+        Time started = now();
+        JobResult r = run_child({"mariadb", "binlog-sync", "--service", svc.name, "--flush"}, seconds(600));
+        if (!r.ok) {
+          spdlog::warn("{}: binlog archiving failed: {}", svc.name, r.error);
+          continue;
+        }
+        update_state(svc.name, [&](ServiceState& st) {
+          if (!st.newest_restorable_point || *st.newest_restorable_point < started) st.newest_restorable_point = started;
+        });
+        continue;
+      }
+      if (!svc.engine.postgres_wal()) continue;
       JobResult r = run_child({"pg", "check", "--service", svc.name}, seconds(120));
       if (!r.ok) {
         spdlog::warn("{}: WAL recovery point unknown: {}", svc.name, r.error);
@@ -631,6 +660,39 @@ void Daemon::evaluate(Time t) {
     evaluate_drill_age(svc, t, zone);
   }
   (void)alerts()->flush();
+}
+
+// Every service (or the policy's selection) drilled to one instant; each
+// drill records its own run and report, the fleet verdict is one alert.
+void Daemon::run_fleet_drill_job(std::shared_ptr<const policy::Catalog> catalog) {
+  std::vector<std::string> args = {"drill", "run", "--fleet"};
+  const auto& names = catalog->daemon.fleet_drill_services;
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ",") + n;
+  if (!list.empty()) args.insert(args.end(), {"--services", list});
+  seconds limit{0};
+  for (const auto& svc : catalog->services)
+    if (names.empty() || std::find(names.begin(), names.end(), svc.name) != names.end())
+      limit += drill_time_limit(svc);
+  spdlog::info("fleet drill started");
+  JobResult r = run_child(args, limit);
+  std::string failed;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  if (!j.is_discarded())
+    for (const auto& s : j.value("services", nlohmann::json::array()))
+      if (!s.value("passed", false)) failed += (failed.empty() ? "" : ", ") + s.value("service", std::string("?"));
+  Alert a;
+  a.name = kAlertFleetDrillFailed;
+  a.severity = Severity::kCritical;
+  if (r.ok) {
+    spdlog::info("fleet drill passed in {:.1f}s (point {})", r.duration_s, j.is_discarded() ? "?" : j.value("point", "?"));
+    (void)alerts()->resolve(kAlertFleetDrillFailed, "");
+    return;
+  }
+  a.summary = failed.empty() ? "fleet drill failed" : "fleet drill failed: " + failed;
+  a.description = failed.empty() ? r.error : "Services that did not recover to the fleet point: " + failed + ".";
+  spdlog::error("{}", a.summary);
+  (void)alerts()->raise(a);
 }
 
 // DrillOverdue: no drill of the service passed within its max_age.

@@ -76,7 +76,7 @@ class Daemon {
   // backup: one service; forget: retention for the services of one
   // repository that have new snapshots; prune: one repository (named by its
   // first service).
-  enum class JobKind { kBackup, kForget, kPrune, kDrill };
+  enum class JobKind { kBackup, kForget, kPrune, kDrill, kFleetDrill };
   struct Job {
     JobKind kind = JobKind::kBackup;
     std::string service;     // kBackup, kPrune
@@ -92,6 +92,7 @@ class Daemon {
   void run_prune_job(const policy::Service& svc, std::shared_ptr<const policy::Catalog> catalog);
   void run_forget_job(const std::string& repository, std::shared_ptr<const policy::Catalog> catalog);
   void run_drill_job(const policy::Service& svc);
+  void run_fleet_drill_job(std::shared_ptr<const policy::Catalog> catalog);
   // Counts a backup child of `repository` as running, after any drain for a
   // forget of that repository has finished. False when stopping.
   bool enter_repository(const std::string& repository);

@@ -41,6 +41,12 @@ std::string next_step_for(const policy::Service& s, const repo::SnapshotRef& sna
                           const std::string& target) {
   const auto& e = snap.snapshot.engine;
   std::string type = e.value("type", s.engine.type);
+  if (type == "mariadb" && s.engine.mariadb_binlogs())
+    return fmt::format(
+        "load {0}/dump.sql into a server, or for exactly T: cairn mariadb restore --service {1} --to-time T "
+        "--socket <server socket> (dump + archived binlogs)",
+        target, s.name);
+  if (type == "mariadb") return "load " + target + "/dump.sql into a server (mariadb < dump.sql)";
   if (type == "postgres")
     return fmt::format(
         "load the dumps with pg_restore (e.g. pg_restore --create -d postgres {}/<database>.dump)",
@@ -123,7 +129,7 @@ core::Result<PointRestore> restore_at(repo::Repository& repo, const policy::Serv
   PointRestore out;
   out.service = service.name;
   out.engine = service.engine.type;
-  if (service.engine.continuous())
+  if (service.engine.postgres_wal())
     return restore_pitr(repo, service, repo::format_time(*t), target, out);
 
   out.method = "snapshot";

@@ -7,7 +7,9 @@
 // it, so starting the copy needs no repository credential), and recovery
 // settings for exactly T, with archiving off so the copy never writes into
 // the production archive. Every other service gets its newest snapshot at or
-// before T, and the gap to T is reported. Thread-compatible.
+// before T, and the gap to T is reported (MariaDB with archived binlogs too:
+// its replay needs a running server; next_step names the command).
+// Thread-compatible.
 #pragma once
 
 #include <cstdint>

@@ -67,7 +67,8 @@ const std::vector<std::string> kQuiesceKeys = {"pre", "post"};
 const std::vector<std::string> kAlertKeys = {"name",     "type",    "url",         "webhook",
                                              "alertmanager", "services", "headers", "min_severity"};
 const std::vector<std::string> kDaemonKeys = {"state",  "max_jobs",       "timezone", "jitter",          "catch_up",
-                                              "listen", "shutdown_grace", "prune",    "repeat_interval"};
+                                              "listen", "shutdown_grace", "prune",    "repeat_interval", "fleet_drill"};
+const std::vector<std::string> kFleetDrillKeys = {"schedule", "services"};
 const std::vector<std::string> kPruneKeys = {"schedule", "max_unused"};
 
 std::string join_dotted(const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; }
@@ -732,6 +733,15 @@ class Reader {
       d.shutdown_grace = duration(node["shutdown_grace"], "", "daemon.shutdown_grace").value_or(d.shutdown_grace);
     if (node["repeat_interval"])
       d.repeat_interval = duration(node["repeat_interval"], "", "daemon.repeat_interval").value_or(d.repeat_interval);
+    if (node["fleet_drill"] && map(node["fleet_drill"], "", "daemon.fleet_drill", kFleetDrillKeys)) {
+      if (node["fleet_drill"]["schedule"])
+        d.fleet_drill_schedule =
+            schedule(node["fleet_drill"]["schedule"], "", "daemon.fleet_drill.schedule", d.fleet_drill_schedule_text);
+      else
+        error(node["fleet_drill"], "", "daemon.fleet_drill.schedule", "missing: when the fleet is drilled (cron)");
+      if (node["fleet_drill"]["services"])
+        d.fleet_drill_services = strings(node["fleet_drill"]["services"], "", "daemon.fleet_drill.services");
+    }
     if (node["prune"] && map(node["prune"], "", "daemon.prune", kPruneKeys)) {
       if (node["prune"]["schedule"])
         d.prune_schedule = schedule(node["prune"]["schedule"], "", "daemon.prune.schedule", d.prune_schedule_text);
@@ -873,6 +883,14 @@ LoadResult parse_catalog(const std::string& text, const std::string& name) {
                              pos->second->repository.key_source()));
       }
     }
+    for (const auto& name : out.catalog.daemon.fleet_drill_services) {
+      if (out.catalog.find(name)) continue;
+      std::vector<std::string> names;
+      for (const auto& s : out.catalog.services) names.push_back(s.name);
+      std::string hint = did_you_mean(name, names);
+      rd.error(root["daemon"]["fleet_drill"]["services"], "", "daemon.fleet_drill.services",
+               fmt::format("no service \"{}\"{}", name, hint.empty() ? "" : " (did you mean \"" + hint + "\"?)"));
+    }
     if (root["alerts"]) rd.alerts(root["alerts"], out.catalog);
   } catch (const YAML::Exception& e) {  // yaml-cpp throws on some malformed shapes
     Diagnostic d;
@@ -987,6 +1005,8 @@ nlohmann::json to_json(const Catalog& c) {
                  {"shutdown_grace", format_duration(d.shutdown_grace)},
                  {"repeat_interval", format_duration(d.repeat_interval)},
                  {"prune", {{"schedule", d.prune_schedule_text}, {"max_unused", d.max_unused}}}};
+  if (d.fleet_drill_schedule)
+    daemon["fleet_drill"] = {{"schedule", d.fleet_drill_schedule_text}, {"services", d.fleet_drill_services}};
   return {{"services", services}, {"alerts", alerts}, {"daemon", daemon}};
 }
 

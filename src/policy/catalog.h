@@ -89,11 +89,12 @@ struct EngineSpec {
   std::string snapshot_size;  // lvm: lvcreate -L SIZE, or -l N%ORIGIN|VG|FREE
   bool freeze = false;        // fsfreeze the file system around the snapshot (lvm)
   std::vector<std::string> quiesce_pre, quiesce_post;  // shell commands just before / after the snapshot
+  // PostgreSQL base backups with the WAL archived (point-in-time recovery).
+  bool postgres_wal() const { return type == "postgres" && mode == "physical" && wal_archiving; }
+  // MariaDB dumps with the binlogs archived (point-in-time recovery).
+  bool mariadb_binlogs() const { return type == "mariadb" && binlog_archiving; }
   // Engines that keep the recovery point current between scheduled runs.
-  bool continuous() const {
-    return (type == "postgres" && mode == "physical" && wal_archiving) ||
-           (type == "mariadb" && binlog_archiving);
-  }
+  bool continuous() const { return postgres_wal() || mariadb_binlogs(); }
 };
 
 struct DrillSpec {
@@ -149,6 +150,10 @@ struct DaemonSettings {
   std::optional<CronSchedule> prune_schedule;
   std::string max_unused = "5%";
   std::chrono::seconds repeat_interval{4 * 3600};  // re-notify a firing alert
+  // A scheduled `drill run --fleet` (e.g. quarterly): every service, or these.
+  std::string fleet_drill_schedule_text;
+  std::optional<CronSchedule> fleet_drill_schedule;
+  std::vector<std::string> fleet_drill_services;
 };
 
 struct Catalog {

@@ -4,7 +4,7 @@
 # at the next drill); reports are kept
 # (drill list/show, JSON, Markdown); the daemon runs drills on schedule,
 # raises one DrillFailed and one DrillOverdue alert (no passing drill within
-# drill.max_age) and exports drill metrics.
+# drill.max_age), runs the scheduled fleet drill and exports drill metrics.
 # Usage: bash tests/e2e/test_drill.sh /path/to/cairn
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -44,6 +44,7 @@ services:
 daemon:
   state: $T/state.db
   listen: 127.0.0.1:$METRICS_PORT
+  fleet_drill: { schedule: "@every 4s", services: [dump] }
 alerts:
   - webhook: http://127.0.0.1:$HOOK_PORT/hook
 YAML
@@ -149,6 +150,8 @@ kill -HUP "$DPID"
 for _ in $(seq 1 150); do (($(drill_alerts resolved) >= 1)) && (($(drill_alerts resolved DrillOverdue) >= 1)) && break; sleep 0.2; done
 assert_eq 1 "$(drill_alerts resolved)" "DrillFailed resolutions"
 assert_eq 1 "$(drill_alerts resolved DrillOverdue)" "DrillOverdue resolutions"
+for _ in $(seq 1 100); do grep -q "fleet drill passed" "$T/daemon.log" && break; sleep 0.2; done
+grep -q "fleet drill passed" "$T/daemon.log" || fail "the scheduled fleet drill did not run: $(tail -5 "$T/daemon.log")"
 curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >"$T/metrics.txt"
 grep -Eq '^cairn_drill_rto_seconds\{service="docs"\} [0-9.e-]+$' "$T/metrics.txt" ||
   fail "no drill RTO metric: $(grep drill "$T/metrics.txt")"
