@@ -738,8 +738,10 @@ void proof_commands(Runbook& b, const policy::Service& s, const Ctx& c, const Ru
           ". Add the other services of an incident to `--services` (comma-separated) to "
           "restore them to the same instant." +
           (s.engine.type == "mariadb" && s.engine.binlog_archiving
-               ? " To replay the binlogs up to that instant too, run `restore-pitr` with the same "
-                 "`" +
+               ? " **Known limit**: this version's `fleet restore` takes a service with "
+                 "`binlog_archiving` for a PostgreSQL WAL service and fails (\"no physical base "
+                 "backup\"); until it handles MariaDB, bring this service to the instant with "
+                 "`restore-pitr` and the same `" +
                      std::string(kTimeEnv) + "`."
                : ""),
       root + "when=\"${" + kTimeEnv + ":-$(date -u +%Y-%m-%dT%H:%M:%SZ)}\"\n" + c.cairn +

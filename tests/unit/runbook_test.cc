@@ -381,6 +381,18 @@ TEST(Runbook, EveryServiceCanProveItAndJoinAFleetRestore) {
     EXPECT_NE(md.find("## Prove it\n"), std::string::npos) << name;
     EXPECT_NE(md.find("```sh fleet-restore\n"), std::string::npos) << name;
   }
+  // fleet restore sends MariaDB with binlog archiving down the PostgreSQL
+  // PITR path (src/engines/point_restore.cc): the runbook says so.
+  for (const auto& c : build(f.input("orders")).commands) {
+    if (c.kind == "fleet-restore") {
+      EXPECT_NE(c.note.find("Known limit"), std::string::npos);
+    }
+  }
+  for (const auto& c : build(f.input("notes")).commands) {
+    if (c.kind == "fleet-restore") {
+      EXPECT_EQ(c.note.find("Known limit"), std::string::npos);
+    }
+  }
 }
 
 TEST(Runbook, ShellWords) {
