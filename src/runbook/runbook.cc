@@ -394,6 +394,360 @@ void generic_commands(Runbook& b, const policy::Service& s, const Ctx& c,
           " restore \"$snapshot\" --service " + c.svc + " --target \"$target\" --verify\n");
 }
 
+// ---------------------------------------------------------------- newer engines
+
+std::string code_span(const std::string& s);  // documents, below
+
+// The newest snapshot's engine metadata value, or `def`.
+std::string newest_meta(const RunbookInput& in, const std::string& key, const std::string& def) {
+  for (auto it = in.snapshots.rbegin(); it != in.snapshots.rend(); ++it) {
+    const auto& e = it->snapshot.engine;
+    if (e.contains(key) && e[key].is_string()) return e[key].get<std::string>();
+    if (e.contains(key) && e[key].is_number()) return e[key].dump();
+  }
+  return def;
+}
+
+std::string snapshot_line(const std::string& newest) {
+  return "snapshot=\"${" + std::string(kSnapshotEnv) + ":-" + dq(newest) + "}\"\n";
+}
+
+// Drill checks of the SQL kind, run by `runner` (a shell command that prints
+// the first column of the first row); pass when it is neither empty nor 0.
+std::string sql_checks(const Runbook& b, const std::string& runner) {
+  std::string out;
+  for (const auto& check : b.drill_checks) {
+    if (check.rfind("exec:", 0) == 0) continue;
+    out += "v=$(" + runner + " " + sq(check) +
+           " | head -n 1); [ -n \"$v\" ] && [ \"$v\" != 0 ] && echo " +
+           sq("check passed: " + check) + " || echo " + sq("CHECK FAILED: " + check) + "\n";
+  }
+  return out;
+}
+
+// Drill `exec:` checks with extra variables, as the engine's drill sets them.
+std::string exec_checks_with(const Runbook& b, const Ctx& c, const std::string& vars) {
+  std::string out;
+  for (const auto& check : b.drill_checks) {
+    if (check.rfind("exec:", 0) != 0) continue;
+    std::string cmd = check.substr(5);
+    cmd.erase(0, cmd.find_first_not_of(' '));
+    out += "(cd \"$target\" && CAIRN_DRILL_DIR=\"$target\" CAIRN_SERVICE=" + c.svc + " " + vars +
+           " sh -c " + sq(cmd) + ") && echo " + sq("check passed: " + cmd) + " || echo " +
+           sq("CHECK FAILED: " + cmd) + "\n";
+  }
+  return out;
+}
+
+void sqlite_commands(Runbook& b, const policy::Service& s, const Ctx& c,
+                     const std::string& newest) {
+  const std::string live = s.engine.sqlite.path;
+  std::string file = basename_of(live.empty() ? s.name + ".db" : live);
+  std::string db_line = "db=\"$target/" + dq(file) + "\"\n";
+  add(b, "restore-latest", "Restore the newest backup",
+      "Writes the database to `$target/" + file +
+          "` (a new file beside nothing live), accepted only when `PRAGMA integrity_check` says "
+          "`ok`. The application's own file `" +
+          live + "` is not touched.",
+      c.target_line + db_line + c.cairn + " sqlite restore --service " + c.svc +
+          " --target \"$db\"\n");
+  add(b, "restore-snapshot", "Restore an older backup",
+      "Set `" + std::string(kSnapshotEnv) +
+          "` to an id from the restore points above; the restored file replaces an earlier "
+          "restore in the target folder.",
+      c.target_line + db_line + snapshot_line(newest) + c.cairn + " sqlite restore --service " +
+          c.svc + " --snapshot \"$snapshot\" --target \"$db\" --force\n");
+  std::string v = c.target_line + db_line +
+                  "[ \"$(sqlite3 \"$db\" 'PRAGMA integrity_check')\" = ok ] && echo "
+                  "'integrity_check: ok' || echo 'INTEGRITY CHECK FAILED'\n"
+                  "sqlite3 \"$db\" \"SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY "
+                  "name\" | while read -r t; do\n"
+                  "  echo \"$t: $(sqlite3 \"$db\" \"SELECT count(*) FROM \\\"$t\\\"\") rows\"\n"
+                  "done\n";
+  v += sql_checks(b, "sqlite3 \"$db\"");
+  v += exec_checks_with(b, c, "CAIRN_DRILL_DB=\"$db\"");
+  add(b, "verify", "Verify",
+      "Checks the restored file (`PRAGMA integrity_check`), counts the rows of every table and "
+      "runs the drill's checks against it (SQL checks pass when the first column is neither empty "
+      "nor 0).",
+      v);
+  add(b, "put-back", "Put the database back",
+      "Only after checking the restored copy, with the application **stopped** (a process that "
+      "still has the old file open keeps using it): `--force` replaces `" +
+          live +
+          "` atomically, keeping its owner and mode, and removes its `-wal`, `-shm` and "
+          "`-journal`. "
+          "`" +
+          kSnapshotEnv + "` picks the snapshot you verified.",
+      snapshot_line("latest") + c.cairn + " sqlite restore --service " + c.svc +
+          " --snapshot \"$snapshot\" --target " + sh_word(live) + " --force\n");
+}
+
+void redis_commands(Runbook& b, const Ctx& c, const std::string& newest, const RunbookInput& in) {
+  std::string port = "port=\"${" + std::string(kPortEnv) + ":-6380}\"\n";
+  add(b, "restore-latest", "Restore the newest backup",
+      "Writes the snapshot's RDB to `$target/dump.rdb`, checked with `redis-check-rdb` before it "
+      "gets its name. Nothing live is touched.",
+      c.target_line + c.cairn + " redis restore --service " + c.svc +
+          " --target-dir \"$target\"\n");
+  add(b, "restore-snapshot", "Restore an older backup",
+      "Set `" + std::string(kSnapshotEnv) + "` to an id from the restore points above.",
+      c.target_line + snapshot_line(newest) + c.cairn + " redis restore --service " + c.svc +
+          " --snapshot \"$snapshot\" --target-dir \"$target\" --force\n");
+  add(b, "start-server", "Load it into a scratch server",
+      "Starts `redis-server` on the restored folder, on 127.0.0.1 port `" + std::string(kPortEnv) +
+          "` (default 6380), with saving and AOF off so it never rewrites the file; as root it "
+          "runs as the `redis` user. Waits until the dataset is loaded.",
+      c.target_line + port +
+          "as=\"\"\n"
+          "if [ \"$(id -u)\" = 0 ] && id redis >/dev/null 2>&1; then\n"
+          "  chown -R redis: \"$target\"\n"
+          "  runuser -u redis -- test -r \"$target/dump.rdb\" && as=\"runuser -u redis --\"\n"
+          "fi\n"
+          "$as redis-server --port \"$port\" --bind 127.0.0.1 --dir \"$target\" --dbfilename "
+          "dump.rdb --appendonly no --save '' --daemonize yes --pidfile "
+          "\"$target/redis-server.pid\" --logfile \"$target/redis-server.log\"\n"
+          "for i in $(seq 1 600); do [ \"$(redis-cli -p \"$port\" ping 2>/dev/null)\" = PONG ] && "
+          "break; sleep 1; done\n"
+          "[ \"$(redis-cli -p \"$port\" ping)\" = PONG ]\n");
+  std::string keys = newest_meta(in, "keys", "");
+  std::string v =
+      c.target_line + port +
+      "r=$(redis-check-rdb \"$target/dump.rdb\" 2>&1) && echo \"$r\" | grep -E 'looks OK|keys "
+      "read|expires' || { echo \"$r\" | tail -n 5; echo 'REDIS-CHECK-RDB FAILED'; }\n" +
+      "echo \"db 0 holds $(redis-cli -p \"$port\" dbsize) keys" +
+      (keys.empty() ? "" : " (the newest snapshot recorded " + keys + " in all databases)") +
+      "\"\nredis-cli -p \"$port\" info keyspace | grep '^db'\n";
+  for (const auto& check : b.drill_checks)
+    if (check.rfind("exec:", 0) != 0)
+      b.notes.push_back("The drill check " + code_span(check) +
+                        " is not a command: Redis drills run `exec:` checks only.");
+  v += exec_checks_with(b, c, "REDIS_HOST=127.0.0.1 REDIS_PORT=\"$port\"");
+  add(b, "verify", "Verify",
+      "Checks the file with `redis-check-rdb`, counts the keys the scratch server loaded, and runs "
+      "the drill's `exec:` checks (with `REDIS_HOST` / `REDIS_PORT` of the scratch server).",
+      v);
+  add(b, "stop-server", "Stop the scratch server", "Stops it without saving.",
+      port + "redis-cli -p \"$port\" shutdown nosave || true\n");
+  add(b, "put-back", "Put the data back",
+      "Only after checking the restored copy. Redis must **not** be running on that folder "
+      "(`systemctl stop redis-server`), and with `appendonly yes` it loads `appendonlydir/` "
+      "instead: move that away or start with `appendonly no`. `" +
+          std::string(kRedisDirEnv) +
+          "` is the server's `dir` (default `/var/lib/redis`); then "
+          "start Redis again and check `redis-cli DBSIZE`.",
+      "dir=\"${" + std::string(kRedisDirEnv) + ":-/var/lib/redis}\"\n" + snapshot_line("latest") +
+          c.cairn + " redis restore --service " + c.svc +
+          " --snapshot \"$snapshot\" --target-dir \"$dir\" --force\n");
+}
+
+void mariadb_commands(Runbook& b, const policy::Service& s, const Ctx& c,
+                      const std::string& newest) {
+  const auto& e = s.engine;
+  bool physical = e.mode == "physical";
+  bool pitr = e.binlog_archiving;
+  std::string sock = "socket=\"${" + std::string(kSocketEnv) + ":-$target/mysqld.sock}\"\n";
+  std::string as_mysql = "u=\"\"; [ \"$(id -u)\" = 0 ] && u=\"--user=mysql\"\n";
+  std::string own = "[ \"$(id -u)\" = 0 ] && chown -R mysql:mysql \"$target\"\n";
+  std::string run =
+      "mariadbd $u --datadir=\"$target/data\" --socket=\"$socket\" --skip-networking "
+      "--pid-file=\"$target/mysqld.pid\" --log-error=\"$target/mysqld.err\" >/dev/null 2>&1 &\n"
+      "for i in $(seq 1 600); do mariadb-admin --socket=\"$socket\" ping >/dev/null 2>&1 && "
+      "break; sleep 1; done\n"
+      "mariadb-admin --socket=\"$socket\" ping\n";
+  std::string base_only = pitr ? "" : " --base-only";
+  std::string sync_note =
+      pitr ? " Run `" + c.cairn + " mariadb binlog-sync --service " + s.name +
+                 " --flush` first (on a host that reaches the server) so the newest binlog is "
+                 "archived too."
+           : "";
+  std::string time_expr = "${" + std::string(kTimeEnv) + ":?set " + kTimeEnv +
+                          " to the time to recover to, e.g. 2026-11-25T10:31:00Z}";
+  std::string pos_expr = "${" + std::string(kPositionEnv) + ":?set " + kPositionEnv +
+                         " to FILE:POS, e.g. binlog.000042:1234}";
+  if (!physical) {
+    add(b, "start-server", "Start a scratch server to restore into",
+        "A new, empty MariaDB in `$target/data`, reachable only over the socket `" +
+            std::string(kSocketEnv) +
+            "` (default `$target/mysqld.sock`); as root it runs as `mysql`. The dump drops and "
+            "recreates its tables, so never point the restore at the live server before you have "
+            "checked the copy.",
+        c.target_line + sock + as_mysql + "mkdir -p \"$target/data\"\n" + own +
+            "mariadb-install-db $u --datadir=\"$target/data\" --skip-test-db "
+            ">\"$target/install.log\" "
+            "2>&1\n" +
+            run);
+    std::string conn = " --socket \"$socket\"";
+    add(b, "restore-latest", pitr ? "Restore to the newest point" : "Restore the newest backup",
+        pitr ? "Loads the newest logical base (`dump.sql`) and replays every archived binlog after "
+               "it (add `--with-users` to run `users.sql` too: accounts and grants)." +
+                   sync_note
+             : "Loads the newest logical backup (`dump.sql`; add `--with-users` to run `users.sql` "
+               "too). "
+               "No binlog is archived for this service (`binlog_archiving` is off): the base is "
+               "the recovery point.",
+        c.target_line + sock + c.cairn + " mariadb restore --service " + c.svc + conn + base_only +
+            "\n");
+    if (pitr) {
+      add(b, "restore-pitr", "Restore to a point in time",
+          "Into a **fresh** scratch server (start one as above with another target). Set `" +
+              std::string(kTimeEnv) +
+              "` (RFC 3339): cairn picks the newest base before it and replays the archived "
+              "binlogs up to and including that whole second." +
+              sync_note,
+          c.target_line + sock + c.cairn + " mariadb restore --service " + c.svc + conn +
+              " --to-time \"" + time_expr + "\"\n");
+      add(b, "restore-position", "Restore up to a binlog position",
+          "Set `" + std::string(kPositionEnv) +
+              "` to `FILE:POS` (`SHOW MASTER STATUS` after the last transaction to keep, or an "
+              "`end_log_pos` of `mariadb-binlog`): every event before it is applied.",
+          c.target_line + sock + c.cairn + " mariadb restore --service " + c.svc + conn +
+              " --to-position \"" + pos_expr + "\"\n");
+    }
+    add(b, "restore-snapshot", "Restore an older backup as it is",
+        "Set `" + std::string(kSnapshotEnv) +
+            "` to an id from the restore points above; loads that base only.",
+        c.target_line + sock + snapshot_line(newest) + c.cairn + " mariadb restore --service " +
+            c.svc + conn + " --snapshot \"$snapshot\" --base-only\n");
+  } else {
+    add(b, "restore-latest", pitr ? "Restore to the newest point" : "Restore the newest backup",
+        "Extracts the newest `mariadb-backup` stream into the new folder `$target/data` and "
+        "prepares it" +
+            std::string(pitr ? "; a temporary server then replays every archived binlog after it." +
+                                   sync_note
+                             : " (no binlog is archived for this service).") +
+            " The server is not started yet.",
+        c.target_line + c.cairn + " mariadb restore --service " + c.svc +
+            " --target-dir \"$target/data\"" + base_only + "\n");
+    if (pitr) {
+      add(b, "restore-pitr", "Restore to a point in time",
+          "Into a new folder (another target). Set `" + std::string(kTimeEnv) +
+              "` (RFC 3339): the newest base before it, binlogs replayed up to and including that "
+              "whole second." +
+              sync_note,
+          c.target_line + c.cairn + " mariadb restore --service " + c.svc +
+              " --target-dir \"$target/data\" --to-time \"" + time_expr + "\"\n");
+      add(b, "restore-position", "Restore up to a binlog position",
+          "Set `" + std::string(kPositionEnv) +
+              "` to `FILE:POS`: every event before it is applied.",
+          c.target_line + c.cairn + " mariadb restore --service " + c.svc +
+              " --target-dir \"$target/data\" --to-position \"" + pos_expr + "\"\n");
+    }
+    add(b, "restore-snapshot", "Restore an older backup as it is",
+        "Set `" + std::string(kSnapshotEnv) + "` to an id from the restore points above.",
+        c.target_line + snapshot_line(newest) + c.cairn + " mariadb restore --service " + c.svc +
+            " --snapshot \"$snapshot\" --target-dir \"$target/data\" --base-only\n");
+    add(b, "start-server", "Start the restored server",
+        "Runs the restored data directory on the socket `" + std::string(kSocketEnv) +
+            "` (default `$target/mysqld.sock`) without networking; as root it runs as `mysql`.",
+        c.target_line + sock + as_mysql + own + run);
+  }
+  std::string v = c.target_line + sock +
+                  "mariadb-check --socket=\"$socket\" --all-databases --check "
+                  "--silent && echo 'CHECK TABLE: every table OK' || echo 'CHECK TABLE FAILED'\n"
+                  "mariadb --socket=\"$socket\" -NBe \"SELECT table_schema, count(*) FROM "
+                  "information_schema.tables WHERE table_schema NOT IN ('mysql', 'sys', "
+                  "'information_schema', 'performance_schema') GROUP BY table_schema\" | while "
+                  "read -r db n; do echo \"$db: $n tables\"; done\n";
+  v += sql_checks(b, "mariadb --socket=\"$socket\" -NBe");
+  add(b, "verify", "Verify",
+      "Runs `CHECK TABLE` on every table (`mariadb-check`), lists the restored databases and runs "
+      "the drill's SQL checks (pass when the first column is neither empty nor 0).",
+      v);
+  add(b, "stop-server", "Stop the scratch server", "A clean shutdown.",
+      c.target_line + sock + "mariadb-admin --socket=\"$socket\" shutdown\n");
+  b.notes.push_back(
+      physical
+          ? "After verifying: `$target/data` is a ready data directory. To replace the live "
+            "server's data: stop it, empty its datadir, copy `$target/data/.` into it (`cp -a`, "
+            "or `mariadb-backup --copy-back --target-dir=$target/data`), `chown -R mysql:mysql`, "
+            "start it (docs/engines/mariadb.md)."
+          : "After verifying: to load the same point into the live server, stop the "
+            "application, then run the restore command with the live server's `--socket` (or "
+            "`--host --port --user --password-file`): the dump drops and recreates its tables "
+            "(docs/engines/mariadb.md).");
+}
+
+void volume_commands(Runbook& b, const policy::Service& s, const Ctx& c, const std::string& newest,
+                     const RunbookInput& in) {
+  const auto& e = s.engine;
+  std::string src = newest_meta(in, "source", e.source.rfind('/', 0) == 0 ? e.source : "");
+  std::string driver = newest_meta(in, "driver", e.driver.empty() ? "auto" : e.driver);
+  std::string where = src.empty() ? "$target/<mount point>" : "$target" + src;
+  add(b, "restore-latest", "Restore the newest snapshot",
+      "Restores the volume's files into the target folder under their recorded path (`" + where +
+          "`) and re-reads each file against the snapshot (`--verify`). Nothing live is touched.",
+      c.target_line + c.cairn + " restore latest --service " + c.svc +
+          " --target \"$target\" --verify\n");
+  add(b, "restore-snapshot", "Restore an older restore point",
+      "Set `" + std::string(kSnapshotEnv) + "` to an id from the restore points above.",
+      c.target_line + snapshot_line(newest) + c.cairn + " restore \"$snapshot\" --service " +
+          c.svc + " --target \"$target\" --verify\n");
+  if (!src.empty()) {
+    std::string live = sh_word(src);
+    add(b, "verify", "Verify",
+        "`--verify` already compared every restored byte with the snapshot. This compares the "
+        "restored files with the live volume (a full read of both): differences are what changed "
+        "since the snapshot.",
+        c.target_line + "diff -rq --no-dereference " + live + " \"$target" + dq(src) +
+            "\" && echo 'identical to the live volume' || echo 'the differences above are "
+            "changes since the snapshot'\n" +
+            verify_exec_checks(b, c));
+    std::string put;
+    std::string note;
+    if (driver == "btrfs") {
+      note =
+          "Only after checking the restored copy, with the application stopped: restores into a "
+          "new subvolume beside the live one and swaps them (the old one stays as `" +
+          src +
+          ".old` until you delete it with `btrfs subvolume delete`). For a subvolume "
+          "mounted with `subvol=`, change the mount option instead of `mv` "
+          "(docs/engines/volume.md).";
+      put = snapshot_line("latest") + "btrfs subvolume create " + sh_word(src + ".new") + "\n" +
+            c.cairn + " restore \"$snapshot:" + dq(src) + "\" --service " + c.svc + " --target " +
+            sh_word(src + ".new") + " --verify\n" + "mv " + live + " " + sh_word(src + ".old") +
+            " && mv " + sh_word(src + ".new") + " " + live + "\n";
+    } else {
+      note =
+          "Only after checking the restored copy, with the application stopped: restores straight "
+          "into the mounted volume (existing files are replaced, files created since the snapshot "
+          "stay; restore into a fresh volume for an exact copy). Driver `" +
+          driver + "` (docs/engines/volume.md).";
+      put = snapshot_line("latest") + c.cairn + " restore \"$snapshot:" + dq(src) +
+            "\" --service " + c.svc + " --target " + live + " --verify\n";
+    }
+    add(b, "put-back", "Put the files back onto the volume", note, put);
+  }
+}
+
+// Every service: a drill proves the backup restores; a fleet restore brings
+// it back to one instant with the others.
+void proof_commands(Runbook& b, const policy::Service& s, const Ctx& c, const RunbookInput& in) {
+  add(b, "drill", "Prove it",
+      "A restore drill restores the newest snapshot into a scratch folder, runs the checks, "
+      "measures RTO and RPO and records the report (the daemon runs it on the drill schedule).",
+      c.cairn + " drill run --service " + c.svc + "\n");
+  std::string root =
+      "root=\"${" + std::string(kRootEnv) + ":-" + dq(in.target_root + "/fleet") + "}\"\n";
+  add(b, "fleet-restore", "Restore with the rest of the fleet",
+      "Brings this service back to the instant `" + std::string(kTimeEnv) +
+          "` (RFC 3339; default: now) into `" + kRootEnv + "/" + s.name + "` — " +
+          (s.engine.type == "postgres" && s.engine.continuous()
+               ? "point-in-time recovery from the archived WAL"
+               : "the newest snapshot at or before it, and the gap is reported") +
+          ". Add the other services of an incident to `--services` (comma-separated) to "
+          "restore them to the same instant." +
+          (s.engine.type == "mariadb" && s.engine.binlog_archiving
+               ? " **Known limit**: this version's `fleet restore` takes a service with "
+                 "`binlog_archiving` for a PostgreSQL WAL service and fails (\"no physical base "
+                 "backup\"); until it handles MariaDB, bring this service to the instant with "
+                 "`restore-pitr` and the same `" +
+                     std::string(kTimeEnv) + "`."
+               : ""),
+      root + "when=\"${" + kTimeEnv + ":-$(date -u +%Y-%m-%dT%H:%M:%SZ)}\"\n" + c.cairn +
+          " fleet restore --services " + c.svc + " --to-time \"$when\" --target-root \"$root\"\n");
+}
+
 // ---------------------------------------------------------------- documents
 
 // A small document model rendered both as Markdown and as HTML, so the two
@@ -507,7 +861,7 @@ Doc document(const Runbook& b) {
                                  " snapshots --service " + sh_word(b.service)) +
                        "."));
   }
-  if (b.pitr) {
+  if (b.pitr && b.engine_type == "postgres") {
     d.push_back(heading("Point-in-time recovery window"));
     if (b.archive) {
       const auto& a = *b.archive;
@@ -566,8 +920,12 @@ Doc document(const Runbook& b) {
       b.target_default + "` unless `" + kTargetEnv +
       "` names another folder; the repository and its " +
       "key come from the policy file (`--config`)."));
+  auto elsewhere = [](const std::string& kind) {
+    return kind == "verify" || kind == "stop-server" || kind == "put-back" || kind == "drill" ||
+           kind == "fleet-restore";
+  };
   for (const auto& c : b.commands) {
-    if (c.kind == "verify" || c.kind == "put-back") continue;
+    if (elsewhere(c.kind)) continue;
     d.push_back(heading(c.title, 3));
     if (!c.note.empty()) d.push_back(para(c.note));
     d.push_back(code("sh " + c.kind, c.script));
@@ -585,17 +943,19 @@ Doc document(const Runbook& b) {
   if (!any)
     d.push_back(
         para("The restore commands above verify every restored byte against the snapshot."));
-  d.push_back(
-      para("A full drill (restore into a scratch folder, checks, measured RTO) proves the backup "
-           "again: " +
-           code_span("cairn --config " + sh_word(b.config_path) + " drill run --service " +
-                     sh_word(b.service)) +
-           "."));
   for (const auto& c : b.commands) {
-    if (c.kind != "put-back") continue;
-    d.push_back(heading(c.title));
+    if (c.kind != "stop-server") continue;
+    d.push_back(heading(c.title, 3));
     if (!c.note.empty()) d.push_back(para(c.note));
     d.push_back(code("sh " + c.kind, c.script));
+  }
+  for (const char* kind : {"drill", "fleet-restore", "put-back"}) {
+    for (const auto& c : b.commands) {
+      if (c.kind != kind) continue;
+      d.push_back(heading(c.title));
+      if (!c.note.empty()) d.push_back(para(c.note));
+      d.push_back(code("sh " + c.kind, c.script));
+    }
   }
   return d;
 }
@@ -863,10 +1223,11 @@ Runbook build(const RunbookInput& in) {
     b.restore_points.push_back(std::move(p));
   }
 
-  b.pitr = e.type == "postgres" && e.mode == "physical";
+  b.pitr =
+      (e.type == "postgres" && e.mode == "physical") || (e.type == "mariadb" && e.binlog_archiving);
   b.archive = in.archive;
   b.archive_error = in.archive_error;
-  if (b.pitr) {
+  if (b.pitr && e.type == "postgres") {
     for (const auto& sn : in.snapshots) {
       if (sn.snapshot.engine.value("mode", "") != "physical") continue;
       std::string stop = sn.snapshot.engine.value("stop_time", "");
@@ -942,17 +1303,29 @@ Runbook build(const RunbookInput& in) {
     pg_logical_commands(b, s, c, newest);
   } else if (e.type == "postgres") {
     pg_physical_commands(b, s, c, in);
+  } else if (e.type == "sqlite") {
+    sqlite_commands(b, s, c, newest);
+  } else if (e.type == "redis") {
+    redis_commands(b, c, newest, in);
+  } else if (e.type == "mariadb") {
+    mariadb_commands(b, s, c, newest);
+  } else if (e.type == "volume") {
+    volume_commands(b, s, c, newest, in);
   } else {
     generic_commands(b, s, c, newest);
   }
+  // Engines with their own verify block run the drill's checks there.
+  bool own_verify = std::any_of(b.commands.begin(), b.commands.end(),
+                                [](const CommandBlock& k) { return k.kind == "verify"; });
   std::string checks = verify_exec_checks(b, c);
-  if (!checks.empty() && !(e.type == "postgres")) {
+  if (!checks.empty() && e.type != "postgres" && e.type != "mariadb" && !own_verify) {
     add(b, "verify", "Verify",
         "Runs the drill's `exec:` checks against the restored copy, as a drill does "
         "(`CAIRN_DRILL_DIR` = the "
         "target folder).",
         c.target_line + checks);
   }
+  proof_commands(b, s, c, in);
   return b;
 }
 

@@ -32,6 +32,10 @@ inline constexpr char kTimeEnv[] = "CAIRN_RESTORE_TIME";
 inline constexpr char kSnapshotEnv[] = "CAIRN_RESTORE_SNAPSHOT";
 inline constexpr char kDsnEnv[] = "CAIRN_RESTORE_DSN";
 inline constexpr char kPortEnv[] = "CAIRN_RESTORE_PORT";
+inline constexpr char kSocketEnv[] = "CAIRN_RESTORE_SOCKET";      // MariaDB scratch server
+inline constexpr char kPositionEnv[] = "CAIRN_RESTORE_POSITION";  // MariaDB FILE:POS
+inline constexpr char kRootEnv[] = "CAIRN_RESTORE_ROOT";          // fleet restore: <root>/<service>
+inline constexpr char kRedisDirEnv[] = "CAIRN_REDIS_DIR";         // put-back: the live Redis dir
 inline constexpr char kDefaultTargetRoot[] = "/var/tmp/cairn-restore";
 
 struct RunbookInput {
@@ -66,7 +70,8 @@ struct RestorePoint {
 
 // One block of shell commands. `kind` is the Markdown info string's second
 // word (```sh restore-latest): restore-latest, restore-pitr, restore-snapshot,
-// restore-load, start-server, verify, put-back.
+// restore-load, restore-position, start-server, verify, stop-server,
+// put-back, drill (prove it), fleet-restore.
 struct CommandBlock {
   std::string kind;
   std::string title;

@@ -129,7 +129,7 @@ assert_same_tree "$T/src/www" "$T/default-root/web$T/src/www"
 step "JSON data model"
 expect_exit 0 C --json runbook --service app
 jq -e '.service == "app" and .restore_points_total == 2 and (.commands | map(.kind)) ==
-  ["restore-latest","restore-snapshot","restore-load","verify"] and .drill.last.passed and
+  ["restore-latest","restore-snapshot","restore-load","verify","drill","fleet-restore"] and .drill.last.passed and
   .repository.opened and .target_env == "CAIRN_RESTORE_TARGET"' <<<"$OUT" >/dev/null || fail "json: $OUT"
 
 step "critical service without a passing drill, no snapshot: flagged, exit 3"

@@ -1,11 +1,9 @@
 # cairn service new: scaffolded entries pass `policy validate` for every
-# engine this cairn validates (files, exec, postgres physical and logical)
-# in every tier; the existing file's text and comments stay intact; an
-# existing name, a flow-style services block and bad options are refused
-# without touching the file; --print; a new file is created. The templates
-# in docs/templates/ validate (files, exec, postgres, mongodb via exec).
-# mariadb/redis/sqlite are validated by the branches that add those engines;
-# here only their documented fields are checked.
+# engine (files, exec, postgres physical and logical, mariadb, redis, sqlite,
+# volume) in every tier; the existing file's text and comments stay intact;
+# an existing name, a flow-style services block and bad options are refused
+# without touching the file; --print; a new file is created. Every template
+# in docs/templates/ validates.
 # Usage: bash tests/e2e/test_service_new.sh /path/to/cairn
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
@@ -37,7 +35,7 @@ C() { cairn --config "$CFG" "$@"; }
 step "every engine x tier validates (in Europe/Berlin, DST included)"
 n=0
 for tier in critical high medium low; do
-  for spec in files exec postgres:physical postgres:logical; do
+  for spec in files exec postgres:physical postgres:logical mariadb redis sqlite volume; do
     engine=${spec%%:*}
     mode=()
     [[ $spec == *:* ]] && mode=(--mode "${spec#*:}")
@@ -48,16 +46,21 @@ for tier in critical high medium low; do
   done
 done
 expect_exit 0 C --json policy show
-assert_eq 17 "$(jq '.services | length' <<<"$OUT")" "services"
+assert_eq 33 "$(jq '.services | length' <<<"$OUT")" "services"
 assert_eq "15m 1h" "$(jq -r '.services["s0-files-critical"].objectives | "\(.rpo) \(.rto)"' <<<"$OUT")" "critical objectives"
 assert_eq "0 */6 * * *" "$(jq -r '.services["s2-postgres-critical"].schedule' <<<"$OUT")" "critical physical PG"
 assert_eq "true" "$(jq -r '.services["s2-postgres-critical"].engine.wal_archiving' <<<"$OUT")" "WAL archiving"
 assert_eq "0 3 * * 0" "$(jq -r '.services["s0-files-critical"].drill.schedule' <<<"$OUT")" "weekly drill"
-assert_eq "1d 1d" "$(jq -r '.services["s12-files-low"].objectives | "\(.rpo) \(.rto)"' <<<"$OUT")" "low objectives"
-assert_eq "0 5 1 * *" "$(jq -r '.services["s12-files-low"].drill.schedule' <<<"$OUT")" "monthly drill"
-assert_eq '{"daily":7,"monthly":3,"weekly":4}' "$(jq -c '.services["s12-files-low"].retention' <<<"$OUT")" "retention"
+assert_eq "1d 1d" "$(jq -r '.services["s24-files-low"].objectives | "\(.rpo) \(.rto)"' <<<"$OUT")" "low objectives"
+assert_eq "0 5 1 * *" "$(jq -r '.services["s24-files-low"].drill.schedule' <<<"$OUT")" "monthly drill"
+assert_eq '{"daily":7,"monthly":3,"weekly":4}' "$(jq -c '.services["s24-files-low"].retention' <<<"$OUT")" "retention"
 assert_eq "team-x" "$(jq -r '.services["s1-exec-critical"].owner' <<<"$OUT")" "owner"
 assert_eq "/srv/backup/fleet" "$(jq -r '.services["s1-exec-critical"].repository.location' <<<"$OUT")" "inherited repo"
+assert_eq "volume auto /srv/s7-volume-critical" \
+  "$(jq -r '.services["s7-volume-critical"].engine | "\(.type) \(.driver) \(.source)"' <<<"$OUT")" "volume engine"
+assert_eq "*/15 * * * *" "$(jq -r '.services["s7-volume-critical"].schedule' <<<"$OUT")" "volume schedule"
+assert_eq "redis 127.0.0.1 6379" "$(jq -r '.services["s5-redis-critical"].engine | "\(.type) \(.host) \(.port)"' <<<"$OUT")" "redis engine"
+assert_eq "/var/lib/s6-sqlite-critical/s6-sqlite-critical.db" "$(jq -r '.services["s6-sqlite-critical"].engine.path' <<<"$OUT")" "sqlite path"
 
 step "the original text is untouched, the entries are inside services"
 python3 - "$T/original.yaml" "$CFG" <<'PY' || fail "original text changed"
@@ -100,13 +103,16 @@ assert_contains "$OUT" "  api:"
 assert_contains "$OUT" 'dsn: "host=/run/postgresql user=postgres dbname=api"'
 cmp -s "$CFG" "$T/before.yaml" || fail "--print changed the file"
 for spec in "mariadb:{ type: mariadb, mode: logical, socket: /run/mysqld/mysqld.sock, user: root }" \
-  "redis:{ type: redis, host: 127.0.0.1, port: 6379 }" "sqlite:{ type: sqlite, path: /var/lib/db1/db1.db }"; do
-  # Validated once the engine exists (exit 0); before that, exit 3 with the reason.
-  rc=0
-  C service new db1 --engine "${spec%%:*}" --print >"$T/print.out" 2>"$T/print.err" || rc=$?
-  [[ $rc == 0 || $rc == 3 ]] || fail "--print ${spec%%:*}: exit $rc: $(cat "$T/print.err")"
-  assert_contains "$(cat "$T/print.out")" "engine: ${spec#*:}"
+  "redis:{ type: redis, host: 127.0.0.1, port: 6379 }" "sqlite:{ type: sqlite, path: /var/lib/db1/db1.db }" \
+  "volume:{ type: volume, driver: auto, source: /srv/db1 }"; do
+  # The engines exist: the entry validates (a refused one would be exit 3 with the reason).
+  expect_exit 0 C service new db1 --engine "${spec%%:*}" --print
+  assert_contains "$OUT" "engine: ${spec#*:}"
+  assert_eq "" "$ERR" "--print ${spec%%:*} stderr"
 done
+expect_exit 2 C service new db1 --engine volume --mode physical
+assert_contains "$ERR" "--mode applies to the postgres engine only"
+cmp -s "$CFG" "$T/before.yaml" || fail "--print changed the file"
 
 step "a missing policy file is created"
 mkdir -p "$T/new"
@@ -114,10 +120,14 @@ expect_exit 0 cairn --config "$T/new/cairn.yaml" service new first --engine file
 expect_exit 0 cairn --config "$T/new/cairn.yaml" policy validate
 assert_contains "$(cat "$T/new/cairn.yaml")" "location: /var/backups/cairn"
 
-step "docs/templates validate (files, exec, postgres, mongodb via exec)"
-for t in files exec postgres-physical postgres-logical mongodb; do
-  BILLING_PG_PASSWORD=x expect_exit 0 cairn --config "$DOCS/templates/$t.yaml" policy validate
-done
-for t in mariadb redis sqlite; do
+step "every template in docs/templates validates"
+for t in files exec postgres-physical postgres-logical mongodb mariadb redis sqlite volume; do
   [[ -f $DOCS/templates/$t.yaml ]] || fail "missing template $t"
 done
+n=0
+for f in "$DOCS"/templates/*.yaml; do
+  BILLING_PG_PASSWORD=x expect_exit 0 cairn --config "$f" policy validate
+  assert_not_contains "$OUT$ERR" "not available" "$(basename "$f")"
+  n=$((n + 1))
+done
+assert_eq 9 "$n" "templates"

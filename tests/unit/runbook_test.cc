@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "policy/catalog.h"
 
@@ -31,7 +32,60 @@ services:
     objectives: { rpo: 5m, rto: 1h }
     engine: { type: postgres, mode: physical, dsn: "host=/run/postgresql dbname=shop", wal_archiving: true }
     drill: { checks: ["SELECT count(*) > 0 FROM orders"] }
+  orders:
+    owner: team-orders
+    objectives: { rpo: 5m, rto: 1h }
+    engine: { type: mariadb, mode: logical, socket: /run/mysqld/mysqld.sock, user: backup, binlog_archiving: true }
+    schedule: "0 2 * * *"
+    drill: { checks: ["SELECT count(*) > 0 FROM shop.orders"] }
+  orders-phys:
+    owner: team-orders
+    objectives: { rpo: 1d, rto: 4h }
+    engine: { type: mariadb, mode: physical, socket: /run/mysqld/mysqld.sock }
+    schedule: "0 2 * * *"
+  cache:
+    owner: team-web
+    objectives: { rpo: 1h, rto: 30m }
+    engine: { type: redis, host: 10.0.0.12, port: 6379 }
+    schedule: "0 * * * *"
+    drill: { checks: ['exec: redis-cli -p $REDIS_PORT exists k1 | grep -q 1'] }
+  notes:
+    owner: team-notes
+    objectives: { rpo: 6h, rto: 30m }
+    engine: { type: sqlite, path: /var/lib/app/app.db }
+    schedule: "0 */6 * * *"
+    drill: { checks: ["SELECT count(*) > 0 FROM items"] }
+  uploads:
+    owner: team-media
+    objectives: { rpo: 1d, rto: 4h }
+    engine: { type: volume, driver: btrfs, source: /srv/uploads }
+    schedule: "0 2 * * *"
+  lvdata:
+    owner: team-media
+    objectives: { rpo: 1d, rto: 4h }
+    engine: { type: volume, driver: lvm, source: vg0/data }
+    schedule: "0 2 * * *"
 )";
+
+// The script of the one block of `kind`, or "" (and a test failure) when
+// there is not exactly one.
+std::string block(const Runbook& b, const std::string& kind) {
+  std::string out;
+  int n = 0;
+  for (const auto& c : b.commands)
+    if (c.kind == kind) {
+      out = c.script;
+      ++n;
+    }
+  EXPECT_EQ(n, 1) << "blocks of kind " << kind;
+  return out;
+}
+
+std::vector<std::string> kinds(const Runbook& b) {
+  std::vector<std::string> out;
+  for (const auto& c : b.commands) out.push_back(c.kind);
+  return out;
+}
 
 struct Fixture {
   policy::LoadResult policy = policy::parse_catalog(kPolicy, "/etc/cairn/cairn.yaml");
@@ -160,6 +214,185 @@ TEST(Runbook, DrillsFromTheState) {
   }
   EXPECT_TRUE(failed_warning);
   EXPECT_FALSE(critical) << "a passing drill exists";
+}
+
+TEST(Runbook, MariadbLogicalWithBinlogsHasExactPitrCommands) {
+  Fixture f;
+  ASSERT_TRUE(f.policy.ok());
+  Runbook b = build(f.input("orders"));
+  EXPECT_TRUE(b.pitr);
+  EXPECT_EQ(kinds(b), (std::vector<std::string>{"start-server", "restore-latest", "restore-pitr",
+                                                "restore-position", "restore-snapshot", "verify",
+                                                "stop-server", "drill", "fleet-restore"}));
+  const std::string target = "target=\"${CAIRN_RESTORE_TARGET:-/var/tmp/cairn-restore/orders}\"\n";
+  const std::string sock = "socket=\"${CAIRN_RESTORE_SOCKET:-$target/mysqld.sock}\"\n";
+  const std::string cairn = "cairn --config /etc/cairn/cairn.yaml ";
+  EXPECT_EQ(block(b, "restore-latest"),
+            target + sock + cairn + "mariadb restore --service orders --socket \"$socket\"\n");
+  EXPECT_EQ(block(b, "restore-pitr"),
+            target + sock + cairn +
+                "mariadb restore --service orders --socket \"$socket\" --to-time "
+                "\"${CAIRN_RESTORE_TIME:?set CAIRN_RESTORE_TIME to the time to recover to, e.g. "
+                "2026-11-25T10:31:00Z}\"\n");
+  EXPECT_EQ(block(b, "restore-position"),
+            target + sock + cairn +
+                "mariadb restore --service orders --socket \"$socket\" --to-position "
+                "\"${CAIRN_RESTORE_POSITION:?set CAIRN_RESTORE_POSITION to FILE:POS, e.g. "
+                "binlog.000042:1234}\"\n");
+  EXPECT_NE(block(b, "restore-snapshot").find("--snapshot \"$snapshot\" --base-only\n"),
+            std::string::npos);
+  std::string start = block(b, "start-server");
+  EXPECT_NE(start.find("mariadb-install-db $u --datadir=\"$target/data\" --skip-test-db"),
+            std::string::npos)
+      << start;
+  EXPECT_NE(
+      start.find("mariadbd $u --datadir=\"$target/data\" --socket=\"$socket\" --skip-networking"),
+      std::string::npos);
+  EXPECT_NE(start.find("u=\"--user=mysql\""), std::string::npos) << "as root, as mysql";
+  std::string verify = block(b, "verify");
+  EXPECT_NE(verify.find("mariadb-check --socket=\"$socket\" --all-databases --check"),
+            std::string::npos);
+  EXPECT_NE(verify.find("v=$(mariadb --socket=\"$socket\" -NBe 'SELECT count(*) > 0 FROM "
+                        "shop.orders' | head -n 1)"),
+            std::string::npos)
+      << verify;
+  EXPECT_EQ(block(b, "stop-server"),
+            target + sock + "mariadb-admin --socket=\"$socket\" shutdown\n");
+  std::string md = b.markdown();
+  EXPECT_NE(md.find("mariadb binlog-sync --service orders --flush"), std::string::npos);
+  EXPECT_EQ(md.find("Point-in-time recovery window"), std::string::npos) << "PostgreSQL only";
+  EXPECT_NE(md.find("```sh restore-pitr\n"), std::string::npos);
+}
+
+TEST(Runbook, MariadbPhysicalRestoresADataDirectory) {
+  Fixture f;
+  Runbook b = build(f.input("orders-phys"));
+  EXPECT_FALSE(b.pitr) << "no binlog archiving";
+  EXPECT_EQ(kinds(b),
+            (std::vector<std::string>{"restore-latest", "restore-snapshot", "start-server",
+                                      "verify", "stop-server", "drill", "fleet-restore"}));
+  EXPECT_NE(block(b, "restore-latest")
+                .find("mariadb restore --service orders-phys --target-dir \"$target/data\" "
+                      "--base-only\n"),
+            std::string::npos);
+  std::string start = block(b, "start-server");
+  EXPECT_EQ(start.find("mariadb-install-db"), std::string::npos) << "the restored datadir is used";
+  EXPECT_NE(start.find("chown -R mysql:mysql \"$target\""), std::string::npos);
+}
+
+TEST(Runbook, RedisRestoresLoadsAndCounts) {
+  Fixture f;
+  RunbookInput in = f.input("cache");
+  in.repository_opened = true;
+  repo::SnapshotRef s;
+  s.id = "89abcdef01234567";
+  s.snapshot.service = "cache";
+  s.snapshot.time = *repo::parse_time("2026-11-18T08:00:00Z");
+  s.snapshot.engine = {{"type", "redis"}, {"keys", 20011}, {"redis_version", "7.0.15"}};
+  in.snapshots.push_back(s);
+  Runbook b = build(in);
+  EXPECT_EQ(kinds(b), (std::vector<std::string>{"restore-latest", "restore-snapshot",
+                                                "start-server", "verify", "stop-server", "put-back",
+                                                "drill", "fleet-restore"}));
+  EXPECT_EQ(block(b, "restore-latest"),
+            "target=\"${CAIRN_RESTORE_TARGET:-/var/tmp/cairn-restore/cache}\"\n"
+            "cairn --config /etc/cairn/cairn.yaml redis restore --service cache --target-dir "
+            "\"$target\"\n");
+  EXPECT_NE(block(b, "restore-snapshot").find("snapshot=\"${CAIRN_RESTORE_SNAPSHOT:-89abcdef}\""),
+            std::string::npos);
+  std::string start = block(b, "start-server");
+  EXPECT_NE(start.find("redis-server --port \"$port\" --bind 127.0.0.1 --dir \"$target\" "
+                       "--dbfilename dump.rdb --appendonly no --save ''"),
+            std::string::npos)
+      << start;
+  EXPECT_NE(start.find("as=\"runuser -u redis --\""), std::string::npos);
+  std::string verify = block(b, "verify");
+  EXPECT_NE(verify.find("redis-check-rdb \"$target/dump.rdb\""), std::string::npos);
+  EXPECT_NE(verify.find("(the newest snapshot recorded 20011 in all databases)"),
+            std::string::npos);
+  EXPECT_NE(verify.find("REDIS_HOST=127.0.0.1 REDIS_PORT=\"$port\" sh -c 'redis-cli -p "
+                        "$REDIS_PORT exists k1 | grep -q 1'"),
+            std::string::npos)
+      << verify;
+  EXPECT_NE(block(b, "put-back").find("--target-dir \"$dir\" --force"), std::string::npos);
+}
+
+TEST(Runbook, SqliteRestoresBesideAndPutsBackWithForce) {
+  Fixture f;
+  Runbook b = build(f.input("notes"));
+  EXPECT_EQ(kinds(b), (std::vector<std::string>{"restore-latest", "restore-snapshot", "verify",
+                                                "put-back", "drill", "fleet-restore"}));
+  EXPECT_EQ(block(b, "restore-latest"),
+            "target=\"${CAIRN_RESTORE_TARGET:-/var/tmp/cairn-restore/notes}\"\n"
+            "db=\"$target/app.db\"\n"
+            "cairn --config /etc/cairn/cairn.yaml sqlite restore --service notes --target "
+            "\"$db\"\n");
+  std::string verify = block(b, "verify");
+  EXPECT_NE(verify.find("[ \"$(sqlite3 \"$db\" 'PRAGMA integrity_check')\" = ok ]"),
+            std::string::npos);
+  EXPECT_NE(verify.find("'SELECT count(*) > 0 FROM items'"), std::string::npos);
+  EXPECT_NE(block(b, "put-back").find("--target /var/lib/app/app.db --force"), std::string::npos);
+}
+
+TEST(Runbook, VolumeComparesAndPutsBackPerDriver) {
+  Fixture f;
+  Runbook b = build(f.input("uploads"));
+  EXPECT_NE(block(b, "restore-latest")
+                .find("restore latest --service uploads --target \"$target\" --verify"),
+            std::string::npos);
+  EXPECT_NE(
+      block(b, "verify").find("diff -rq --no-dereference /srv/uploads \"$target/srv/uploads\""),
+      std::string::npos);
+  EXPECT_NE(block(b, "put-back").find("btrfs subvolume create /srv/uploads.new"),
+            std::string::npos);
+  // LVM named as vg/lv: the recorded mount point comes from the newest snapshot.
+  RunbookInput in = f.input("lvdata");
+  in.repository_opened = true;
+  repo::SnapshotRef s;
+  s.id = "fedcba9876543210";
+  s.snapshot.service = "lvdata";
+  s.snapshot.time = *repo::parse_time("2026-11-18T08:00:00Z");
+  s.snapshot.engine = {{"type", "volume"}, {"driver", "lvm"}, {"source", "/srv/data"}};
+  in.snapshots.push_back(s);
+  Runbook lv = build(in);
+  EXPECT_NE(
+      block(lv, "put-back")
+          .find("restore \"$snapshot:/srv/data\" --service lvdata --target /srv/data --verify"),
+      std::string::npos)
+      << block(lv, "put-back");
+  // Without a snapshot the mount point is unknown: no comparison, no put-back.
+  Runbook unknown = build(f.input("lvdata"));
+  EXPECT_EQ(kinds(unknown), (std::vector<std::string>{"restore-latest", "restore-snapshot", "drill",
+                                                      "fleet-restore"}));
+}
+
+TEST(Runbook, EveryServiceCanProveItAndJoinAFleetRestore) {
+  Fixture f;
+  for (const char* name : {"web", "dump", "shop", "orders", "cache", "notes", "uploads"}) {
+    Runbook b = build(f.input(name));
+    EXPECT_EQ(block(b, "drill"), "cairn --config /etc/cairn/cairn.yaml drill run --service " +
+                                     std::string(name) + "\n");
+    EXPECT_EQ(block(b, "fleet-restore"),
+              "root=\"${CAIRN_RESTORE_ROOT:-/var/tmp/cairn-restore/fleet}\"\n"
+              "when=\"${CAIRN_RESTORE_TIME:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}\"\n"
+              "cairn --config /etc/cairn/cairn.yaml fleet restore --services " +
+                  std::string(name) + " --to-time \"$when\" --target-root \"$root\"\n");
+    std::string md = b.markdown();
+    EXPECT_NE(md.find("## Prove it\n"), std::string::npos) << name;
+    EXPECT_NE(md.find("```sh fleet-restore\n"), std::string::npos) << name;
+  }
+  // fleet restore sends MariaDB with binlog archiving down the PostgreSQL
+  // PITR path (src/engines/point_restore.cc): the runbook says so.
+  for (const auto& c : build(f.input("orders")).commands) {
+    if (c.kind == "fleet-restore") {
+      EXPECT_NE(c.note.find("Known limit"), std::string::npos);
+    }
+  }
+  for (const auto& c : build(f.input("notes")).commands) {
+    if (c.kind == "fleet-restore") {
+      EXPECT_EQ(c.note.find("Known limit"), std::string::npos);
+    }
+  }
 }
 
 TEST(Runbook, ShellWords) {
