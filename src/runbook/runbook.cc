@@ -732,16 +732,13 @@ void proof_commands(Runbook& b, const policy::Service& s, const Ctx& c, const Ru
   add(b, "fleet-restore", "Restore with the rest of the fleet",
       "Brings this service back to the instant `" + std::string(kTimeEnv) +
           "` (RFC 3339; default: now) into `" + kRootEnv + "/" + s.name + "` — " +
-          (s.engine.type == "postgres" && s.engine.continuous()
-               ? "point-in-time recovery from the archived WAL"
-               : "the newest snapshot at or before it, and the gap is reported") +
+          (s.engine.postgres_wal() ? "point-in-time recovery from the archived WAL"
+                                   : "the newest snapshot at or before it, and the gap is reported") +
           ". Add the other services of an incident to `--services` (comma-separated) to "
           "restore them to the same instant." +
-          (s.engine.type == "mariadb" && s.engine.binlog_archiving
-               ? " **Known limit**: this version's `fleet restore` takes a service with "
-                 "`binlog_archiving` for a PostgreSQL WAL service and fails (\"no physical base "
-                 "backup\"); until it handles MariaDB, bring this service to the instant with "
-                 "`restore-pitr` and the same `" +
+          (s.engine.mariadb_binlogs()
+               ? " `fleet restore` restores this service's dump (binlog replay needs a running "
+                 "server): for exactly the instant, use `restore-pitr` with the same `" +
                      std::string(kTimeEnv) + "`."
                : ""),
       root + "when=\"${" + kTimeEnv + ":-$(date -u +%Y-%m-%dT%H:%M:%SZ)}\"\n" + c.cairn +

@@ -381,16 +381,16 @@ TEST(Runbook, EveryServiceCanProveItAndJoinAFleetRestore) {
     EXPECT_NE(md.find("## Prove it\n"), std::string::npos) << name;
     EXPECT_NE(md.find("```sh fleet-restore\n"), std::string::npos) << name;
   }
-  // fleet restore sends MariaDB with binlog archiving down the PostgreSQL
-  // PITR path (src/engines/point_restore.cc): the runbook says so.
+  // fleet restore brings MariaDB back from its dump: the runbook points to
+  // restore-pitr for the exact instant.
   for (const auto& c : build(f.input("orders")).commands) {
     if (c.kind == "fleet-restore") {
-      EXPECT_NE(c.note.find("Known limit"), std::string::npos);
+      EXPECT_NE(c.note.find("use `restore-pitr`"), std::string::npos);
     }
   }
   for (const auto& c : build(f.input("notes")).commands) {
     if (c.kind == "fleet-restore") {
-      EXPECT_EQ(c.note.find("Known limit"), std::string::npos);
+      EXPECT_EQ(c.note.find("restore-pitr"), std::string::npos);
     }
   }
 }
