@@ -731,9 +731,11 @@ void proof_commands(Runbook& b, const policy::Service& s, const Ctx& c, const Ru
       "root=\"${" + std::string(kRootEnv) + ":-" + dq(in.target_root + "/fleet") + "}\"\n";
   add(b, "fleet-restore", "Restore with the rest of the fleet",
       "Brings this service back to the instant `" + std::string(kTimeEnv) +
-          "` (RFC 3339; default: now) into `" + kRootEnv + "/" + s.name + "` — " +
-          (s.engine.postgres_wal() ? "point-in-time recovery from the archived WAL"
-                                   : "the newest snapshot at or before it, and the gap is reported") +
+          "` (RFC 3339; default: now, rounded up to the next second) into `" + kRootEnv + "/" +
+          s.name + "` — " +
+          (s.engine.postgres_wal()
+               ? "point-in-time recovery from the archived WAL"
+               : "the newest snapshot at or before it, and the gap is reported") +
           ". Add the other services of an incident to `--services` (comma-separated) to "
           "restore them to the same instant." +
           (s.engine.mariadb_binlogs()
@@ -741,7 +743,7 @@ void proof_commands(Runbook& b, const policy::Service& s, const Ctx& c, const Ru
                  "server): for exactly the instant, use `restore-pitr` with the same `" +
                      std::string(kTimeEnv) + "`."
                : ""),
-      root + "when=\"${" + kTimeEnv + ":-$(date -u +%Y-%m-%dT%H:%M:%SZ)}\"\n" + c.cairn +
+      root + "when=\"${" + kTimeEnv + ":-$(date -u -d +1sec +%Y-%m-%dT%H:%M:%SZ)}\"\n" + c.cairn +
           " fleet restore --services " + c.svc + " --to-time \"$when\" --target-root \"$root\"\n");
 }
 

@@ -374,7 +374,7 @@ TEST(Runbook, EveryServiceCanProveItAndJoinAFleetRestore) {
                                      std::string(name) + "\n");
     EXPECT_EQ(block(b, "fleet-restore"),
               "root=\"${CAIRN_RESTORE_ROOT:-/var/tmp/cairn-restore/fleet}\"\n"
-              "when=\"${CAIRN_RESTORE_TIME:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}\"\n"
+              "when=\"${CAIRN_RESTORE_TIME:-$(date -u -d +1sec +%Y-%m-%dT%H:%M:%SZ)}\"\n"
               "cairn --config /etc/cairn/cairn.yaml fleet restore --services " +
                   std::string(name) + " --to-time \"$when\" --target-root \"$root\"\n");
     std::string md = b.markdown();
