@@ -13,6 +13,7 @@
 
 #include "archive/restorer.h"
 #include "core/process.h"
+#include "core/text.h"
 #include "drill/drill_steps.h"
 #include "engines/exec/exec.h"
 #include "engines/postgres/scratch_server.h"
@@ -352,38 +353,8 @@ std::string DrillReport::markdown() const {
   return out;
 }
 
-namespace {
-
-std::string escape_html(const std::string& in) {
-  std::string out;
-  for (char c : in) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 std::string DrillReport::html() const {
-  auto e = escape_html;
+  auto e = core::html_escape;
   auto dur = [](double s) {
     return policy::format_duration(std::chrono::seconds(static_cast<int64_t>(s + 0.5)));
   };

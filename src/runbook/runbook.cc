@@ -1123,33 +1123,6 @@ std::string sh_word(const std::string& s) {
   return plain ? s : sq(s);
 }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 Runbook build(const RunbookInput& in) {
   const policy::Service& s = *in.service;
   Runbook b;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/text.h"
 #include "drill/drill.h"
 #include "engines/postgres/postgres.h"
 #include "policy/catalog.h"
@@ -128,6 +129,6 @@ std::string describe_schedule(const std::string& expression);
 std::string sh_word(const std::string& s);
 
 // HTML text escaping (&, <, >, ", ').
-std::string html_escape(const std::string& s);
+using core::html_escape;
 
 }  // namespace cairn::runbook
