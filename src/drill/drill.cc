@@ -266,6 +266,13 @@ DrillReport run_drill(repo::Repository& repo, const policy::Service& service,
   return finish(st.ok() ? "" : st.message());
 }
 
+double DrillReport::throughput() const {
+  double s = 0;
+  for (const auto& p : phases)
+    if (p.name == "restore" || p.name == "fetch") s += p.seconds;
+  return s > 0 ? static_cast<double>(bytes_restored) / s : 0;
+}
+
 nlohmann::json DrillReport::to_json() const {
   nlohmann::json phases_j = nlohmann::json::array(), checks_j = nlohmann::json::array();
   for (const auto& p : phases) phases_j.push_back({{"name", p.name}, {"seconds", p.seconds}});
@@ -286,6 +293,7 @@ nlohmann::json DrillReport::to_json() const {
           {"checks", checks_j},
           {"files_restored", files_restored},
           {"bytes_restored", bytes_restored},
+          {"throughput_bytes_per_second", throughput()},
           {"rto_seconds", rto_s},
           {"rpo_seconds", rpo_s},
           {"rto_objective_seconds", rto_objective_s},
@@ -339,7 +347,8 @@ std::string DrillReport::markdown() const {
   out += fmt::format("| RPO (recovery point {} − newest restored data {}) | {} | {} |\n",
                      point_time.empty() ? "-" : point_time, restored_to.empty() ? "-" : restored_to,
                      dur(rpo_s), rpo_objective_s > 0 ? dur(rpo_objective_s) : "-");
-  out += fmt::format("| restored | {} files, {} bytes | |\n\n", files_restored, bytes_restored);
+  out += fmt::format("| restored | {} files, {} bytes ({:.1f} MB/s) | |\n\n", files_restored, bytes_restored,
+                     throughput() / 1e6);
   out += "## Phases\n\n| phase | seconds |\n|---|---|\n";
   for (const auto& p : phases) out += fmt::format("| {} | {:.3f} |\n", p.name, p.seconds);
   out += "\n## Checks\n\n";
@@ -391,8 +400,8 @@ pre{{background:#f4f4f4;padding:.6em;overflow-x:auto;white-space:pre-wrap}}
       dur(rpo_s), rpo_objective_s > 0 ? dur(rpo_objective_s) : "-",
       rpo_objective_s > 0 && point == "latest" ? verdict(rpo_s <= rpo_objective_s) : "");
   out += fmt::format(
-      "<tr><td>restored</td><td>{} files, {} bytes</td><td></td><td></td></tr></table>\n",
-      files_restored, bytes_restored);
+      "<tr><td>restored</td><td>{} files, {} bytes ({:.1f} MB/s)</td><td></td><td></td></tr></table>\n",
+      files_restored, bytes_restored, throughput() / 1e6);
   out += "<h2>Phases</h2>\n<table><tr><th>phase</th><th>seconds</th></tr>\n";
   for (const auto& p : phases)
     out += fmt::format("<tr><td>{}</td><td>{:.3f}</td></tr>\n", e(p.name), p.seconds);

@@ -57,6 +57,8 @@ struct DrillReport {
   bool passed = false;
   std::string failure;  // why it failed ("" when passed)
 
+  // Bytes restored per second of the restore (and WAL fetch) phases.
+  double throughput() const;
   nlohmann::json to_json() const;
   static DrillReport from_json(const nlohmann::json& j);
   std::string markdown() const;
