@@ -11,6 +11,7 @@
 #include "cli/context.h"
 #include "daemon/alerts.h"
 #include "daemon/daemon.h"
+#include "daemon/service_status.h"
 #include "daemon/state_store.h"
 #include "policy/duration.h"
 
@@ -87,31 +88,15 @@ core::Status run_status(Context& ctx) {
     std::cout << fmt::format("{:<16} {:<9} {:<14} {:<10} {:<10} {:<9} {:<9} {}\n", "SERVICE", "TIER", "LAST SUCCESS",
                              "RPO", "OBJECTIVE", "COMPLIANT", "LAST RUN", "NEXT RUN");
   for (const auto& svc : catalog.services) {
-    ASSIGN_OR_RETURN(auto st, store.service_state(svc.name));
-    ASSIGN_OR_RETURN(auto runs, store.recent_runs(svc.name, daemon::RunKind::kBackup, 1));
-    std::optional<daemon::Time> point, success, next;
-    if (st) point = st->newest_restorable_point, success = st->last_success_at, next = st->next_run_at;
-    std::optional<std::chrono::seconds> rpo;
-    if (point) rpo = now - *point;
-    bool compliant = rpo && *rpo <= svc.objectives.rpo;
-    all_ok &= compliant;
-    std::string last = runs.empty() ? "-" : daemon::run_result_name(runs.front().result);
+    ASSIGN_OR_RETURN(auto st, daemon::service_status(svc, store, now));
+    all_ok &= st.rpo_compliant;
     if (ctx.json) {
-      nlohmann::json j = {{"service", svc.name}, {"owner", svc.owner}, {"tier", svc.tier},
-                          {"rpo_objective_seconds", svc.objectives.rpo.count()},
-                          {"rto_objective_seconds", svc.objectives.rto.count()}, {"compliant", compliant},
-                          {"last_run_result", last}};
-      j["last_success"] = success ? nlohmann::json(daemon::format_rfc3339(*success)) : nlohmann::json();
-      j["newest_restorable_point"] = point ? nlohmann::json(daemon::format_rfc3339(*point)) : nlohmann::json();
-      j["rpo_seconds"] = rpo ? nlohmann::json(rpo->count()) : nlohmann::json();
-      j["next_run"] = next ? nlohmann::json(daemon::format_rfc3339(*next)) : nlohmann::json();
-      if (!runs.empty() && !runs.front().error.empty()) j["last_error"] = runs.front().error;
-      out.push_back(j);
+      out.push_back(st.to_json(svc));
     } else {
       std::cout << fmt::format("{:<16} {:<9} {:<14} {:<10} {:<10} {:<9} {:<9} {}\n", svc.name, svc.tier,
-                               ago(success, now), rpo ? policy::format_duration(*rpo) : "-",
-                               policy::format_duration(svc.objectives.rpo), compliant ? "yes" : "NO", last,
-                               next ? daemon::format_rfc3339(*next) : "-");
+                               ago(st.last_success, now), st.rpo ? policy::format_duration(*st.rpo) : "-",
+                               policy::format_duration(svc.objectives.rpo), st.rpo_compliant ? "yes" : "NO",
+                               st.last_run_result, st.next_run ? daemon::format_rfc3339(*st.next_run) : "-");
     }
   }
   if (ctx.json) ctx.print_json({{"services", out}, {"compliant", all_ok}});

@@ -1,4 +1,5 @@
 // cairn ls: lists the files of a snapshot (or a subtree).
+#include <algorithm>
 #include <fmt/format.h>
 #include <sys/stat.h>
 
@@ -38,13 +39,17 @@ void add_ls(CLI::App& app, Context& ctx) {
   struct Opts {
     std::string ref, service, host;
     bool long_format = false;
+    int max_depth = 0;  // 0: everything
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("snapshot", o->ref, "<snapshot>[:path], snapshot is an id prefix or 'latest'")->required();
   cmd->add_flag("-l,--long", o->long_format, "show mode, owner, size and time");
+  cmd->add_option("--max-depth", o->max_depth, "list at most this many levels below the path (1: its entries)")
+      ->check(CLI::NonNegativeNumber);
   add_latest_filter(cmd, o->service, o->host);
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
+      if (!o->service.empty()) TRY(ctx.apply_service_policy(o->service, false));
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository());
       auto [ref, path] = split_snapshot_path(o->ref);
       ASSIGN_OR_RETURN(auto snap, repo->find_snapshot(ref, o->service, o->host));
@@ -62,7 +67,11 @@ void add_ls(CLI::App& app, Context& ctx) {
         } else {
           std::cout << repo::printable_name(p) << "\n";
         }
-        return true;
+        if (o->max_depth == 0) return true;
+        // Levels below the starting path: the slashes after its prefix.
+        size_t base = start.path == "/" ? 0 : start.path.size();
+        auto depth = std::count(p.begin() + static_cast<std::ptrdiff_t>(std::min(base, p.size())), p.end(), '/');
+        return depth < o->max_depth;
       };
       if (start.node.type == repo::NodeType::kDir && start.node.subtree) {
         if (start.path != "/") print(start.path, start.node);

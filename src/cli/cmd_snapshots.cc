@@ -19,6 +19,8 @@ void add_snapshots(CLI::App& app, Context& ctx) {
   cmd->add_option("--tag", o->tag, "only snapshots with this tag");
   cmd->callback([&ctx, o] {
     ctx.run([&]() -> core::Status {
+      // A service of the policy file: its repository and key (unless --repo).
+      if (!o->service.empty()) TRY(ctx.apply_service_policy(o->service, false));
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       std::vector<std::string> problems;
       ASSIGN_OR_RETURN(auto snaps, repo->list_snapshots(&problems));

@@ -160,6 +160,12 @@ void add_service(CLI::App& app, Context& ctx);
 void add_redis(CLI::App& app, Context& ctx);   // redis, sqlite engines
 void add_sqlite(CLI::App& app, Context& ctx);  // redis, sqlite engines
 void add_mariadb(CLI::App& app, Context& ctx);  // mariadb engine
+// HTTPS API and access control (docs/security.md)
+void add_server(CLI::App& app, Context& ctx);
+void add_token(CLI::App& app, Context& ctx);
+void add_audit(CLI::App& app, Context& ctx);
+// Appends the command just run to the audit log when the policy has a server block.
+void audit_cli_action(const CLI::App& app, const Context& ctx);
 }  // namespace cairn::cli
 
 #include "repo/pruner.h"

@@ -100,6 +100,9 @@ int main(int argc, char** argv) {
   cli::add_redis(app, ctx);   // redis, sqlite engines
   cli::add_sqlite(app, ctx);  // redis, sqlite engines
   cli::add_mariadb(app, ctx);  // mariadb engine
+  cli::add_server(app, ctx);  // HTTPS API, tokens, audit
+  cli::add_token(app, ctx);
+  cli::add_audit(app, ctx);
 
   // Everything after "--" is a command line of its own (backup
   // --stdin-from-command); CLI11 never sees it.
@@ -116,5 +119,6 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : cli::kExitUsage;
   }
+  cli::audit_cli_action(app, ctx);
   return ctx.exit_code;
 }

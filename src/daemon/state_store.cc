@@ -63,6 +63,22 @@ CREATE TABLE drill_reports (
 );
 CREATE INDEX drill_reports_service ON drill_reports (service, run_id);
 )sql",
+    // 3: API tokens of `cairn server` (only hashes of their secrets).
+    R"sql(
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  services TEXT NOT NULL,
+  secret_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '',
+  expires_at INTEGER,
+  last_used_at INTEGER,
+  revoked_at INTEGER
+);
+CREATE INDEX tokens_by_name ON tokens (name);
+)sql",
 };
 
 constexpr std::chrono::milliseconds kBusyTimeout{5000};
@@ -564,6 +580,84 @@ core::Result<std::vector<DrillRecord>> StateStore::drill_reports(const std::stri
     out.push_back(std::move(r));
   }
   return out;
+}
+
+namespace {
+constexpr char kTokenColumns[] =
+    "SELECT id, name, role, services, secret_hash, created_at, created_by, expires_at, last_used_at, revoked_at "
+    "FROM tokens ";
+
+TokenRecord read_token(const Stmt& s) {
+  TokenRecord t;
+  t.id = s.text(0);
+  t.name = s.text(1);
+  t.role = s.text(2);
+  t.services = split_lines(s.text(3));
+  t.secret_hash = s.text(4);
+  t.created_at = from_epoch(s.int64(5));
+  t.created_by = s.text(6);
+  t.expires_at = s.time(7);
+  t.last_used_at = s.time(8);
+  t.revoked_at = s.time(9);
+  return t;
+}
+}  // namespace
+
+core::Status StateStore::put_token(const TokenRecord& t) {
+  std::lock_guard lock(impl_->mu);
+  ASSIGN_OR_RETURN(Stmt s, impl_->prepare("INSERT INTO tokens (id, name, role, services, secret_hash, created_at, "
+                                          "created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  s.bind(1, t.id);
+  s.bind(2, t.name);
+  s.bind(3, t.role);
+  s.bind(4, join_lines(t.services));
+  s.bind(5, t.secret_hash);
+  s.bind(6, to_epoch(t.created_at));
+  s.bind(7, t.created_by);
+  s.bind(8, t.expires_at);
+  return s.run();
+}
+
+core::Result<std::optional<TokenRecord>> StateStore::token(const std::string& id) {
+  std::lock_guard lock(impl_->mu);
+  std::string sql = std::string(kTokenColumns) + "WHERE id = ?";
+  ASSIGN_OR_RETURN(Stmt s, impl_->prepare(sql.c_str()));
+  s.bind(1, id);
+  ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<TokenRecord>();
+  return std::optional<TokenRecord>(read_token(s));
+}
+
+core::Result<std::vector<TokenRecord>> StateStore::tokens() {
+  std::lock_guard lock(impl_->mu);
+  std::string sql = std::string(kTokenColumns) + "ORDER BY created_at, id";
+  ASSIGN_OR_RETURN(Stmt s, impl_->prepare(sql.c_str()));
+  std::vector<TokenRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(read_token(s));
+  }
+  return out;
+}
+
+core::Status StateStore::touch_token(const std::string& id, Time used_at) {
+  std::lock_guard lock(impl_->mu);
+  ASSIGN_OR_RETURN(Stmt s, impl_->prepare("UPDATE tokens SET last_used_at = ? WHERE id = ?"));
+  s.bind(1, to_epoch(used_at));
+  s.bind(2, id);
+  return s.run();
+}
+
+core::Status StateStore::revoke_token(const std::string& id, Time at) {
+  std::lock_guard lock(impl_->mu);
+  ASSIGN_OR_RETURN(Stmt s, impl_->prepare("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"));
+  s.bind(1, to_epoch(at));
+  s.bind(2, id);
+  TRY(s.run());
+  if (sqlite3_changes(impl_->db.get()) == 0)
+    return core::not_found(impl_->what + ": no active token with id " + id);
+  return core::ok_status();
 }
 
 }  // namespace cairn::daemon

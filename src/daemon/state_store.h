@@ -105,6 +105,19 @@ struct DrillRecord {
   std::string report_json;  // drill::DrillReport::to_json()
 };
 
+// An API token of `cairn server` (server/tokens.h gives it meaning). Only
+// the SHA-256 of its secret is stored.
+struct TokenRecord {
+  std::string id;  // public part of the token, 16 hex digits
+  std::string name;
+  std::string role;                   // server::role_name()
+  std::vector<std::string> services;  // "*" = every service
+  std::string secret_hash;            // hex SHA-256 of the secret
+  Time created_at{};
+  std::string created_by;
+  std::optional<Time> expires_at, last_used_at, revoked_at;
+};
+
 class StateStore {
  public:
   // Opens (creating if needed) the database at `path` and migrates its
@@ -148,6 +161,14 @@ class StateStore {
   // Newest first; service "" = every service.
   core::Result<std::vector<DrillRecord>> drill_reports(const std::string& service, int limit,
                                                        bool passed_only = false);
+
+  // API tokens. put_token inserts (kAlreadyExists-like I/O error on a used id);
+  // revoke_token: kNotFound when no active token has the id.
+  core::Status put_token(const TokenRecord& token);
+  core::Result<std::optional<TokenRecord>> token(const std::string& id);
+  core::Result<std::vector<TokenRecord>> tokens();  // every token, oldest first
+  core::Status touch_token(const std::string& id, Time used_at);
+  core::Status revoke_token(const std::string& id, Time at);
 
  private:
   struct Impl;

@@ -21,7 +21,7 @@ namespace {
 
 using std::chrono::seconds;
 
-const std::vector<std::string> kTopKeys = {"version", "repository", "defaults", "services", "alerts", "daemon"};
+const std::vector<std::string> kTopKeys = {"version", "repository", "defaults", "services", "alerts", "daemon", "server"};
 // Keys a service may set; `defaults` accepts the same except owner, engine.
 const std::vector<std::string> kServiceKeys = {
     "owner",  "tier",  "description", "repository", "objectives", "engine",  "schedule",
@@ -70,6 +70,8 @@ const std::vector<std::string> kDaemonKeys = {"state",  "max_jobs",       "timez
                                               "listen", "shutdown_grace", "prune",    "repeat_interval", "fleet_drill"};
 const std::vector<std::string> kFleetDrillKeys = {"schedule", "services"};
 const std::vector<std::string> kPruneKeys = {"schedule", "max_unused"};
+const std::vector<std::string> kServerKeys = {"listen", "tls", "audit_log", "web", "restore_root"};
+const std::vector<std::string> kServerTlsKeys = {"cert", "key"};
 
 std::string join_dotted(const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; }
 
@@ -704,6 +706,35 @@ class Reader {
     }
   }
 
+  // A "host:port" listen address (port 0..65535).
+  std::string host_port(const YAML::Node& node, const std::string& field) {
+    std::string v = string(node, "", field).value_or("");
+    auto colon = v.rfind(':');
+    std::string port = colon == std::string::npos ? "" : v.substr(colon + 1);
+    bool numeric = !port.empty() && port.size() <= 5 &&
+                   std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                   std::stoi(port) <= 65535;
+    if (colon == 0 || !numeric) error(node, "", field, fmt::format("\"{}\" is not host:port", v));
+    return v;
+  }
+
+  // server: the HTTPS API (docs/security.md).
+  void server(const YAML::Node& node, ServerSettings& s) {
+    if (!map(node, "", "server", kServerKeys)) return;
+    s.configured = true;
+    if (node["listen"]) s.listen = host_port(node["listen"], "server.listen");
+    if (node["tls"] && map(node["tls"], "", "server.tls", kServerTlsKeys)) {
+      if (node["tls"]["cert"]) s.tls_cert = string(node["tls"]["cert"], "", "server.tls.cert").value_or("");
+      if (node["tls"]["key"]) s.tls_key = string(node["tls"]["key"], "", "server.tls.key").value_or("");
+      if (s.tls_cert.empty() != s.tls_key.empty())
+        error(node["tls"], "", s.tls_cert.empty() ? "server.tls.cert" : "server.tls.key",
+              "missing: the certificate and its private key go together");
+    }
+    if (node["audit_log"]) s.audit_log = string(node["audit_log"], "", "server.audit_log").value_or("");
+    if (node["web"]) s.web = string(node["web"], "", "server.web").value_or("");
+    if (node["restore_root"]) s.restore_root = string(node["restore_root"], "", "server.restore_root").value_or("");
+  }
+
   void daemon(const YAML::Node& node, DaemonSettings& d) {
     if (!map(node, "", "daemon", kDaemonKeys)) return;
     if (node["state"]) d.state = string(node["state"], "", "daemon.state").value_or(d.state);
@@ -719,16 +750,7 @@ class Reader {
       if (d.catch_up != "once" && d.catch_up != "skip")
         error(node["catch_up"], "", "daemon.catch_up", "must be once or skip");
     }
-    if (node["listen"]) {
-      d.listen = string(node["listen"], "", "daemon.listen").value_or("");
-      auto colon = d.listen.rfind(':');
-      std::string port = colon == std::string::npos ? "" : d.listen.substr(colon + 1);
-      bool numeric = !port.empty() && port.size() <= 5 &&
-                     std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
-                     std::stoi(port) <= 65535;
-      if (colon == 0 || !numeric)
-        error(node["listen"], "", "daemon.listen", fmt::format("\"{}\" is not host:port", d.listen));
-    }
+    if (node["listen"]) d.listen = host_port(node["listen"], "daemon.listen");
     if (node["shutdown_grace"])
       d.shutdown_grace = duration(node["shutdown_grace"], "", "daemon.shutdown_grace").value_or(d.shutdown_grace);
     if (node["repeat_interval"])
@@ -791,6 +813,20 @@ std::string Diagnostic::to_string() const {
   return out + message;
 }
 
+namespace {
+std::string beside_state(const DaemonSettings& d, const std::string& name) {
+  auto slash = d.state.rfind('/');
+  return slash == std::string::npos ? name : d.state.substr(0, slash + 1) + name;
+}
+}  // namespace
+
+std::string ServerSettings::restore_root_path(const DaemonSettings& d) const {
+  return restore_root.empty() ? beside_state(d, "restores") : restore_root;
+}
+std::string ServerSettings::audit_log_path(const DaemonSettings& d) const {
+  return audit_log.empty() ? beside_state(d, "audit.log") : audit_log;
+}
+
 std::string RepositoryRef::key_source() const {
   if (!key_file.empty()) return "key_file " + key_file;
   if (!password_file.empty()) return "password_file " + password_file;
@@ -838,6 +874,7 @@ LoadResult parse_catalog(const std::string& text, const std::string& name) {
     YAML::Node defaults = root["defaults"];
     if (defaults) rd.map(defaults, "", "defaults", kDefaultsKeys);
     if (root["daemon"]) rd.daemon(root["daemon"], out.catalog.daemon);
+    if (root["server"]) rd.server(root["server"], out.catalog.server);
     else out.catalog.daemon.prune_schedule = CronSchedule::parse(out.catalog.daemon.prune_schedule_text).value();
     const date::time_zone* zone = nullptr;
     if (auto z = find_zone(out.catalog.daemon.timezone); z.ok()) zone = *z;
@@ -1007,7 +1044,13 @@ nlohmann::json to_json(const Catalog& c) {
                  {"prune", {{"schedule", d.prune_schedule_text}, {"max_unused", d.max_unused}}}};
   if (d.fleet_drill_schedule)
     daemon["fleet_drill"] = {{"schedule", d.fleet_drill_schedule_text}, {"services", d.fleet_drill_services}};
-  return {{"services", services}, {"alerts", alerts}, {"daemon", daemon}};
+  const ServerSettings& sv = c.server;
+  json server = {{"listen", sv.listen},
+                 {"tls", {{"cert", sv.tls_cert}, {"key", sv.tls_key}}},
+                 {"audit_log", sv.audit_log_path(d)},
+                 {"web", sv.web},
+                 {"restore_root", sv.restore_root_path(d)}};
+  return {{"services", services}, {"alerts", alerts}, {"daemon", daemon}, {"server", server}};
 }
 
 LoadResult load_catalog(const std::string& path) {

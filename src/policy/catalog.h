@@ -156,11 +156,24 @@ struct DaemonSettings {
   std::vector<std::string> fleet_drill_services;
 };
 
+// The HTTPS API server (`cairn server`, docs/security.md).
+struct ServerSettings {
+  bool configured = false;  // the policy has a server block: CLI actions are audited too
+  std::string listen = "127.0.0.1:8443";
+  std::string tls_cert, tls_key;  // PEM files; both or neither
+  std::string audit_log;          // hash-chained JSON lines ("" = audit.log beside daemon.state)
+  std::string web;                // dashboard folder ("" = the web/ installed with cairn)
+  std::string restore_root;       // restores started through the API go below it ("" = restores/ beside daemon.state)
+  std::string restore_root_path(const DaemonSettings& d) const;
+  std::string audit_log_path(const DaemonSettings& d) const;
+};
+
 struct Catalog {
   std::string path;
   std::vector<Service> services;  // in file order
   std::vector<AlertReceiver> alerts;
   DaemonSettings daemon;
+  ServerSettings server;
   const Service* find(const std::string& name) const;
 };
 

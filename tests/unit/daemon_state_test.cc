@@ -56,7 +56,7 @@ TEST(DaemonState, RunsSurviveReopen) {
   EXPECT_DOUBLE_EQ(r.duration_s, 60.5);
   EXPECT_EQ(r.snapshot_id, "abcd");
   EXPECT_EQ(r.error, "");
-  EXPECT_EQ(StateStore::latest_schema_version(), 2);
+  EXPECT_EQ(StateStore::latest_schema_version(), 3);
 }
 
 TEST(DaemonState, DrillReportsNewestFirstPerServiceAndPassedOnly) {

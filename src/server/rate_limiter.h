@@ -1,0 +1,34 @@
+// Failed-authentication limiter: a source (client address) that fails to
+// authenticate `max_failures` times within `window` is refused (429) for the
+// rest of the window, whatever it presents, so tokens cannot be guessed at
+// speed and a leaked-then-revoked token cannot be hammered.
+//
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace cairn::server {
+
+class FailureLimiter {
+ public:
+  using Clock = std::chrono::steady_clock;
+  FailureLimiter(int max_failures, std::chrono::seconds window) : max_(max_failures), window_(window) {}
+
+  // Seconds until `source` may try again; 0 when it is not blocked.
+  int64_t blocked_for(const std::string& source, Clock::time_point now = Clock::now());
+  void record_failure(const std::string& source, Clock::time_point now = Clock::now());
+
+ private:
+  void expire(std::deque<Clock::time_point>& q, Clock::time_point now) const;
+  int max_;
+  std::chrono::seconds window_;
+  std::mutex mu_;
+  std::map<std::string, std::deque<Clock::time_point>> failures_;
+};
+
+}  // namespace cairn::server
