@@ -874,8 +874,8 @@ LoadResult parse_catalog(const std::string& text, const std::string& name) {
     YAML::Node defaults = root["defaults"];
     if (defaults) rd.map(defaults, "", "defaults", kDefaultsKeys);
     if (root["daemon"]) rd.daemon(root["daemon"], out.catalog.daemon);
-    if (root["server"]) rd.server(root["server"], out.catalog.server);
     else out.catalog.daemon.prune_schedule = CronSchedule::parse(out.catalog.daemon.prune_schedule_text).value();
+    if (root["server"]) rd.server(root["server"], out.catalog.server);
     const date::time_zone* zone = nullptr;
     if (auto z = find_zone(out.catalog.daemon.timezone); z.ok()) zone = *z;
 
