@@ -16,8 +16,9 @@ int64_t FailureLimiter::blocked_for(const std::string& source, Clock::time_point
     return 0;
   }
   if (static_cast<int>(it->second.size()) < max_) return 0;
-  auto until = it->second.back() + window_;  // the newest failure's window
-  return std::chrono::ceil<std::chrono::seconds>(until - now).count();
+  // Free again when enough failures have left the window to drop below the limit.
+  auto until = it->second[it->second.size() - static_cast<size_t>(max_)] + window_;
+  return std::max<int64_t>(1, std::chrono::ceil<std::chrono::seconds>(until - now).count());
 }
 
 void FailureLimiter::record_failure(const std::string& source, Clock::time_point now) {

@@ -1,7 +1,7 @@
-// Failed-authentication limiter: a source (client address) that fails to
-// authenticate `max_failures` times within `window` is refused (429) for the
-// rest of the window, whatever it presents, so tokens cannot be guessed at
-// speed and a leaked-then-revoked token cannot be hammered.
+// Failed-authentication limiter: a source (client address) with
+// `max_failures` failed authentications within the last `window` is refused
+// (429) until the oldest of them leaves the window, whatever it presents:
+// tokens cannot be guessed at more than max_failures per window.
 //
 // Thread-safe.
 #pragma once
