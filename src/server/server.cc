@@ -274,7 +274,8 @@ void Server::Impl::dispatch(const httplib::Request& req, httplib::Response& res)
                                                                                    : nullptr;
     if (c.service == nullptr) {
       error_reply(res, 404, "no such service");
-      record(&c, req, principal->name, role, found->info.action, "", "", 404);
+      // The log (for admins) keeps the name asked for; the client learns nothing.
+      record(&c, req, principal->name, role, found->info.action, "", "asked for " + service_name.substr(0, 128), 404);
       return;
     }
   }

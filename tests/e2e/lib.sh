@@ -102,6 +102,22 @@ start_s3rver() {
   wait_port "$S3PORT" "$S3PID" "$T/$name.log"
 }
 
+# make_test_ca DIR: a throwaway CA (DIR/ca.pem) and a server certificate for
+# 127.0.0.1/localhost signed by it (DIR/server.pem, DIR/server.key).
+make_test_ca() {
+  mkdir -p "$1"
+  (
+    cd "$1"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=cairn e2e CA' \
+      -keyout ca.key -out ca.pem -addext basicConstraints=critical,CA:TRUE \
+      -addext keyUsage=critical,keyCertSign,cRLSign
+    openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile ext.cnf -out server.pem
+  ) >"$T/openssl.log" 2>&1 || fail "openssl: $(cat "$T/openssl.log")"
+}
+
 new_repo() {
   cairn --repo "$1" --quiet init --kdf-iterations 1 --kdf-memory 8 >/dev/null ||
     fail "cairn init $1 failed"
