@@ -23,6 +23,14 @@ struct JobRunner::Job {
   mutable std::mutex mu;
   JobView view;
   std::shared_ptr<core::Watchdog> dog;
+  std::shared_ptr<core::Subprocess> proc;  // while running: its stderr is the live log
+
+  JobView snapshot() const {
+    std::lock_guard lock(mu);
+    JobView v = view;
+    if (proc) v.log = proc->stderr_tail();
+    return v;
+  }
 };
 
 nlohmann::json JobView::to_json() const {
@@ -37,6 +45,7 @@ nlohmann::json JobView::to_json() const {
                       {"exit_code", exit_code}};
   if (!output.is_null()) j["output"] = output;
   if (!error.empty()) j["error"] = error;
+  if (!log.empty()) j["log"] = log;
   return j;
 }
 
@@ -93,7 +102,7 @@ void JobRunner::run(std::shared_ptr<Job> job) {
     if (id.ok()) run_id = *id;
   }
   auto t0 = std::chrono::steady_clock::now();
-  std::string out, error;
+  std::string out, error, log;
   int exit_code = -1;
   core::ProcessOptions po;
   po.new_process_group = true;
@@ -106,6 +115,7 @@ void JobRunner::run(std::shared_ptr<Job> job) {
     {
       std::lock_guard lock(job->mu);
       job->dog = dog;
+      job->proc = p;
     }
     if (stopping_) dog->cancel();
     uint8_t buf[8192];
@@ -116,6 +126,7 @@ void JobRunner::run(std::shared_ptr<Job> job) {
     }
     core::Status st = p->wait();
     dog->disarm();
+    log = p->stderr_tail();
     exit_code = p->exit_code();
     if (!st.ok() && exit_code != 3) error = st.message();
     if (dog->timed_out()) error = "timed out: " + error;
@@ -162,14 +173,16 @@ void JobRunner::run(std::shared_ptr<Job> job) {
   job->view.exit_code = exit_code;
   job->view.output = std::move(output);
   job->view.error = error;
+  job->view.log = log;
   job->dog.reset();
+  job->proc.reset();
 }
 
 std::optional<JobView> JobRunner::get(const std::string& id) const {
   std::lock_guard lock(mu_);
   for (const auto& j : jobs_) {
-    std::lock_guard jl(j->mu);
-    if (j->view.id == id) return j->view;
+    JobView v = j->snapshot();
+    if (v.id == id) return v;
   }
   return std::nullopt;
 }
@@ -177,10 +190,7 @@ std::optional<JobView> JobRunner::get(const std::string& id) const {
 std::vector<JobView> JobRunner::list() const {
   std::lock_guard lock(mu_);
   std::vector<JobView> out;
-  for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
-    std::lock_guard jl((*it)->mu);
-    out.push_back((*it)->view);
-  }
+  for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) out.push_back((*it)->snapshot());
   return out;
 }
 

@@ -43,6 +43,7 @@ struct JobView {
   int exit_code = -1;
   nlohmann::json output;  // the child's --json output when it printed one
   std::string error;
+  std::string log;  // the tail of the job's stderr (its progress and warnings), live while running
   nlohmann::json to_json() const;
 };
 
