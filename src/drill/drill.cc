@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -32,6 +33,50 @@ constexpr size_t kOutputTail = 2000;
 // The scratch folder, removed whatever happens to the drill: on return, on
 // a termination signal (with any scratch server in it), and -- after a
 // SIGKILL -- by the next drill (remove_stale_scratch).
+// Stops every process working in `dir` or whose command line names a path
+// inside it (a scratch mariadbd or redis-server, a check's script),
+// which an earlier drill killed with SIGKILL left running: SIGTERM, up to
+// 5 s, then SIGKILL. Found through /proc, so it needs no pid file.
+void stop_processes_inside(const std::string& dir) {
+  std::string prefix = dir + "/";
+  std::vector<pid_t> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::atol(name.c_str()));
+    if (pid == getpid()) continue;
+    // Servers chdir into their data folder (and redis-server rewrites its
+    // command line), so the working directory finds them first.
+    auto cwd = fs::read_symlink(e.path() / "cwd", ec);
+    if (!ec && (cwd.string() + "/").starts_with(prefix)) {
+      found.push_back(pid);
+      continue;
+    }
+    std::ifstream f(e.path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(f)), {});
+    // Arguments are NUL-separated; "--datadir=/x/data" names the path after '='.
+    for (size_t i = 0; i < cmdline.size();) {
+      size_t end = cmdline.find('\0', i);
+      if (end == std::string::npos) end = cmdline.size();
+      std::string_view arg(cmdline.data() + i, end - i);
+      if (arg.find(prefix) != std::string_view::npos || arg == dir || arg.ends_with("=" + dir)) {
+        found.push_back(pid);
+        break;
+      }
+      i = end + 1;
+    }
+  }
+  for (pid_t pid : found) ::kill(pid, SIGTERM);
+  for (int i = 0; i < 50; i++) {
+    bool any = false;
+    for (pid_t pid : found) any |= ::kill(pid, 0) == 0;
+    if (!any) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (pid_t pid : found) ::kill(pid, SIGKILL);
+}
+
 class Scratch {
  public:
   explicit Scratch(std::string path)
@@ -45,7 +90,8 @@ class Scratch {
     // down may write a last file: a few passes, a moment apart.
     static std::mutex one_at_a_time;
     std::lock_guard lock(one_at_a_time);
-    engines::postgres::stop_stale_server(path + "/data");
+    engines::postgres::stop_stale_server(path + "/data");  // gracefully first (SIGQUIT)
+    stop_processes_inside(path);  // any other scratch server (mariadbd, redis-server) or check
     std::error_code ec;
     fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
     for (int pass = 0; pass < 50 && fs::symlink_status(path, ec).type() != fs::file_type::not_found;

@@ -45,6 +45,14 @@ services:
       checks:
         - "exec: test \"\$(redis-cli -p \$REDIS_PORT GET greeting)\" = hello"
         - "exec: test \"\$(redis-cli -p \$REDIS_PORT LLEN queue)\" = 3"
+  cache-slow:
+    owner: team-app
+    objectives: { rpo: 1d, rto: 1h }
+    engine: { type: redis, host: 127.0.0.1, port: $REDIS_PORT_SRC }
+    schedule: "@daily"
+    drill:
+      checks:
+        - "exec: sleep 300 # redis-drill-kill"
 daemon: { state: $T/state.db }
 YAML
 }
@@ -108,4 +116,25 @@ expect_exit 0 C backup --service cache
 expect_exit 1 C --json drill run --service cache --scratch "$T/scratch"
 jq -e '(.passed | not) and .failure == "1 check(s) failed"' <<<"$OUT" >/dev/null || fail "failing redis check: $OUT"
 scratch_empty
+
+step "SIGKILL during a Redis drill: the next drill stops the orphaned redis-server and removes its folder"
+expect_exit 0 C backup --service cache-slow
+"$CAIRN_BIN" --no-progress --config "$T/cairn.yaml" drill run --service cache-slow --scratch "$T/scratch" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do pgrep -f "redis-drill-kill" >/dev/null && break; sleep 0.1; done
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+pkill -f "sleep 300 # redis-drill-kill" || true
+orphans() {  # redis-servers working inside the scratch folder
+  for p in $(pgrep -x redis-server); do
+    [[ $(readlink "/proc/$p/cwd") == "$T/scratch/"* ]] && echo "$p"
+  done
+  return 0
+}
+[[ -n $(orphans) ]] || fail "expected the killed drill's redis-server (to test its cleanup)"
+redis-cli -p "$REDIS_PORT_SRC" SET greeting hello >/dev/null
+expect_exit 0 C backup --service cache
+expect_exit 0 C drill run --service cache --scratch "$T/scratch"
+scratch_empty
+[[ -z $(orphans) ]] || fail "orphaned scratch redis-server still runs: $(orphans)"
 echo PASS
