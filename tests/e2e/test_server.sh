@@ -147,4 +147,14 @@ step "SIGTERM: the server drains and exits 0"
 kill -TERM "$SPID"
 wait "$SPID" || fail "server exit status $?: $(tail -5 "$T/server.log")"
 assert_contains "$(cat "$T/server.log")" "shutting down"
+
+step "--with-daemon: the scheduler runs in the same process and stops with it"
+"$CAIRN_BIN" server --with-daemon >"$T/server2.log" 2>&1 &
+SPID=$!
+wait_port "$PORT" "$SPID" "$T/server2.log"
+for _ in $(seq 1 50); do grep -q "daemon started" "$T/server2.log" && break; sleep 0.1; done
+assert_contains "$(cat "$T/server2.log")" "daemon started: 2 service(s)"
+kill -TERM "$SPID"
+wait "$SPID" || fail "server exit status $?: $(tail -5 "$T/server2.log")"
+assert_contains "$(cat "$T/server2.log")" "daemon stopped"
 echo "PASS"
