@@ -203,9 +203,6 @@ core::Status drill_mariadb(DrillRun& run) {
   namespace md = engines::mariadb;
   DrillReport& r = run.report;
   const policy::EngineSpec& e = run.service.engine;
-  if (e.mode == "physical")
-    return core::unsupported(
-        "drills of physical MariaDB backups are not supported yet: drill a logical backup");
   auto t = Clock::now();
   md::RecoveryTarget target;
   const std::string& point = run.options.point;
@@ -228,17 +225,43 @@ core::Status drill_mariadb(DrillRun& run) {
   }
   add_phase(r, "select", t);
 
-  t = Clock::now();
   chown_to_user({run.scratch}, "mysql");
   md::ScratchMariadb::Options so;
   so.parent_dir = run.scratch;
-  ASSIGN_OR_RETURN(auto server, md::ScratchMariadb::start(so));
-  add_phase(r, "provision", t);
-
-  t = Clock::now();
-  ASSIGN_OR_RETURN(auto pitr, md::restore_point_in_time(run.repo, run.service.name, target,
-                                                        server->connection(), false, snapshot));
-  add_phase(r, "restore", t);
+  std::unique_ptr<md::ScratchMariadb> server;
+  md::PointInTimeReport pitr;
+  if (e.mode == "physical") {
+    // The base backup becomes the scratch server's data directory
+    // (mbstream -x, mariadb-backup --prepare); binlogs replay on top.
+    if (!snapshot.empty()) {
+      ASSIGN_OR_RETURN(pitr.base, run.repo.find_snapshot(snapshot, run.service.name));
+    } else {
+      ASSIGN_OR_RETURN(auto all, run.repo.list_snapshots());
+      ASSIGN_OR_RETURN(pitr.base, md::choose_base(all, run.service.name, "physical", target));
+    }
+    t = Clock::now();
+    so.datadir = run.scratch + "/data";
+    ASSIGN_OR_RETURN(auto position, md::restore_physical(run.repo, pitr.base, so.datadir));
+    add_phase(r, "restore", t);
+    t = Clock::now();
+    ASSIGN_OR_RETURN(server, md::ScratchMariadb::start(so));
+    add_phase(r, "provision", t);
+    if (target.kind != md::RecoveryTarget::Kind::kBaseOnly && position) {
+      t = Clock::now();
+      ASSIGN_OR_RETURN(auto replay,
+                       md::replay_binlogs(run.repo, run.service.name, *position, target, server->connection()));
+      pitr.replay = std::move(replay);
+      add_phase(r, "recovery", t);
+    }
+  } else {
+    t = Clock::now();
+    ASSIGN_OR_RETURN(server, md::ScratchMariadb::start(so));
+    add_phase(r, "provision", t);
+    t = Clock::now();
+    ASSIGN_OR_RETURN(pitr, md::restore_point_in_time(run.repo, run.service.name, target, server->connection(),
+                                                     false, snapshot));
+    add_phase(r, "restore", t);
+  }
   r.snapshot_id = pitr.base.id;
   r.snapshot_time = r.restored_to = repo::format_time(pitr.base.snapshot.time);
   r.files_restored = pitr.base.snapshot.summary.total_files;

@@ -1,5 +1,6 @@
 # Restore drills of a MariaDB service on a scratch server: the logical dump
-# plus the archived binlogs recover every commit to the latest point, or
+# (or a physical base as the server's data directory) plus the archived
+# binlogs recover every commit to the latest point, or
 # exactly the rows committed by a time (binlog times have whole seconds);
 # CHECK TABLE and the policy's SQL and command checks run; a false check
 # fails the drill; no scratch server or folder is left.
@@ -36,6 +37,14 @@ services:
       checks:
         - "$1"
         - "exec: test \$(mariadb --no-defaults -uroot -N -e 'SELECT count(*) FROM shop.orders') -ge 20"
+  shop-physical:
+    owner: team-shop
+    objectives: { rpo: 1h, rto: 1h }
+    engine: { type: mariadb, mode: physical, socket: $S, user: root, binlog_archiving: true }
+    schedule: "@daily"
+    drill:
+      checks:
+        - "SELECT count(*) = 60 FROM shop.orders"
 daemon: { state: $T/state.db }
 YAML
 }
@@ -72,4 +81,15 @@ expect_exit 1 D --json drill run --service shop --scratch "$SCRATCH"
 jq -e '(.passed | not) and (.checks[] | select(.check | startswith("SELECT count(*) = 7")) | .output | contains("returned 0"))' \
   <<<"$OUT" >/dev/null || fail "failing check: $OUT"
 [[ -z $(ls -A "$SCRATCH") ]] || fail "scratch folders left"
+
+step "physical base (mariadb-backup) as the scratch server's data directory, binlogs replayed on top"
+expect_exit 0 D backup --service shop-physical
+insert 41 60
+expect_exit 0 D mariadb binlog-sync --service shop-physical --flush
+expect_exit 0 D --json drill run --service shop-physical --scratch "$SCRATCH"
+jq -e '.passed and (.phases | map(.name)) == ["select","restore","provision","recovery","checks"] and
+  ([.checks[] | .passed] | all) and (.checks[] | select(.check == "binlogs replayed") | .passed)' \
+  <<<"$OUT" >/dev/null || fail "physical drill: $OUT"
+[[ -z $(ls -A "$SCRATCH") ]] || fail "scratch folders left"
+pgrep -f "$SCRATCH" >/dev/null && fail "a scratch mariadbd still runs"
 echo PASS
