@@ -49,8 +49,9 @@ nlohmann::json JobView::to_json() const {
   return j;
 }
 
-JobRunner::JobRunner(std::vector<std::string> base_argv, daemon::StateStore* store)
-    : base_argv_(std::move(base_argv)), store_(store) {}
+JobRunner::JobRunner(std::vector<std::string> base_argv, daemon::StateStore* store,
+                     std::function<void(const JobView&)> on_finish)
+    : base_argv_(std::move(base_argv)), store_(store), on_finish_(std::move(on_finish)) {}
 
 JobRunner::~JobRunner() { cancel_all(); }
 
@@ -166,16 +167,19 @@ void JobRunner::run(std::shared_ptr<Job> job) {
   }
   spdlog::info("job {} ({} {}) {} in {:.1f}s{}", job->view.id, spec.kind, fmt::join(spec.services, ","),
                ok ? "succeeded" : "failed", duration, ok ? "" : ": " + error);
-  std::lock_guard lock(job->mu);
-  job->view.state = ok ? "succeeded" : "failed";
-  job->view.finished_at = now_text();
-  job->view.duration_s = duration;
-  job->view.exit_code = exit_code;
-  job->view.output = std::move(output);
-  job->view.error = error;
-  job->view.log = log;
-  job->dog.reset();
-  job->proc.reset();
+  {
+    std::lock_guard lock(job->mu);
+    job->view.state = ok ? "succeeded" : "failed";
+    job->view.finished_at = now_text();
+    job->view.duration_s = duration;
+    job->view.exit_code = exit_code;
+    job->view.output = std::move(output);
+    job->view.error = error;
+    job->view.log = log;
+    job->dog.reset();
+    job->proc.reset();
+  }
+  if (on_finish_) on_finish_(job->snapshot());
 }
 
 std::optional<JobView> JobRunner::get(const std::string& id) const {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,7 +52,10 @@ class JobRunner {
  public:
   // `base_argv`: the cairn binary and the global options every job gets
   // (--json --no-progress --config ...).
-  JobRunner(std::vector<std::string> base_argv, daemon::StateStore* store);
+  // `on_finish` runs (on the job's thread) after each job ends: the server
+  // drops what it cached about the job's services.
+  JobRunner(std::vector<std::string> base_argv, daemon::StateStore* store,
+            std::function<void(const JobView&)> on_finish = {});
   ~JobRunner();  // cancels running jobs and waits for them
 
   std::string start(JobSpec spec);
@@ -66,6 +70,7 @@ class JobRunner {
 
   std::vector<std::string> base_argv_;
   daemon::StateStore* store_;
+  std::function<void(const JobView&)> on_finish_;
   mutable std::mutex mu_;
   std::deque<std::shared_ptr<Job>> jobs_;  // newest last
   std::vector<std::pair<std::shared_ptr<Job>, std::thread>> threads_;  // joined once their job ends

@@ -135,8 +135,16 @@ struct Server::Impl {
   std::thread daemon_thread;
   std::string restore_root;
 
-  std::mutex cache_mu;
-  std::map<std::string, std::pair<std::chrono::steady_clock::time_point, json>> snapshot_cache;
+  // Snapshot lists per service, kept kSnapshotCacheTtl: listing opens the
+  // repository (a key derivation of ~0.5 s), so concurrent requests share
+  // one refresh (the service's own mutex) and reuse it for a while.
+  struct SnapshotList {
+    std::mutex refresh;
+    std::chrono::steady_clock::time_point at{};
+    json list;
+  };
+  std::mutex cache_mu;  // guards the map and each entry's at/list
+  std::map<std::string, std::shared_ptr<SnapshotList>> snapshot_cache;
 
   std::shared_ptr<const policy::Catalog> current() {
     std::lock_guard lock(mu);
@@ -297,17 +305,26 @@ void Server::Impl::dispatch(const httplib::Request& req, httplib::Response& res)
 }
 
 core::Result<json> Server::Impl::snapshots_of(const policy::Service& svc, bool fresh) {
-  auto now = std::chrono::steady_clock::now();
-  if (!fresh) {
+  auto asked = std::chrono::steady_clock::now();
+  std::shared_ptr<SnapshotList> entry;
+  {
     std::lock_guard lock(cache_mu);
-    auto it = snapshot_cache.find(svc.name);
-    if (it != snapshot_cache.end() && now - it->second.first < kSnapshotCacheTtl) return it->second.second;
+    auto& e = snapshot_cache[svc.name];
+    if (!e) e = std::make_shared<SnapshotList>();
+    entry = e;
+    if (!fresh && asked - entry->at < kSnapshotCacheTtl) return entry->list;
+  }
+  std::lock_guard refresh(entry->refresh);
+  {
+    std::lock_guard lock(cache_mu);  // another request refreshed it while this one waited
+    if (entry->at >= asked) return entry->list;
   }
   ASSIGN_OR_RETURN(std::string out, run_child(child_argv({"snapshots", "--service", svc.name})));
   json j = json::parse(out, nullptr, false);
   if (!j.is_array()) return core::io_error("snapshots of " + svc.name + ": unexpected output");
   std::lock_guard lock(cache_mu);
-  snapshot_cache[svc.name] = {now, j};
+  entry->at = std::chrono::steady_clock::now();
+  entry->list = j;
   return j;
 }
 
@@ -385,7 +402,7 @@ void Server::Impl::build_routes() {
   });
 
   add("GET", "/api/v1/services/{service}/snapshots", "read", "snapshots.list", [this](Call& c) {
-    auto list = snapshots_of(*c.service, true);
+    auto list = snapshots_of(*c.service, c.req.has_param("fresh"));
     if (!list.ok()) return error_reply(c.res, 502, list.status().message());
     reply(c.res, 200, {{"snapshots", *list}});
   });
@@ -664,7 +681,11 @@ core::Result<std::unique_ptr<Server>> Server::create(ServerOptions options, poli
   impl->tokens = std::make_unique<TokenService>(*impl->store);
   impl->audit = std::make_unique<AuditLog>(sv.audit_log_path(catalog.daemon));
   impl->restore_root = sv.restore_root_path(catalog.daemon);
-  impl->jobs = std::make_unique<JobRunner>(impl->child_argv({}), impl->store.get());
+  Impl* raw = impl.get();
+  impl->jobs = std::make_unique<JobRunner>(impl->child_argv({}), impl->store.get(), [raw](const JobView& v) {
+    std::lock_guard lock(raw->cache_mu);  // a backup or forget changed the snapshot lists
+    for (const auto& s : v.spec.services) raw->snapshot_cache.erase(s);
+  });
 
   if (impl->options.plain_http) {
     impl->http = std::make_unique<httplib::Server>();
