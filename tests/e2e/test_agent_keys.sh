@@ -116,3 +116,17 @@ chmod u+w "$pack" 2>/dev/null || true
 flip_byte "$pack" 10
 expect_exit 1 R check --read-data
 assert_contains "$OUT$ERR" "$(basename -- "$pack")"
+
+step "rest: locations: plain HTTP needs --insecure-http, a missing server or service is an error"
+port=$(free_port)
+expect_exit 2 cairn --repo "rest:http://127.0.0.1:$port/shop" snapshots
+assert_contains "$ERR" "--insecure-http"
+expect_exit 2 cairn --repo "rest:https://127.0.0.1:$port" snapshots
+assert_contains "$ERR" "service"
+expect_exit 2 cairn --repo "rest:ftp://127.0.0.1:$port/shop" snapshots
+CAIRN_TOKEN=secret-token-value CAIRN_REST_MAX_ATTEMPTS=2 CAIRN_REST_MAX_RETRY_SECONDS=1 \
+  expect_exit 1 cairn --insecure-http --repo "rest:http://127.0.0.1:$port/shop" --key-file "$T/agent2.key" backup "$T/old"
+assert_contains "$ERR" "127.0.0.1:$port"
+assert_not_contains "$ERR$OUT" "secret-token-value"
+CAIRN_TOKEN_FILE=$T/missing.token expect_exit 2 cairn --insecure-http --repo "rest:http://127.0.0.1:$port/shop" snapshots
+assert_contains "$ERR" "CAIRN_TOKEN_FILE"

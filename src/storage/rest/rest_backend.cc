@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -168,6 +169,31 @@ core::Result<RestOptions> RestOptions::from_location(const std::string& location
         "'-'): rest:https://host[:port]/<service>, not '" +
         location + "'");
   o.service = service;
+  // Retry budget overrides, mainly so tests against absent servers finish
+  // quickly; unset or empty keeps the defaults.
+  struct Knob {
+    const char* name;
+    int64_t min, max;
+    std::function<void(int64_t)> set;
+  };
+  const Knob knobs[] = {
+      {"CAIRN_REST_MAX_ATTEMPTS", 1, 100, [&](int64_t v) { o.max_attempts = static_cast<int>(v); }},
+      {"CAIRN_REST_MAX_RETRY_SECONDS", 0, 3600,
+       [&](int64_t v) { o.max_total_backoff = std::chrono::seconds(v); }},
+  };
+  for (const Knob& k : knobs) {
+    const char* text = std::getenv(k.name);
+    if (text == nullptr || *text == '\0') continue;
+    int64_t v = 0;
+    std::string_view t(text);
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || v < k.min || v > k.max) {
+      return core::invalid_argument(std::string(k.name) + "='" + text +
+                                    "' is not a whole number from " + std::to_string(k.min) +
+                                    " to " + std::to_string(k.max));
+    }
+    k.set(v);
+  }
   if (const char* t = std::getenv("CAIRN_TOKEN"); t != nullptr && *t != '\0') {
     o.token = t;
   } else if (const char* f = std::getenv("CAIRN_TOKEN_FILE"); f != nullptr && *f != '\0') {
@@ -221,7 +247,7 @@ std::string RestBackend::url_of(const std::string& object) const {
 }
 
 core::Result<RestBackend::Response> RestBackend::perform_once(const Request& req) {
-  const std::string what = "rest " + req.method + " " + req.object;
+  const std::string what = "rest " + req.method + " " + location() + "/" + req.object;
   EasyPtr easy(curl_easy_init());
   if (!easy) return core::io_error(what + ": curl_easy_init failed");
   CURL* e = easy.get();
@@ -297,9 +323,9 @@ core::Result<RestBackend::Response> RestBackend::call(const Request& req) {
     if (r.ok()) {
       if (!is_retryable_http(r->status)) return r;
       std::string msg = server_message(r->body);
-      last = core::Status(core::Code::kTransient, "rest " + req.method + " " + req.object +
-                                                      ": HTTP " + std::to_string(r->status) +
-                                                      (msg.empty() ? "" : " " + msg));
+      last = core::Status(core::Code::kTransient,
+                          "rest " + req.method + " " + location() + "/" + req.object + ": HTTP " +
+                              std::to_string(r->status) + (msg.empty() ? "" : " " + msg));
     } else if (r.status().code() == core::Code::kTransient) {
       last = r.status();
     } else {
