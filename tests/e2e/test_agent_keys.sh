@@ -130,3 +130,25 @@ assert_contains "$ERR" "127.0.0.1:$port"
 assert_not_contains "$ERR$OUT" "secret-token-value"
 CAIRN_TOKEN_FILE=$T/missing.token expect_exit 2 cairn --insecure-http --repo "rest:http://127.0.0.1:$port/shop" snapshots
 assert_contains "$ERR" "CAIRN_TOKEN_FILE"
+
+step "a policy backup (exec engine) with the agent key file as the service's key source"
+printf 'dump of the orders database\n' >"$T/orders.dump"
+cat >"$T/cairn.yaml" <<YAML
+services:
+  orders:
+    owner: team-orders
+    objectives: { rpo: 1h, rto: 4h }
+    repository: { location: $REPO, key_file: $T/agent2.key }
+    engine:
+      type: exec
+      command: [cat, $T/orders.dump]
+      filename: orders.dump
+    schedule: "0 * * * *"
+    drill: { checks: ["exec: test -s ./orders.dump"] }
+YAML
+expect_exit 0 cairn --config "$T/cairn.yaml" policy validate
+expect_exit 0 cairn --config "$T/cairn.yaml" backup --service orders
+expect_exit 0 R dump latest:/orders.dump --service orders
+assert_eq "dump of the orders database" "$OUT" "policy backup written by the agent"
+sed -i "s|location: $REPO|location: rest:https://backup.internal:8443/orders|" "$T/cairn.yaml"
+expect_exit 0 cairn --config "$T/cairn.yaml" policy validate
