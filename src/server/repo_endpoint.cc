@@ -368,6 +368,19 @@ bool object_of(const httplib::Request& req, httplib::Response& res, Handle* h, b
 void register_repo_endpoint(httplib::Server& server, RepoEndpointHooks hooks) {
   auto ep = std::make_shared<Endpoint>();
   ep->hooks = std::move(hooks);
+  // Missing hooks fail closed: nobody authenticates, no service exists.
+  if (!ep->hooks.authenticate)
+    ep->hooks.authenticate = [](const httplib::Request&) { return std::optional<Principal>(); };
+  if (!ep->hooks.backend_for) {
+    ep->hooks.backend_for =
+        [](const std::string& s) -> core::Result<std::shared_ptr<storage::Backend>> {
+      return core::not_found("no service " + s);
+    };
+  }
+  if (!ep->hooks.audit) {
+    ep->hooks.audit = [](const Principal&, const std::string&, const std::string&,
+                         const std::string&, bool) {};
+  }
   const Handle config{FileType::kConfig, "config"};
 
   server.Get(kConfigRoute, [ep, config](const httplib::Request& req, httplib::Response& res) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "crypto/crypto.h"
 #include "storage/local_backend.h"
@@ -226,6 +228,27 @@ TEST_F(RepoEndpointTest, RefusesBadNamesAndHugeBodies) {
     EXPECT_EQ(r->status, 413);
   }
   EXPECT_EQ(shop_->load({FileType::kPack, std::string(64, 'b')}).status().code(), Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace cairn::server
+
+namespace cairn::server {
+namespace {
+
+TEST(RepoEndpointHooksTest, MissingHooksFailClosed) {
+  httplib::Server server;
+  register_repo_endpoint(server, RepoEndpointHooks{});
+  int port = server.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread t([&] { server.listen_after_bind(); });
+  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  httplib::Client http("127.0.0.1", port);
+  auto r = http.Get("/api/v1/repo/shop/config", {{"Authorization", "Bearer anything"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  server.stop();
+  t.join();
 }
 
 }  // namespace
