@@ -235,6 +235,7 @@ nlohmann::json snapshot_json(const repo::SnapshotRef& s) {
   nlohmann::json j = s.snapshot.to_json();
   j["id"] = s.id;
   j["short_id"] = s.id.substr(0, 8);
+  if (s.written_by_agent) j["written_by_agent"] = true;  // write-only agents (docs/security.md)
   return j;
 }
 

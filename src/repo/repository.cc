@@ -579,12 +579,13 @@ core::Result<Id> Repository::save_tree(const Tree& tree, bool* added) {
   return id;
 }
 
-core::Result<core::Bytes> Repository::load_file(FileType type, const std::string& name) {
+core::Result<core::Bytes> Repository::load_file(FileType type, const std::string& name,
+                                                bool* by_agent) {
   Handle h{type, name};
   ASSIGN_OR_RETURN(core::Bytes stored, backend_->load(h));
   if (core::hex_encode(crypto::sha256(stored)) != name)
     return core::corruption(h.to_string() + ": content does not match its name (damaged file)");
-  auto plain = decode_stored(stored);
+  auto plain = decode_stored(stored, by_agent);
   if (!plain.ok()) return plain.status().with_context(h.to_string());
   return plain;
 }
@@ -623,13 +624,14 @@ core::Result<std::vector<SnapshotRef>> Repository::list_snapshots(
                      [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
   std::vector<SnapshotRef> out;
   for (const auto& name : names) {
-    auto plain = load_file(FileType::kSnapshot, name);
+    bool by_agent = false;
+    auto plain = load_file(FileType::kSnapshot, name, &by_agent);
     auto snap = plain.ok() ? Snapshot::from_json(*plain) : core::Result<Snapshot>(plain.status());
     if (!snap.ok()) {
       if (problems) problems->push_back("snapshots/" + name + ": " + snap.status().message());
       continue;
     }
-    out.push_back({name, std::move(*snap)});
+    out.push_back({name, std::move(*snap), by_agent});
   }
   std::sort(out.begin(), out.end(), [](const SnapshotRef& a, const SnapshotRef& b) {
     return a.snapshot.time.unix_ns != b.snapshot.time.unix_ns
@@ -732,7 +734,8 @@ core::Bytes Repository::encode_stored(core::ByteView plaintext, bool compress) c
   return encode_file(key_.encrypt, plaintext, compress);
 }
 
-core::Result<core::Bytes> Repository::decode_stored(core::ByteView stored) {
+core::Result<core::Bytes> Repository::decode_stored(core::ByteView stored, bool* by_agent) {
+  if (by_agent) *by_agent = false;
   if (agent_) return agent_denied("read repository files");
   // A file written with the master key may start with the agent magic by
   // chance (its first bytes are a random nonce): fall back to the master key.
@@ -740,7 +743,10 @@ core::Result<core::Bytes> Repository::decode_stored(core::ByteView stored) {
   if (looks_like_agent_file(stored)) {
     if (opener_) {
       auto framed = opener_->open_file(stored);
-      if (framed.ok()) return unframe_file(*framed);
+      if (framed.ok()) {
+        if (by_agent) *by_agent = true;
+        return unframe_file(*framed);
+      }
       agent_error = framed.status();
     } else {
       agent_error = core::corruption("written by an agent, but no agent key pair is known");

@@ -54,6 +54,9 @@ struct InitOptions {
 struct SnapshotRef {
   std::string id;  // hex file id
   Snapshot snapshot;
+  // Stored by a write-only agent key: its contents are that host's word
+  // (docs/security.md), worth a look before forget drops other snapshots.
+  bool written_by_agent = false;
 };
 
 // Counters of what a writer stored (for backup summaries).
@@ -150,7 +153,9 @@ class Repository {
   core::Result<Id> save_tree(const Tree& tree, bool* added = nullptr);
 
   // Whole encrypted files (index, snapshots): decode and verify the name.
-  core::Result<core::Bytes> load_file(storage::FileType type, const std::string& name);
+  // `by_agent` (optional) is set when the file was stored by an agent key.
+  core::Result<core::Bytes> load_file(storage::FileType type, const std::string& name,
+                                      bool* by_agent = nullptr);
   core::Result<std::string> save_file(storage::FileType type, core::ByteView plaintext);
   // Files whose name is a key rather than their content's hash (log archive
   // entries): the AEAD tag alone proves them authentic. Never overwrites.
@@ -198,7 +203,7 @@ class Repository {
 
   // Agent sessions seal with a data key; readers unseal agents' data keys.
   core::Bytes encode_stored(core::ByteView plaintext, bool compress) const;
-  core::Result<core::Bytes> decode_stored(core::ByteView stored);
+  core::Result<core::Bytes> decode_stored(core::ByteView stored, bool* by_agent = nullptr);
   core::Status agent_denied(const std::string& what) const;
   void load_agent_key_pairs(const std::vector<std::pair<std::string, core::Bytes>>& key_files);
   std::unique_ptr<AgentSession> agent_;       // set: opened with an agent key

@@ -47,6 +47,10 @@ step "with the password: snapshots lists it, restore is byte-exact, check --read
 expect_exit 0 R --json snapshots
 assert_eq 3 "$(jq length <<<"$OUT")" "snapshots after the agent"
 assert_eq 1 "$(jq '[.[] | select(.tags | index("agent"))] | length' <<<"$OUT")" "agent snapshot tagged"
+assert_eq 2 "$(jq '[.[] | select(.written_by_agent)] | length' <<<"$OUT")" "snapshots flagged as written by an agent"
+assert_eq null "$(jq '.[0].written_by_agent' <<<"$OUT")" "the password's snapshot is not flagged"
+expect_exit 0 R snapshots
+assert_contains "$OUT" "written by a write-only agent key"
 expect_exit 0 R restore latest --service shop --target "$T/out-stdin"
 assert_file_same "$T/stdin.txt" "$T/out-stdin/note.txt"
 expect_exit 0 R --json snapshots --tag agent
