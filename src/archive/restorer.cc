@@ -309,7 +309,7 @@ void Restorer::process_pack(const Id& pack,
     for (size_t k = i; k < j; ++k) {
       const auto& [entry, targets] = blobs[k];
       core::Result<Bytes> plain = data.ok()
-          ? repo::open_blob(repo_.key().encrypt, repo_.key().mac, entry,
+          ? repo_.open_blob(entry,
                             core::ByteView(data->data() + (entry.offset - start), entry.length))
           : core::Result<Bytes>(data.status());
       if (!plain.ok()) {

@@ -61,7 +61,7 @@ core::Status run_cat(Context& ctx, const std::string& what, const std::string& i
     ASSIGN_OR_RETURN(std::string name, expand(FileType::kPack));
     ASSIGN_OR_RETURN(auto info, repo->backend().stat({FileType::kPack, name}));
     ASSIGN_OR_RETURN(auto bytes, repo->backend().load({FileType::kPack, name}));
-    ASSIGN_OR_RETURN(auto hdr, repo::decode_pack_header(repo->key().encrypt, bytes, info.size));
+    ASSIGN_OR_RETURN(auto hdr, repo->decode_pack_header(bytes, info.size));
     std::cout << nlohmann::json{{"id", name}, {"size", info.size}, {"blobs", entries_json(hdr.entries)}}.dump(2)
               << "\n";
     return {};

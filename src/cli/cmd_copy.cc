@@ -45,6 +45,8 @@ core::Status run_copy(Context& ctx, const CopyArgs& a) {
     return core::invalid_argument("give either snapshot ids or --service/--host, not both");
   if (a.from_repo.rfind("s3:http://", 0) == 0 && !ctx.insecure_http)
     return core::invalid_argument("--from-repo s3:http:// needs --insecure-http");
+  if (a.from_repo.rfind("rest:http://", 0) == 0 && !ctx.insecure_http)  // rest: (write-only agents)
+    return core::invalid_argument("--from-repo rest:http:// needs --insecure-http");
   ASSIGN_OR_RETURN(auto src_backend, storage::open_backend(a.from_repo));
   std::shared_ptr<storage::Backend> src_shared(std::move(src_backend));
   ASSIGN_OR_RETURN(bool exists, src_shared->exists());

@@ -69,7 +69,7 @@ void add_key(CLI::App& app, Context& ctx) {
           arr.push_back({{"id", k.id}, {"current", current}, {"type", k.type}, {"append_only", k.append_only},
                          {"username", k.username},
                          {"hostname", k.hostname}, {"created", k.created},
-                         {"kdf", k.type == "keyfile"
+                         {"kdf", k.type == "keyfile" || k.agent_secret_is_key_file
                                      ? nlohmann::json{{"algorithm", "hmac-sha256"}}
                                      : nlohmann::json{{"algorithm", "argon2id"}, {"ops", k.kdf.ops},
                                                       {"mem", k.kdf.mem}}}});
@@ -94,7 +94,13 @@ void add_key(CLI::App& app, Context& ctx) {
   add->add_option("--new-key-file", *new_key_file,
                   "instead of a password, write a new random key to this file (mode 0600, must not exist); "
                   "opening with it (--key-file) costs no key derivation");
-  add->callback([&ctx, add_opts, add_append_only, new_key_file] {
+  // --- key add --agent (write-only agents, docs/security.md) ---
+  auto add_agent = std::make_shared<bool>(false);
+  add->add_flag("--agent", *add_agent,
+                "a write-only agent key: it may add backups but cannot read, list or delete any "
+                "(data sealed to the repository's X25519 key; docs/security.md)");
+  // --- end key add --agent ---
+  add->callback([&ctx, add_opts, add_append_only, new_key_file, add_agent] {
     ctx.run([&]() -> core::Status {
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       std::string id;
@@ -106,10 +112,18 @@ void add_key(CLI::App& app, Context& ctx) {
                          core::open_file(*new_key_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
         TRY(core::write_all(fd.get(), core::as_bytes(secret + "\n"), *new_key_file));
         if (fsync(fd.get()) != 0) return core::errno_status(errno, "fsync " + *new_key_file);
-        ASSIGN_OR_RETURN(id, repo->add_key(secret, {}, *add_append_only, repo::SecretKind::kKeyFile));
+        if (*add_agent) {
+          ASSIGN_OR_RETURN(id, repo->add_agent_key(secret, {}, repo::SecretKind::kKeyFile));
+        } else {
+          ASSIGN_OR_RETURN(id, repo->add_key(secret, {}, *add_append_only, repo::SecretKind::kKeyFile));
+        }
       } else {
         ASSIGN_OR_RETURN(std::string pw, read_new_password());
-        ASSIGN_OR_RETURN(id, repo->add_key(pw, add_opts->params(), *add_append_only));
+        if (*add_agent) {
+          ASSIGN_OR_RETURN(id, repo->add_agent_key(pw, add_opts->params(), repo::SecretKind::kPassword));
+        } else {
+          ASSIGN_OR_RETURN(id, repo->add_key(pw, add_opts->params(), *add_append_only));
+        }
       }
       if (ctx.json) {
         ctx.print_json({{"added", id}});

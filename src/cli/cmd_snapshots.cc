@@ -29,13 +29,14 @@ void add_snapshots(CLI::App& app, Context& ctx) {
       if (!ctx.json)
         std::cout << fmt::format("{:<8}  {:<25}  {:<12}  {:<12}  {:<10}  {}\n", "ID", "Time", "Host", "Service",
                                  "Size", "Paths");
-      size_t shown = 0;
+      size_t shown = 0, by_agents = 0;  // write-only agents: their snapshots are flagged
       for (const auto& s : snaps) {
         const auto& m = s.snapshot;
         if (!o->service.empty() && m.service != o->service) continue;
         if (!o->host.empty() && m.hostname != o->host) continue;
         if (!o->tag.empty() && std::find(m.tags.begin(), m.tags.end(), o->tag) == m.tags.end()) continue;
         ++shown;
+        by_agents += s.written_by_agent;
         if (ctx.json) {
           arr.push_back(snapshot_json(s));
           continue;
@@ -43,7 +44,8 @@ void add_snapshots(CLI::App& app, Context& ctx) {
         std::string paths;
         for (const auto& p : m.paths) paths += (paths.empty() ? "" : ", ") + p;
         std::string t = repo::format_time(m.time);
-        std::cout << fmt::format("{:<8}  {:<25}  {:<12}  {:<12}  {:<10}  {}\n", s.id.substr(0, 8),
+        std::cout << fmt::format("{:<8}{} {:<25}  {:<12}  {:<12}  {:<10}  {}\n", s.id.substr(0, 8),
+                                 s.written_by_agent ? "*" : " ",
                                  t.substr(0, 19) + t.substr(29), m.hostname, m.service.empty() ? "-" : m.service,
                                  core::format_bytes(m.summary.total_bytes), paths);
       }
@@ -51,6 +53,7 @@ void add_snapshots(CLI::App& app, Context& ctx) {
         ctx.print_json(arr);
       } else {
         std::cout << shown << " snapshot(s)\n";
+        if (by_agents > 0) std::cout << "* written by a write-only agent key (docs/security.md)\n";
       }
       if (!problems.empty()) ctx.exit_code = kExitWarnings;
       return {};

@@ -59,6 +59,16 @@ void Context::print_json(const nlohmann::json& j) const { std::cout << j.dump() 
 
 core::Result<std::unique_ptr<storage::Backend>> Context::open_backend() const {
   if (repo.empty()) return core::invalid_argument("no repository given: use --repo or CAIRN_REPOSITORY");
+  // --- rest: plain HTTP follows the same rule as s3:http:// (write-only agents) ---
+  if (repo.rfind("rest:http://", 0) == 0) {
+    if (!insecure_http)
+      return core::invalid_argument("rest:http:// sends the token and the repository's objects unencrypted: "
+                                    "use https, or --insecure-http for a trusted local network");
+    if (!quiet)
+      std::cerr << "cairn: warning: --insecure-http: traffic to the cairn server is not encrypted in transit "
+                   "(backups stay encrypted at rest)\n";
+  }
+  // --- end rest ---
   if (repo.rfind("s3:http://", 0) == 0) {
     if (!insecure_http)
       return core::invalid_argument("s3:http:// sends requests and credentials' signatures unencrypted: use https, "
@@ -225,6 +235,7 @@ nlohmann::json snapshot_json(const repo::SnapshotRef& s) {
   nlohmann::json j = s.snapshot.to_json();
   j["id"] = s.id;
   j["short_id"] = s.id.substr(0, 8);
+  if (s.written_by_agent) j["written_by_agent"] = true;  // write-only agents (docs/security.md)
   return j;
 }
 

@@ -33,6 +33,35 @@ Key random_key() {
   return k;
 }
 
+BoxKeyPair box_keypair() {
+  BoxKeyPair kp;
+  crypto_box_keypair(kp.public_key.data(), kp.secret_key.data());
+  return kp;
+}
+
+BoxPublicKey box_public_key(const Key& secret_key) {
+  BoxPublicKey pk;
+  crypto_scalarmult_base(pk.data(), secret_key.data());
+  return pk;
+}
+
+Bytes box_seal(ByteView message, const BoxPublicKey& recipient) {
+  static_assert(kBoxSealOverhead == crypto_box_SEALBYTES);
+  Bytes out(message.size() + crypto_box_SEALBYTES);
+  crypto_box_seal(out.data(), message.data(), message.size(), recipient.data());
+  return out;
+}
+
+core::Result<Bytes> box_seal_open(ByteView sealed, const BoxKeyPair& pair) {
+  if (sealed.size() < crypto_box_SEALBYTES) return core::corruption("sealed box is too short");
+  Bytes out(sealed.size() - crypto_box_SEALBYTES);
+  if (crypto_box_seal_open(out.data(), sealed.data(), sealed.size(), pair.public_key.data(),
+                           pair.secret_key.data()) != 0) {
+    return core::corruption("sealed box does not open with the repository's key");
+  }
+  return out;
+}
+
 Digest sha256(ByteView data) {
   Digest d;
   SHA256(data.data(), data.size(), d.data());

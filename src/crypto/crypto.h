@@ -68,6 +68,24 @@ core::Result<Key> derive_key(std::string_view password, ByteView salt, const Kdf
 // Picks `ops` at the given memory so one derivation takes about `target_seconds`.
 KdfParams calibrate_kdf(double target_seconds, uint64_t mem);
 
+// --- X25519 sealed boxes (write-only agents, docs/format.md §15) ---
+// libsodium crypto_box_seal: an ephemeral X25519 key pair per message, so only
+// the holder of the recipient's secret key can open it, and the sender cannot.
+constexpr size_t kBoxKeySize = 32;
+constexpr size_t kBoxSealOverhead = 48;  // crypto_box_SEALBYTES
+using BoxPublicKey = std::array<uint8_t, kBoxKeySize>;
+struct BoxKeyPair {
+  BoxPublicKey public_key;
+  Key secret_key;
+};
+BoxKeyPair box_keypair();
+// The public key belonging to a secret key (checks a stored pair).
+BoxPublicKey box_public_key(const Key& secret_key);
+Bytes box_seal(ByteView message, const BoxPublicKey& recipient);
+// kCorruption when the box was not sealed to this pair or was altered.
+core::Result<Bytes> box_seal_open(ByteView sealed, const BoxKeyPair& pair);
+// --- end X25519 ---
+
 // Constant-time comparison.
 bool equal(ByteView a, ByteView b);
 

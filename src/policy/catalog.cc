@@ -302,7 +302,9 @@ class Reader {
         error(node, service, field, "give only one of password_file, password_command and key_file");
     }
     if (r.location.empty() && node.IsScalar()) error(node, service, field, "empty repository location");
-    if (r.location.rfind("s3:", 0) != 0 && !r.location.empty() && r.location[0] != '/')
+    // rest: the cairn server's repository endpoint (write-only agents, docs/repo-endpoint.md)
+    const bool rest = r.location.rfind("rest:", 0) == 0;
+    if (r.location.rfind("s3:", 0) != 0 && !rest && !r.location.empty() && r.location[0] != '/')
       error(node, service, field, fmt::format("\"{}\" is neither an absolute path nor s3:https://...", r.location));
     return r;
   }

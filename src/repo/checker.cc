@@ -146,7 +146,7 @@ class Checker {
         if (id && repo_.index().is_excluded(*id)) return;  // swept by a concurrent prune
       }
       if (!tail.ok()) return damage(name, "pack " + name + ": " + tail.status().message());
-      auto hdr = decode_pack_header(repo_.key().encrypt, *tail, size);
+      auto hdr = repo_.decode_pack_header(*tail, size);
       if (!hdr.ok()) return damage(name, "pack " + name + ": " + hdr.status().message());
       if (hdr->needed > 0) {
         want = hdr->needed;
@@ -223,12 +223,11 @@ class Checker {
     }
     if (!data.ok()) return damage(name, "pack " + name + ": " + data.status().message());
     bool hash_ok = core::hex_encode(crypto::sha256(*data)) == name;
-    auto hdr = decode_pack_header(repo_.key().encrypt, *data, data->size());
+    auto hdr = repo_.decode_pack_header(*data, data->size());
     std::vector<std::pair<Id, std::string>> bad;
     if (hdr.ok() && hdr->needed == 0) {
       for (const auto& e : hdr->entries) {
-        auto plain = open_blob(repo_.key().encrypt, repo_.key().mac, e,
-                               core::ByteView(data->data() + e.offset, e.length));
+        auto plain = repo_.open_blob(e, core::ByteView(data->data() + e.offset, e.length));
         if (!plain.ok()) bad.emplace_back(e.id, plain.status().message());
       }
     }

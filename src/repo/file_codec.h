@@ -10,6 +10,10 @@
 namespace cairn::repo {
 
 core::Bytes encode_file(const crypto::Key& key, core::ByteView plaintext, bool compress);
+// The unsealed layer alone (flag || payload), for files sealed another way
+// (agent files, repo/agent.h).
+core::Bytes frame_file(core::ByteView plaintext, bool compress);
+core::Result<core::Bytes> unframe_file(core::ByteView framed);
 core::Result<core::Bytes> decode_file(const crypto::Key& key, core::ByteView stored);
 
 }  // namespace cairn::repo

@@ -89,7 +89,7 @@ core::Result<ParsedKey> parse(core::ByteView file) {
     if (j.at("version").get<int>() != 1)
       return core::unsupported("key file version " + j.at("version").dump() + " is not supported");
     k.info.type = j.at("type").get<std::string>();
-    if (k.info.type != "password" && k.info.type != "keyfile")
+    if (k.info.type != "password" && k.info.type != "keyfile" && k.info.type != "agent")
       return core::unsupported("key type '" + k.info.type + "' is not supported by this version");
     k.info.created = j.value("created", "");
     k.info.hostname = j.value("hostname", "");
@@ -97,10 +97,14 @@ core::Result<ParsedKey> parse(core::ByteView file) {
     k.info.append_only = j.value("append_only", false);
     const json& kdf = j.at("kdf");
     const std::string algorithm = kdf.at("algorithm").get<std::string>();
-    if (algorithm != (k.info.type == "keyfile" ? kKeyFileKdf : "argon2id"))
+    // Agent keys are opened by a password or a key file, like the others.
+    const bool by_key_file = k.info.type == "keyfile" ||
+                             (k.info.type == "agent" && algorithm == kKeyFileKdf);
+    k.info.agent_secret_is_key_file = k.info.type == "agent" && by_key_file;
+    if (algorithm != (by_key_file ? kKeyFileKdf : "argon2id"))
       return core::unsupported("key KDF " + kdf.at("algorithm").dump() + " does not fit key type " +
                                k.info.type);
-    if (k.info.type == "password") {
+    if (!by_key_file) {
       k.info.kdf.ops = kdf.at("ops").get<uint64_t>();
       k.info.kdf.mem = kdf.at("mem").get<uint64_t>();
     }
@@ -127,6 +131,8 @@ core::Result<KeyFileInfo> parse_key_file_info(core::ByteView file) {
 
 core::Result<MasterKey> open_key_file(core::ByteView file, std::string_view password) {
   ASSIGN_OR_RETURN(ParsedKey k, parse(file));
+  if (k.info.type == "agent")
+    return core::invalid_argument("an agent key does not hold the master key");
   crypto::Key kek;
   if (k.info.type == "keyfile") {
     kek = key_file_kek(password, k.salt);
@@ -148,6 +154,116 @@ core::Result<MasterKey> open_key_file(core::ByteView file, std::string_view pass
     return m;
   } catch (const json::exception& e) {
     return core::corruption(std::string("key file payload: ") + e.what());
+  }
+}
+
+// --- write-only agent keys ---
+
+namespace {
+
+crypto::Key kek_of(const ParsedKey& k, std::string_view secret, bool* failed) {
+  crypto::Key kek{};
+  *failed = false;
+  if (k.info.agent_secret_is_key_file) return key_file_kek(secret, k.salt);
+  auto derived = crypto::derive_key(secret, k.salt, k.info.kdf);
+  if (!derived.ok()) {
+    *failed = true;
+    return kek;
+  }
+  return *derived;
+}
+
+}  // namespace
+
+core::Result<std::pair<std::string, core::Bytes>> make_agent_key_file(
+    const MasterKey& master, const AgentKey& agent, const crypto::BoxKeyPair& pair,
+    std::string_view secret, const crypto::KdfParams& kdf, SecretKind kind) {
+  core::Bytes salt = crypto::random_bytes(16);
+  crypto::Key kek;
+  json kdf_json;
+  if (kind == SecretKind::kKeyFile) {
+    kek = key_file_kek(secret, salt);
+    kdf_json = {{"algorithm", kKeyFileKdf}, {"salt", core::base64_encode(salt)}};
+  } else {
+    ASSIGN_OR_RETURN(kek, crypto::derive_key(secret, salt, kdf));
+    kdf_json = {{"algorithm", "argon2id"},
+                {"ops", kdf.ops},
+                {"mem", kdf.mem},
+                {"salt", core::base64_encode(salt)}};
+  }
+  json config = json::parse(agent.config_json, nullptr, false);
+  if (config.is_discarded()) return core::invalid_argument("agent key: config is not JSON");
+  // The public key travels inside the sealed payload too: the copy outside
+  // it could be swapped by whoever can write keys/, this one cannot.
+  json inner = {{"mac", core::base64_encode(agent.mac)},
+                {"config", config},
+                {"repository_key", core::base64_encode(agent.repository_key)}};
+  std::string inner_text = inner.dump();
+  core::Bytes sealed = crypto::seal(kek, core::as_bytes(inner_text));
+  json j = {{"version", 1},
+            {"type", "agent"},
+            {"created", format_time(now_time())},
+            {"hostname", current_hostname()},
+            {"username", current_username()},
+            {"kdf", kdf_json},
+            {"data", core::base64_encode(sealed)},
+            {"repository_key",
+             {{"algorithm", "x25519"},
+              {"public", core::base64_encode(pair.public_key)},
+              {"secret", core::base64_encode(crypto::seal(master.encrypt, pair.secret_key))}}}};
+  std::string text = j.dump(2) + "\n";
+  core::Bytes bytes = core::to_bytes(text);
+  return std::make_pair(core::hex_encode(crypto::sha256(bytes)), bytes);
+}
+
+core::Result<AgentKey> open_agent_key_file(core::ByteView file, std::string_view secret) {
+  ASSIGN_OR_RETURN(ParsedKey k, parse(file));
+  if (k.info.type != "agent") return core::invalid_argument("not an agent key");
+  bool failed = false;
+  crypto::Key kek = kek_of(k, secret, &failed);
+  if (failed) return core::corruption("agent key: key derivation failed");
+  auto inner = crypto::open(kek, k.sealed);
+  if (!inner.ok()) return core::wrong_password("wrong password");
+  json j = json::parse(inner->begin(), inner->end(), nullptr, false);
+  if (j.is_discarded()) return core::corruption("agent key payload is not valid JSON");
+  try {
+    auto mac = core::base64_decode(j.at("mac").get<std::string>());
+    auto pk = core::base64_decode(j.at("repository_key").get<std::string>());
+    if (!mac || !pk || mac->size() != 32 || pk->size() != crypto::kBoxKeySize)
+      return core::corruption("agent key payload has malformed keys");
+    AgentKey a;
+    std::copy(mac->begin(), mac->end(), a.mac.begin());
+    std::copy(pk->begin(), pk->end(), a.repository_key.begin());
+    a.config_json = j.at("config").dump();
+    return a;
+  } catch (const json::exception& e) {
+    return core::corruption(std::string("agent key payload: ") + e.what());
+  }
+}
+
+core::Result<crypto::BoxKeyPair> agent_key_pair(core::ByteView file, const MasterKey& master) {
+  json j = json::parse(file.begin(), file.end(), nullptr, false);
+  if (!j.is_object() || j.value("type", "") != "agent")
+    return core::invalid_argument("not an agent key");
+  try {
+    const json& rk = j.at("repository_key");
+    if (rk.at("algorithm").get<std::string>() != "x25519")
+      return core::unsupported("repository key algorithm " + rk.at("algorithm").dump());
+    auto pk = core::base64_decode(rk.at("public").get<std::string>());
+    auto sealed = core::base64_decode(rk.at("secret").get<std::string>());
+    if (!pk || !sealed || pk->size() != crypto::kBoxKeySize)
+      return core::corruption("repository key is malformed");
+    auto sk = crypto::open(master.encrypt, *sealed);
+    if (!sk.ok() || sk->size() != crypto::kKeySize)
+      return core::corruption("repository secret key does not open with the master key");
+    crypto::BoxKeyPair pair;
+    std::copy(sk->begin(), sk->end(), pair.secret_key.begin());
+    std::copy(pk->begin(), pk->end(), pair.public_key.begin());
+    if (crypto::box_public_key(pair.secret_key) != pair.public_key)
+      return core::corruption("repository public key does not match its secret key");
+    return pair;
+  } catch (const json::exception& e) {
+    return core::corruption(std::string("repository key: ") + e.what());
   }
 }
 

@@ -57,6 +57,11 @@ core::Result<std::vector<LockInfo>> list_locks(Repository& repo) {
     LockInfo info;
     info.id = name;
     info.holder = name;
+    if (repo.is_agent()) {  // cannot read locks: none blocks it (docs/security.md)
+      info.stale = true;
+      out.push_back(info);
+      continue;
+    }
     auto plain = repo.load_file(FileType::kLock, name);
     if (!plain.ok()) {
       if (plain.status().code() == core::Code::kNotFound) continue;  // released meanwhile
@@ -86,6 +91,10 @@ core::Result<std::vector<LockInfo>> list_locks(Repository& repo) {
 }
 
 core::Result<size_t> remove_locks(Repository& repo, bool all) {
+  // An agent cannot tell live locks from stale ones: it removes none.
+  if (repo.is_agent())
+    return core::Status(core::Code::kPermissionDenied,
+                        "a write-only agent key cannot remove locks (it cannot read them)");
   ASSIGN_OR_RETURN(auto locks, list_locks(repo));
   size_t removed = 0;
   for (const auto& l : locks) {

@@ -7,6 +7,12 @@
 namespace cairn::repo {
 
 core::Bytes encode_pack_header(const crypto::Key& key, const std::vector<PackEntry>& entries) {
+  return encode_pack_header_with([&](core::ByteView plain) { return crypto::seal(key, plain); },
+                                 entries);
+}
+
+core::Bytes encode_pack_header_with(const std::function<core::Bytes(core::ByteView)>& seal,
+                                    const std::vector<PackEntry>& entries) {
   core::Bytes plain;
   plain.reserve(entries.size() * kHeaderEntrySize);
   for (const auto& e : entries) {
@@ -16,19 +22,26 @@ core::Bytes encode_pack_header(const crypto::Key& key, const std::vector<PackEnt
     core::put_u32le(plain, e.raw_length);
     plain.insert(plain.end(), e.id.bytes.begin(), e.id.bytes.end());
   }
-  core::Bytes sealed = crypto::seal(key, plain);
+  core::Bytes sealed = seal(plain);
   core::put_u32le(sealed, static_cast<uint32_t>(sealed.size()));
   return sealed;
 }
 
 core::Result<HeaderRead> decode_pack_header(const crypto::Key& key, core::ByteView tail,
                                             uint64_t pack_size) {
+  return decode_pack_header_with([&](core::ByteView sealed) { return crypto::open(key, sealed); },
+                                 tail, pack_size);
+}
+
+core::Result<HeaderRead> decode_pack_header_with(
+    const std::function<core::Result<core::Bytes>(core::ByteView)>& open, core::ByteView tail,
+    uint64_t pack_size) {
   if (tail.size() < 4 || pack_size < 4) return core::corruption("pack is shorter than its trailer");
   uint32_t hlen = core::get_u32le(tail.data() + tail.size() - 4);
   if (hlen < crypto::kAeadOverhead || hlen + 4ull > pack_size)
     return core::corruption("pack header length " + std::to_string(hlen) + " is impossible");
   if (tail.size() < hlen + 4ull) return HeaderRead{{}, hlen + 4u};
-  auto plain = crypto::open(key, tail.subspan(tail.size() - 4 - hlen, hlen));
+  auto plain = open(tail.subspan(tail.size() - 4 - hlen, hlen));
   if (!plain.ok()) return plain.status().with_context("pack header");
   if (plain->size() % kHeaderEntrySize != 0) return core::corruption("pack header has a partial entry");
   HeaderRead r;

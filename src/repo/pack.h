@@ -3,6 +3,7 @@
 // See docs/format.md for the byte layout.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "core/bytes.h"
@@ -13,6 +14,9 @@
 namespace cairn::repo {
 
 constexpr uint8_t kBlobCompressed = 1;  // flags bit 0
+// flags bit 1: written by an agent; the stored form starts with the sealed
+// data key that opens it (repo/agent.h).
+constexpr uint8_t kBlobSealedKey = 2;
 constexpr size_t kHeaderEntrySize = 1 + 1 + 4 + 4 + 32;
 constexpr size_t kTargetPackSize = 16u << 20;
 
@@ -28,6 +32,9 @@ struct PackEntry {
 
 // Serialises entries (offsets implicit) and seals them.
 core::Bytes encode_pack_header(const crypto::Key& key, const std::vector<PackEntry>& entries);
+// The same with another sealing (agent packs seal their header like agent files).
+core::Bytes encode_pack_header_with(const std::function<core::Bytes(core::ByteView)>& seal,
+                                    const std::vector<PackEntry>& entries);
 // Parses the trailer of a pack of `pack_size` bytes given its last `tail` bytes
 // (which must include the whole sealed header and the 4-byte length).
 // Returns kCorruption naming what is wrong; kOutOfRange-like cases ask for more
@@ -38,6 +45,9 @@ struct HeaderRead {
 };
 core::Result<HeaderRead> decode_pack_header(const crypto::Key& key, core::ByteView tail,
                                             uint64_t pack_size);
+core::Result<HeaderRead> decode_pack_header_with(
+    const std::function<core::Result<core::Bytes>(core::ByteView)>& open, core::ByteView tail,
+    uint64_t pack_size);
 
 // Decrypts, decompresses and verifies one blob taken from a pack.
 core::Result<core::Bytes> open_blob(const crypto::Key& enc, const crypto::Key& mac,

@@ -21,7 +21,7 @@ core::Result<std::vector<PackEntry>> read_pack_header(Repository& repo, const st
   for (int attempt = 0; attempt < 2; ++attempt) {
     ASSIGN_OR_RETURN(core::Bytes tail,
                      repo.backend().load({FileType::kPack, pack}, size - want, want));
-    ASSIGN_OR_RETURN(HeaderRead hdr, decode_pack_header(repo.key().encrypt, tail, size));
+    ASSIGN_OR_RETURN(HeaderRead hdr, repo.decode_pack_header(tail, size));
     if (hdr.needed == 0) return std::move(hdr.entries);
     want = hdr.needed;
   }

@@ -87,11 +87,33 @@ core::Result<std::unique_ptr<Repository>> Repository::open(
   }
   std::stable_partition(keys.begin(), keys.end(), [](const auto& k) {
     auto info = parse_key_file_info(k.second);
-    return info.ok() && info->type == "keyfile";
+    return info.ok() && (info->type == "keyfile" || info->agent_secret_is_key_file);
   });
   bool any_wrong = false;
   for (auto& [id, key_bytes] : keys) {
     const core::Bytes* bytes = &key_bytes;
+    // --- agent keys: no master key, a session data key sealed to the repository ---
+    auto kinfo = parse_key_file_info(*bytes);
+    if (kinfo.ok() && kinfo->type == "agent") {
+      auto agent = open_agent_key_file(*bytes, password);
+      if (!agent.ok()) {
+        if (agent.status().code() == core::Code::kWrongPassword) {
+          any_wrong = true;
+        } else {
+          broken.push_back("keys/" + id + ": " + agent.status().message());
+        }
+        continue;
+      }
+      ASSIGN_OR_RETURN(Config config, Config::from_json(core::as_bytes(agent->config_json)));
+      MasterKey partial{};
+      partial.mac = agent->mac;  // the encryption key stays all zero and unused
+      auto repo =
+          std::unique_ptr<Repository>(new Repository(std::move(backend), partial, config, id));
+      repo->agent_ = std::make_unique<AgentSession>(AgentSession::start(agent->repository_key));
+      repo->append_only_ = true;
+      return repo;
+    }
+    // --- end agent keys ---
     auto master = open_key_file(*bytes, password);
     if (!master.ok()) {
       if (master.status().code() == core::Code::kWrongPassword) {
@@ -109,6 +131,7 @@ core::Result<std::unique_ptr<Repository>> Repository::open(
     auto repo =
         std::unique_ptr<Repository>(new Repository(std::move(backend), *master, config, id));
     repo->append_only_ = info.append_only;
+    repo->load_agent_key_pairs(keys);
     return repo;
   }
   if (any_wrong && broken.empty())
@@ -120,6 +143,8 @@ core::Result<std::unique_ptr<Repository>> Repository::open(
 }
 
 core::Status Repository::load_index(std::vector<std::string>* problems) {
+  // An agent cannot read the index: it deduplicates within its session only.
+  if (agent_) return {};
   // Markers first: an index file read before a marker could otherwise let a
   // blob in a pack that prune is about to delete count as stored.
   ASSIGN_OR_RETURN(auto markers, list_markers(*this));
@@ -188,6 +213,7 @@ core::Result<std::vector<KeyFileInfo>> Repository::list_keys() {
 }
 
 core::Status Repository::require_full_key(const std::string& what) const {
+  if (agent_) return agent_denied(what);
   if (!append_only_) return {};
   return core::Status(core::Code::kPermissionDenied,
                       "key " + key_id_.substr(0, 8) + " is append-only: it cannot " + what);
@@ -196,6 +222,7 @@ core::Status Repository::require_full_key(const std::string& what) const {
 core::Result<std::string> Repository::add_key(std::string_view secret, const crypto::KdfParams& kdf,
                                               bool append_only, SecretKind kind) {
   if (secret.empty()) return core::invalid_argument("empty password");
+  if (agent_) return agent_denied("add keys");
   ASSIGN_OR_RETURN(auto key_file,
                    make_key_file(key_, secret, kdf, append_only || append_only_, kind));
   TRY(backend_->save({FileType::kKey, key_file.first}, key_file.second));
@@ -218,6 +245,20 @@ core::Status Repository::remove_key(const std::string& id_or_prefix) {
         "refusing to remove key " + id.substr(0, 8) +
         ": it is the key in use (open the repository with another password)");
   if (ids.size() <= 1) return core::invalid_argument("refusing to remove the last key");
+  // --- agent keys: the last one holds the repository's X25519 pair ---
+  auto is_agent_key = [&](const std::string& kid) {
+    auto bytes = backend_->load({FileType::kKey, kid});
+    if (!bytes.ok()) return false;
+    auto info = parse_key_file_info(*bytes);
+    return info.ok() && info->type == "agent";
+  };
+  if (is_agent_key(id) &&
+      std::count_if(ids.begin(), ids.end(), [&](const std::string& k) { return is_agent_key(k); }) <= 1)
+    return core::invalid_argument(
+        "refusing to remove key " + id.substr(0, 8) +
+        ": it is the last agent key, which holds the repository's agent key pair; data written by "
+        "agents would become unreadable (add another agent key first)");
+  // --- end agent keys ---
   return backend_->remove({FileType::kKey, id});
 }
 
@@ -257,8 +298,10 @@ core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::Byt
   // thread_local: a kept 8 MiB buffer per thread costs more RSS than the
   // allocation costs time.)
   size_t cap = std::max(max_compressed_size(plaintext.size()), plaintext.size());
-  core::Bytes sealed(crypto::kNonceSize + cap + crypto::kTagSize);
-  uint8_t* body = sealed.data() + crypto::kNonceSize;
+  // Agent blobs start with the session's sealed data key (repo/agent.h).
+  const size_t prefix = agent_ ? kSealedDataKeySize : 0;
+  core::Bytes sealed(prefix + crypto::kNonceSize + cap + crypto::kTagSize);
+  uint8_t* body = sealed.data() + prefix + crypto::kNonceSize;
   auto packed = compress_into(plaintext, compression_, body, cap);
   size_t body_len = packed ? *packed : plaintext.size();
   if (packed) {
@@ -266,8 +309,13 @@ core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::Byt
   } else if (!plaintext.empty()) {
     std::memcpy(body, plaintext.data(), plaintext.size());
   }
-  crypto::seal_in_place(key_.encrypt, sealed.data(), body_len);
-  sealed.resize(crypto::kNonceSize + body_len + crypto::kTagSize);
+  if (agent_) {
+    std::memcpy(sealed.data(), agent_->sealed_key.data(), prefix);
+    e.flags |= kBlobSealedKey;
+  }
+  crypto::seal_in_place(agent_ ? agent_->data_key : key_.encrypt, sealed.data() + prefix,
+                        body_len);
+  sealed.resize(prefix + crypto::kNonceSize + body_len + crypto::kTagSize);
   e.length = static_cast<uint32_t>(sealed.size());
 
   OpenPack full;
@@ -305,7 +353,10 @@ core::Status Repository::write_pack(OpenPack pack) {
   TRY(sticky_error());
   // Sealing (header encryption, SHA-256 of ~16 MiB) stays on the producer's
   // CPU thread; the upload threads only wait for the network.
-  core::Bytes header = encode_pack_header(key_.encrypt, pack.entries);
+  core::Bytes header =
+      agent_ ? encode_pack_header_with(
+                   [this](core::ByteView plain) { return agent_->seal_file(plain); }, pack.entries)
+             : encode_pack_header(key_.encrypt, pack.entries);
   pack.data.insert(pack.data.end(), header.begin(), header.end());
   SealedPack sealed{Id::from_digest(crypto::sha256(pack.data)), std::move(pack.data),
                     std::move(pack.entries)};
@@ -495,7 +546,7 @@ core::Result<core::Bytes> Repository::load_tree_blob_cached(const Id& id, const 
   if (uint64_t(loc.entry.offset) + loc.entry.length > pack->size())
     return core::corruption("pack " + loc.pack.hex() + " is shorter than the index says");
   core::ByteView sealed(pack->data() + loc.entry.offset, loc.entry.length);
-  auto plain = open_blob(key_.encrypt, key_.mac, loc.entry, sealed);
+  auto plain = open_blob(loc.entry, sealed);
   if (!plain.ok())
     return plain.status().with_context("blob " + id.short_hex() + " in pack " + loc.pack.hex());
   return plain;
@@ -507,7 +558,7 @@ core::Result<core::Bytes> Repository::load_blob_at(const Id& id, const BlobLocat
   auto sealed =
       backend_->load({FileType::kPack, loc.pack.hex()}, loc.entry.offset, loc.entry.length);
   if (!sealed.ok()) return sealed.status().with_context("pack " + loc.pack.hex());
-  auto plain = open_blob(key_.encrypt, key_.mac, loc.entry, *sealed);
+  auto plain = open_blob(loc.entry, *sealed);
   if (!plain.ok())
     return plain.status().with_context("blob " + id.short_hex() + " in pack " + loc.pack.hex());
   return plain;
@@ -528,18 +579,19 @@ core::Result<Id> Repository::save_tree(const Tree& tree, bool* added) {
   return id;
 }
 
-core::Result<core::Bytes> Repository::load_file(FileType type, const std::string& name) {
+core::Result<core::Bytes> Repository::load_file(FileType type, const std::string& name,
+                                                bool* by_agent) {
   Handle h{type, name};
   ASSIGN_OR_RETURN(core::Bytes stored, backend_->load(h));
   if (core::hex_encode(crypto::sha256(stored)) != name)
     return core::corruption(h.to_string() + ": content does not match its name (damaged file)");
-  auto plain = decode_file(key_.encrypt, stored);
+  auto plain = decode_stored(stored, by_agent);
   if (!plain.ok()) return plain.status().with_context(h.to_string());
   return plain;
 }
 
 core::Result<std::string> Repository::save_file(FileType type, core::ByteView plaintext) {
-  core::Bytes stored = encode_file(key_.encrypt, plaintext, true);
+  core::Bytes stored = encode_stored(plaintext, true);
   std::string name = core::hex_encode(crypto::sha256(stored));
   core::Status st = backend_->save({type, name}, stored);
   if (!st.ok() && st.code() != core::Code::kAlreadyExists) return st;
@@ -548,13 +600,13 @@ core::Result<std::string> Repository::save_file(FileType type, core::ByteView pl
 
 core::Status Repository::save_named_file(FileType type, const std::string& name,
                                          core::ByteView plaintext) {
-  return backend_->save({type, name}, encode_file(key_.encrypt, plaintext, true));
+  return backend_->save({type, name}, encode_stored(plaintext, true));
 }
 
 core::Result<core::Bytes> Repository::load_named_file(FileType type, const std::string& name) {
   Handle h{type, name};
   ASSIGN_OR_RETURN(core::Bytes stored, backend_->load(h));
-  auto plain = decode_file(key_.encrypt, stored);
+  auto plain = decode_stored(stored);
   if (!plain.ok()) return plain.status().with_context(h.to_string());
   return plain;
 }
@@ -566,18 +618,20 @@ core::Result<std::string> Repository::save_snapshot(const Snapshot& s) {
 
 core::Result<std::vector<SnapshotRef>> Repository::list_snapshots(
     std::vector<std::string>* problems) {
+  if (agent_) return agent_denied("read snapshots");
   std::vector<std::string> names;
   TRY(backend_->list(FileType::kSnapshot,
                      [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
   std::vector<SnapshotRef> out;
   for (const auto& name : names) {
-    auto plain = load_file(FileType::kSnapshot, name);
+    bool by_agent = false;
+    auto plain = load_file(FileType::kSnapshot, name, &by_agent);
     auto snap = plain.ok() ? Snapshot::from_json(*plain) : core::Result<Snapshot>(plain.status());
     if (!snap.ok()) {
       if (problems) problems->push_back("snapshots/" + name + ": " + snap.status().message());
       continue;
     }
-    out.push_back({name, std::move(*snap)});
+    out.push_back({name, std::move(*snap), by_agent});
   }
   std::sort(out.begin(), out.end(), [](const SnapshotRef& a, const SnapshotRef& b) {
     return a.snapshot.time.unix_ns != b.snapshot.time.unix_ns
@@ -612,6 +666,117 @@ core::Result<SnapshotRef> Repository::find_snapshot(const std::string& ref,
   }
   if (!found) return core::not_found("no snapshot with id " + ref);
   return *found;
+}
+
+// --- write-only agent keys ---
+
+core::Status Repository::agent_denied(const std::string& what) const {
+  return core::Status(core::Code::kPermissionDenied,
+                      "key " + key_id_.substr(0, 8) + " is a write-only agent key: it cannot " +
+                          what + " (use a password or key file of the repository)");
+}
+
+void Repository::load_agent_key_pairs(
+    const std::vector<std::pair<std::string, core::Bytes>>& key_files) {
+  std::vector<crypto::BoxKeyPair> pairs;
+  for (const auto& [id, bytes] : key_files) {
+    auto info = parse_key_file_info(bytes);
+    if (!info.ok() || info->type != "agent") continue;
+    auto pair = agent_key_pair(bytes, key_);
+    // A pair that does not open is not used; data sealed to it then fails
+    // to open and check reports it, naming the pack or file.
+    if (!pair.ok()) continue;
+    bool known = std::any_of(pairs.begin(), pairs.end(), [&](const crypto::BoxKeyPair& p) {
+      return p.public_key == pair->public_key;
+    });
+    if (!known) pairs.push_back(*pair);
+  }
+  if (!pairs.empty()) opener_ = std::make_shared<DataKeyOpener>(std::move(pairs));
+}
+
+core::Result<std::string> Repository::add_agent_key(std::string_view secret,
+                                                    const crypto::KdfParams& kdf,
+                                                    SecretKind kind) {
+  if (secret.empty()) return core::invalid_argument("empty password");
+  if (agent_) return agent_denied("add keys");
+  // Every agent key of a repository carries the same pair: reuse the one
+  // found at open (re-read keys/ in case another process added one since).
+  std::vector<std::pair<std::string, core::Bytes>> key_files;
+  TRY(backend_->list(FileType::kKey, [&](const storage::FileInfo& fi) {
+    key_files.emplace_back(fi.name, core::Bytes());
+  }));
+  for (auto& [id, bytes] : key_files) {
+    auto loaded = backend_->load({FileType::kKey, id});
+    if (loaded.ok()) bytes = std::move(*loaded);
+  }
+  load_agent_key_pairs(key_files);
+  crypto::BoxKeyPair pair;
+  bool have_pair = false;
+  for (const auto& [id, bytes] : key_files) {
+    auto info = parse_key_file_info(bytes);
+    if (!info.ok() || info->type != "agent") continue;
+    auto p = agent_key_pair(bytes, key_);
+    if (!p.ok()) return p.status().with_context("keys/" + id);
+    pair = *p;
+    have_pair = true;
+    break;
+  }
+  if (!have_pair) pair = crypto::box_keypair();
+  AgentKey agent{key_.mac, config_.to_json(), pair.public_key};
+  ASSIGN_OR_RETURN(auto key_file, make_agent_key_file(key_, agent, pair, secret, kdf, kind));
+  TRY(backend_->save({FileType::kKey, key_file.first}, key_file.second));
+  if (!opener_) opener_ = std::make_shared<DataKeyOpener>(std::vector<crypto::BoxKeyPair>{pair});
+  return key_file.first;
+}
+
+core::Bytes Repository::encode_stored(core::ByteView plaintext, bool compress) const {
+  if (agent_) return agent_->seal_file(frame_file(plaintext, compress));
+  return encode_file(key_.encrypt, plaintext, compress);
+}
+
+core::Result<core::Bytes> Repository::decode_stored(core::ByteView stored, bool* by_agent) {
+  if (by_agent) *by_agent = false;
+  if (agent_) return agent_denied("read repository files");
+  // A file written with the master key may start with the agent magic by
+  // chance (its first bytes are a random nonce): fall back to the master key.
+  core::Status agent_error;
+  if (looks_like_agent_file(stored)) {
+    if (opener_) {
+      auto framed = opener_->open_file(stored);
+      if (framed.ok()) {
+        if (by_agent) *by_agent = true;
+        return unframe_file(*framed);
+      }
+      agent_error = framed.status();
+    } else {
+      agent_error = core::corruption("written by an agent, but no agent key pair is known");
+    }
+  }
+  auto plain = decode_file(key_.encrypt, stored);
+  if (!plain.ok() && !agent_error.ok()) return agent_error;
+  return plain;
+}
+
+core::Result<core::Bytes> Repository::open_blob(const PackEntry& e, core::ByteView stored) {
+  if (agent_) return agent_denied("read data");
+  if (!(e.flags & kBlobSealedKey)) return repo::open_blob(key_.encrypt, key_.mac, e, stored);
+  if (!opener_) return core::corruption("blob written by an agent, but no agent key pair is known");
+  if (stored.size() < kSealedDataKeySize) return core::corruption("agent blob is too short");
+  ASSIGN_OR_RETURN(crypto::Key key, opener_->open_key(stored.first(kSealedDataKeySize)));
+  return repo::open_blob(key, key_.mac, e, stored.subspan(kSealedDataKeySize));
+}
+
+core::Result<HeaderRead> Repository::decode_pack_header(core::ByteView tail, uint64_t pack_size) {
+  if (agent_) return agent_denied("read pack headers");
+  return decode_pack_header_with(
+      [this](core::ByteView sealed) -> core::Result<core::Bytes> {
+        if (looks_like_agent_file(sealed) && opener_) {
+          auto plain = opener_->open_file(sealed);
+          if (plain.ok()) return plain;
+        }
+        return crypto::open(key_.encrypt, sealed);
+      },
+      tail, pack_size);
 }
 
 }  // namespace cairn::repo

@@ -30,12 +30,14 @@
 
 #include "core/bytes.h"
 #include "core/status.h"
+#include "repo/agent.h"
 #include "repo/chunker.h"
 #include "repo/compression.h"
 #include "repo/config.h"
 #include "repo/ids.h"
 #include "repo/index.h"
 #include "repo/keys.h"
+#include "repo/pack.h"
 #include "repo/snapshot.h"
 #include "repo/tree.h"
 #include "storage/backend.h"
@@ -52,6 +54,9 @@ struct InitOptions {
 struct SnapshotRef {
   std::string id;  // hex file id
   Snapshot snapshot;
+  // Stored by a write-only agent key: its contents are that host's word
+  // (docs/security.md), worth a look before forget drops other snapshots.
+  bool written_by_agent = false;
 };
 
 // Counters of what a writer stored (for backup summaries).
@@ -107,6 +112,20 @@ class Repository {
   core::Result<std::string> add_key(std::string_view secret, const crypto::KdfParams& kdf,
                                     bool append_only = false,
                                     SecretKind kind = SecretKind::kPassword);
+  // --- write-only agent keys (repo/agent.h, docs/security.md) ---
+  // Adds an agent key: it may add backups but read nothing. The first one
+  // gives the repository its X25519 key pair. Returns the new key id.
+  core::Result<std::string> add_agent_key(std::string_view secret, const crypto::KdfParams& kdf,
+                                          SecretKind kind);
+  // This session opened with an agent key: it writes sealed data, reads
+  // nothing but keys, and deduplicates only against what it wrote itself.
+  bool is_agent() const { return agent_ != nullptr; }
+  // Opens a blob's stored form (master-key or agent-sealed) and checks its id.
+  core::Result<core::Bytes> open_blob(const PackEntry& e, core::ByteView stored);
+  // Parses a pack's header (see repo/pack.h) whoever sealed it.
+  core::Result<HeaderRead> decode_pack_header(core::ByteView tail, uint64_t pack_size);
+  // --- end agent keys ---
+
   // The key this session opened with is append-only (see KeyFileInfo).
   bool append_only() const { return append_only_; }
   // kPermissionDenied naming `what` when the key in use is append-only.
@@ -134,7 +153,9 @@ class Repository {
   core::Result<Id> save_tree(const Tree& tree, bool* added = nullptr);
 
   // Whole encrypted files (index, snapshots): decode and verify the name.
-  core::Result<core::Bytes> load_file(storage::FileType type, const std::string& name);
+  // `by_agent` (optional) is set when the file was stored by an agent key.
+  core::Result<core::Bytes> load_file(storage::FileType type, const std::string& name,
+                                      bool* by_agent = nullptr);
   core::Result<std::string> save_file(storage::FileType type, core::ByteView plaintext);
   // Files whose name is a key rather than their content's hash (log archive
   // entries): the AEAD tag alone proves them authentic. Never overwrites.
@@ -179,6 +200,14 @@ class Repository {
   core::Result<bool> store_blob(BlobType type, const Id& id, core::ByteView plaintext, bool force);
   core::Status write_index_locked();  // index_mu_ held
   void set_error(const core::Status& st);
+
+  // Agent sessions seal with a data key; readers unseal agents' data keys.
+  core::Bytes encode_stored(core::ByteView plaintext, bool compress) const;
+  core::Result<core::Bytes> decode_stored(core::ByteView stored, bool* by_agent = nullptr);
+  core::Status agent_denied(const std::string& what) const;
+  void load_agent_key_pairs(const std::vector<std::pair<std::string, core::Bytes>>& key_files);
+  std::unique_ptr<AgentSession> agent_;       // set: opened with an agent key
+  std::shared_ptr<DataKeyOpener> opener_;     // set: the repository has agent key pairs
 
   std::shared_ptr<storage::Backend> backend_;
   MasterKey key_;

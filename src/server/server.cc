@@ -22,6 +22,8 @@
 #include "server/audit_log.h"
 #include "server/jobs.h"
 #include "server/rate_limiter.h"
+#include "server/repo_endpoint.h"
+#include "storage/backend.h"
 #include "server/tokens.h"
 
 namespace cairn::server {
@@ -143,6 +145,12 @@ struct Server::Impl {
     std::chrono::steady_clock::time_point at{};
     json list;
   };
+  // Storage backends of the services' repositories, for the repository
+  // endpoint (opened on first use; dropped on reload).
+  std::mutex backends_mu;
+  std::map<std::string, std::shared_ptr<storage::Backend>> backends;
+  core::Result<std::shared_ptr<storage::Backend>> backend_for(const std::string& service);
+
   std::mutex cache_mu;  // guards the map and each entry's at/list
   std::map<std::string, std::shared_ptr<SnapshotList>> snapshot_cache;
 
@@ -302,6 +310,22 @@ void Server::Impl::dispatch(const httplib::Request& req, httplib::Response& res)
     error_reply(res, 400, std::string("bad request: ") + e.what());
   }
   record(&c, req, principal->name, role, found->info.action, service_name, c.object, res.status);
+}
+
+core::Result<std::shared_ptr<storage::Backend>> Server::Impl::backend_for(const std::string& service) {
+  auto catalog = current();
+  const policy::Service* svc = catalog->find(service);
+  if (svc == nullptr) return core::not_found("no such service");
+  std::lock_guard lock(backends_mu);
+  if (auto it = backends.find(service); it != backends.end()) return it->second;
+  storage::OpenOptions o;
+  o.ca_file = svc->repository.cacert;
+  for (size_t i = 0; i + 1 < options.job_args.size(); i++)
+    if (options.job_args[i] == "--cacert" && o.ca_file.empty()) o.ca_file = options.job_args[i + 1];
+  ASSIGN_OR_RETURN(auto b, storage::open_backend(svc->repository.location, o));
+  std::shared_ptr<storage::Backend> shared(std::move(b));
+  backends[service] = shared;
+  return shared;
 }
 
 core::Result<json> Server::Impl::snapshots_of(const policy::Service& svc, bool fresh) {
@@ -710,6 +734,20 @@ core::Result<std::unique_ptr<Server>> Server::create(ServerOptions options, poli
   http.new_task_queue = [] { return new httplib::ThreadPool(64); };
   Impl* ip = impl.get();
   ip->build_routes();
+  // The repository endpoint first: its routes are more specific than the
+  // API's catch-all below.
+  RepoEndpointHooks hooks;
+  hooks.authenticate = [ip](const httplib::Request& req) -> std::optional<Principal> {
+    httplib::Response ignored;  // the endpoint answers 401 itself
+    return ip->authenticate(req, ignored);
+  };
+  hooks.backend_for = [ip](const std::string& service) { return ip->backend_for(service); };
+  hooks.audit = [ip](const Principal& p, const std::string& action, const std::string& service,
+                     const std::string& object, bool ok) {
+    AuditEntry e{p.name, role_name(p.role), action, service, object, ok ? "ok" : "denied or failed", ""};
+    if (auto st = ip->audit->append(e); !st.ok()) spdlog::error("audit log: {}", st.message());
+  };
+  register_repo_endpoint(http, hooks);
   auto api = [ip](const httplib::Request& req, httplib::Response& res) {
     if (req.body.size() > kMaxApiBody) return error_reply(res, 413, "request body too large");
     ip->dispatch(req, res);
@@ -798,6 +836,10 @@ void Server::reload() {
   {
     std::lock_guard lock(impl_->mu);
     impl_->catalog = std::make_shared<const policy::Catalog>(std::move(loaded.catalog));
+  }
+  {
+    std::lock_guard lock(impl_->backends_mu);  // a service may have moved
+    impl_->backends.clear();
   }
   if (impl_->daemon) impl_->daemon->reload();
   spdlog::info("policy reloaded");

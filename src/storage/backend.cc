@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "storage/local_backend.h"
+#include "storage/rest/rest_backend.h"
 #include "storage/s3_backend.h"
 
 namespace cairn::storage {
@@ -78,6 +79,14 @@ core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location,
     TRY(options.validate());
     return std::unique_ptr<Backend>(std::make_unique<S3Backend>(std::move(options)));
   }
+  // --- rest: the cairn server's repository endpoint (write-only agents) ---
+  if (location.starts_with("rest:")) {
+    ASSIGN_OR_RETURN(RestOptions options, RestOptions::from_location(location));
+    options.ca_file = open.ca_file;
+    options.insecure_tls = open.insecure_tls;
+    return std::unique_ptr<Backend>(std::make_unique<RestBackend>(std::move(options)));
+  }
+  // --- end rest ---
   size_t colon = location.find(':');
   if (colon != std::string::npos && looks_like_scheme(location.substr(0, colon)) &&
       location.find('/') > colon) {

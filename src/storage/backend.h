@@ -87,7 +87,8 @@ struct OpenOptions {
 
 // Opens a backend from a location string: "/path", "local:/path" or
 // "s3:http(s)://host[:port]/bucket[/prefix]" (credentials from the environment,
-// see storage/s3_backend.h).
+// see storage/s3_backend.h) or "rest:http(s)://host[:port]/<service>" (the
+// cairn server's repository endpoint, storage/rest/rest_backend.h).
 core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location,
                                                     const OpenOptions& options = {});
 

@@ -126,6 +126,27 @@ assert_file_same "$T/data/shop/orders.db" "$T/state/restores/incident-1/shop$T/d
 api "$ALICE" POST /api/v1/services/shop/restores '{"target":"incident-1"}' >/dev/null
 assert_eq 409 "$CODE" "an existing target is never overwritten"
 
+step "a write-only agent backs up through the repository endpoint and can read nothing back"
+expect_exit 0 cairn --repo "$T/repo" key add --agent --new-key-file "$T/agent.key"
+expect_exit 0 cairn token create --name host-shop-1 --role agent --services shop
+AGENT=$OUT
+mkdir -p "$T/agent-data" && random_file "$T/agent-data/app.log" 200000
+agent() { (cd "$T/agent-data" && env -u CAIRN_CONFIG -u CAIRN_PASSWORD CAIRN_TOKEN="$AGENT" \
+  "$CAIRN_BIN" --no-progress --cacert "$T/tls/ca.pem" --key-file "$T/agent.key" "$@"); }
+agent --repo "rest:https://127.0.0.1:$PORT/shop" backup --service shop --tag agent "$T/agent-data" >"$T/agent.out" 2>&1 ||
+  fail "agent backup through the endpoint: $(cat "$T/agent.out")"
+agent --repo "rest:https://127.0.0.1:$PORT/shop" snapshots >"$T/agent.out" 2>&1 && fail "an agent listed snapshots"
+agent --repo "rest:https://127.0.0.1:$PORT/blog" backup --service blog "$T/agent-data" >"$T/agent.out" 2>&1 &&
+  fail "an agent of shop wrote to blog"
+api "$AGENT" GET /api/v1/services >/dev/null
+assert_eq 403 "$CODE" "an agent token reads no API"
+AGENT_SNAP=$(cairn --json snapshots --service shop | jq -r '[.[] | select(.written_by_agent)][0].id')
+[[ $AGENT_SNAP =~ ^[0-9a-f]{64}$ ]] || fail "the agent's snapshot is not marked written_by_agent"
+api "$ALICE" GET "/api/v1/services/shop/snapshots/$AGENT_SNAP/download?path=$T/agent-data/app.log" >"$T/app.log" ||
+  fail "download of the agent's backup"
+assert_eq 200 "$CODE" "the restorer reads what the agent wrote (snapshot list cached: ?fresh may be needed)"
+assert_file_same "$T/agent-data/app.log" "$T/app.log"
+
 step "revocation takes effect on the next request"
 expect_exit 0 cairn token revoke ops
 api "$OPS" GET /api/v1/whoami >/dev/null

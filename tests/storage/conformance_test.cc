@@ -19,6 +19,7 @@
 #include "storage/memory_backend.h"
 #include "storage/s3_backend.h"
 #include "storage/s3_fixture.h"
+#include "storage/rest_fixture.h"  // rest: the cairn server's repository endpoint
 
 namespace cairn::storage {
 namespace {
@@ -336,6 +337,26 @@ INSTANTIATE_TEST_SUITE_P(
                                     if (server == nullptr) return nullptr;
                                     return std::make_shared<S3Backend>(
                                         server->options(s3test::unique_prefix()));
+                                  }},
+                      // rest: a real repository endpoint (server/repo_endpoint.h) over a
+                      // local folder, spoken to with an admin token.
+                      BackendCase{"Rest",
+                                  [](const std::string& dir) -> std::shared_ptr<Backend> {
+                                    struct Holder {
+                                      std::unique_ptr<resttest::RestServer> server;
+                                      std::unique_ptr<RestBackend> client;
+                                    };
+                                    auto local = std::make_shared<LocalBackend>(dir);
+                                    if (!local->create().ok()) return nullptr;
+                                    auto h = std::make_shared<Holder>();
+                                    h->server = std::make_unique<resttest::RestServer>(
+                                        std::map<std::string, std::shared_ptr<Backend>>{
+                                            {"svc", local}});
+                                    std::string token =
+                                        h->server->add_token("admin", server::Role::kAdmin, {"*"});
+                                    h->client = std::make_unique<RestBackend>(
+                                        h->server->options("svc", token));
+                                    return std::shared_ptr<Backend>(h, h->client.get());
                                   }},
                       // The same over HTTPS, trusting the fixture's test CA.
                       BackendCase{"S3Https",
