@@ -25,7 +25,9 @@ function timeTicks(t0, t1, x, y, height) {
   const span = t1 - t0;
   for (let i = 0; i <= n; i++) {
     const t = new Date(t0 + (span * i) / n);
-    const label = span > 2 * 86400_000 ? t.toISOString().slice(0, 10) : t.toISOString().slice(span > 86400_000 ? 5 : 11, 16).replace('T', ' ');
+    const iso = t.toISOString();
+    const label =
+      span > 2 * 86400_000 ? iso.slice(0, 10) : span > 86400_000 ? iso.slice(5, 16).replace('T', ' ') : span > 3600_000 ? iso.slice(11, 16) : iso.slice(11, 19);
     const xi = x(t);
     out.push(s('line', { x1: xi, x2: xi, y1: y, y2: y + 4, class: 'axis' }));
     out.push(

@@ -7,7 +7,7 @@
 //   PLAYWRIGHT_CORE  folder of the playwright-core package
 //   CHROMIUM         the browser binary
 //   BASE_URL         http://127.0.0.1:PORT/
-//   VIEWER_TOKEN, RESTORER_TOKEN
+//   VIEWER_TOKEN, RESTORER_TOKEN, OPERATOR_TOKEN
 //   OLD_SNAPSHOT     id of shop's first snapshot (the one to restore)
 //   RESTORE_TARGET   folder name the restore goes to
 //   ARTIFACTS        where the screenshots go
@@ -64,10 +64,11 @@ async function cell(service, cls) {
   return (await page.locator(`#fleet tr[data-service="${service}"] td.${cls}`).innerText()).trim();
 }
 
-// Buttons and links that would start a restore, anywhere on the page.
+// Buttons and links that would start a restore, anywhere on the page
+// ("Restore…", "Restore this", the menu's "Restore"; not "Run a restore drill").
 async function restoreControls() {
-  const buttons = await page.getByRole('button', { name: /restore/i }).count();
-  const links = await page.getByRole('link', { name: /restore/i }).count();
+  const buttons = await page.getByRole('button', { name: /^\W*restore/i }).count();
+  const links = await page.getByRole('link', { name: /^\W*restore/i }).count();
   return buttons + links;
 }
 
@@ -130,6 +131,11 @@ try {
   await shot('04-restorer-fleet');
 
   await page.click('#fleet a.service-link >> text=shop');
+  await page.waitForSelector('#snapshots-h');
+  check((await page.locator('#backup-now').count()) === 1, 'restorer: the backup button is shown (restorer includes operator)');
+  await page.getByRole('button', { name: 'Browse' }).first().click();
+  await page.waitForSelector('.browser table.files tbody tr');
+  check((await page.locator('.browser table.files tbody tr').count()) > 0, 'restorer: a snapshot can be browsed');
   await page.click('#restore-service');
   await page.waitForSelector('#restore-form');
   await page.waitForSelector(`#restore-snapshot option[value="${env('OLD_SNAPSHOT')}"]`, { state: 'attached' });
@@ -161,6 +167,20 @@ try {
   await page.click('#restore-start');
   await page.waitForSelector('#restore-error:not([hidden])');
   check(/already exists/.test(await page.locator('#restore-error').innerText()), 'an existing target is refused with a message');
+
+  await logout();
+
+  // --- operator: may back up and drill, may not restore
+  await login(env('OPERATOR_TOKEN'));
+  await page.waitForSelector('#fleet tbody tr');
+  check((await restoreControls()) === 0, 'operator: no restore control in the fleet view');
+  await page.click('#fleet a.service-link >> text=blog');
+  await page.waitForSelector('#backup-now');
+  check((await restoreControls()) === 0, 'operator: no restore control in the service view');
+  await page.click('#backup-now');
+  await page.waitForSelector('.job-card[data-state="succeeded"], .job-card[data-state="failed"]', { timeout: 120_000 });
+  check((await page.locator('.job-card').getAttribute('data-state')) === 'succeeded', 'operator: "Back up now" runs a backup that succeeds');
+  await shot('07-operator-backup');
 
   check(problems.length === 0, `no script errors or CSP violations${problems.length ? `: ${problems.join(' | ')}` : ''}`);
 } catch (e) {

@@ -5,10 +5,11 @@
 # no drill), ledger (never backed up). The browser checks: a bad token is
 # refused with a message; a viewer sees one row per service with the right
 # compliance and status, charts, the drill report and runbook, and no restore
-# control anywhere; a restorer scoped to shop,blog sees only those, restores
-# shop's first snapshot through the wizard and sees the job succeed; the file
-# is then on disk under the server's restore root with the first backup's
-# bytes. Screenshots go to $CAIRN_ARTIFACTS (default:
+# control anywhere; a restorer scoped to shop,blog sees only those, browses a
+# snapshot, restores shop's first snapshot through the wizard and sees the
+# job succeed (the file is then on disk under the server's restore root with
+# the first backup's bytes); an operator backs up blog but sees no restore
+# control. Screenshots go to $CAIRN_ARTIFACTS (default:
 # <build dir>/test-artifacts/dashboard).
 # Skips (exit 0) when chromium, node or playwright-core is missing
 # (scripts/setup installs chromium; scripts/install-playwright the library).
@@ -73,6 +74,7 @@ expect_exit 0 C policy validate
 ADMIN=$(C token create --name seed --role admin --services '*' 2>>"$T/tokens.log")
 VIEWER=$(C token create --name vera --role viewer --services '*' 2>>"$T/tokens.log")
 RESTORER=$(C token create --name rolf --role restorer --services shop,blog 2>>"$T/tokens.log")
+OPERATOR=$(C token create --name otto --role operator --services blog 2>>"$T/tokens.log")
 [[ $VIEWER == cairn_* && $RESTORER == cairn_* ]] || fail "token create printed: $VIEWER / $RESTORER"
 
 C server --insecure-plain-http --listen "127.0.0.1:$PORT" >"$T/server.log" 2>&1 &
@@ -126,7 +128,7 @@ assert_eq "true true false" "$(jq -r '[.services[] | .compliant] | map(tostring)
 step "the browser (chromium $("$CHROMIUM" --version 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+)+' | head -1))"
 # HOME: chromium wants a writable profile folder; keep it inside $T.
 if ! HOME=$T/home PLAYWRIGHT_CORE=$PLAYWRIGHT_CORE CHROMIUM=$CHROMIUM BASE_URL=$BASE/ \
-  VIEWER_TOKEN=$VIEWER RESTORER_TOKEN=$RESTORER OLD_SNAPSHOT=$OLD_SNAPSHOT RESTORE_TARGET=e2e-restore \
+  VIEWER_TOKEN=$VIEWER RESTORER_TOKEN=$RESTORER OPERATOR_TOKEN=$OPERATOR OLD_SNAPSHOT=$OLD_SNAPSHOT RESTORE_TARGET=e2e-restore \
   ARTIFACTS=$ARTIFACTS timeout 300 node "$ROOT/tests/e2e/dashboard.spec.mjs"; then
   echo "server log (last 30 lines):" >&2
   tail -n 30 "$T/server.log" >&2
