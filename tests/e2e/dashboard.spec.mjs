@@ -7,7 +7,7 @@
 //   PLAYWRIGHT_CORE  folder of the playwright-core package
 //   CHROMIUM         the browser binary
 //   BASE_URL         http://127.0.0.1:PORT/
-//   VIEWER_TOKEN, RESTORER_TOKEN, OPERATOR_TOKEN
+//   VIEWER_TOKEN, RESTORER_TOKEN, OPERATOR_TOKEN, ADMIN_TOKEN
 //   OLD_SNAPSHOT     id of shop's first snapshot (the one to restore)
 //   RESTORE_TARGET   folder name the restore goes to
 //   ARTIFACTS        where the screenshots go
@@ -181,6 +181,17 @@ try {
   await page.waitForSelector('.job-card[data-state="succeeded"], .job-card[data-state="failed"]', { timeout: 120_000 });
   check((await page.locator('.job-card').getAttribute('data-state')) === 'succeeded', 'operator: "Back up now" runs a backup that succeeds');
   await shot('07-operator-backup');
+  check((await page.locator('#nav-audit').count()) === 0, 'operator: no audit log in the menu');
+  await logout();
+
+  // --- admin: the audit log shows the restorer's restore
+  await login(env('ADMIN_TOKEN'));
+  await page.waitForSelector('#fleet tbody tr');
+  await page.click('#nav-audit');
+  await page.waitForSelector('table.audit tbody tr');
+  const restores = await page.locator('table.audit tbody tr', { hasText: 'restore.start' }).filter({ hasText: 'rolf' }).count();
+  check(restores === 2, `admin: the audit log lists rolf's two restore attempts (${restores})`);
+  await shot('08-admin-audit');
 
   check(problems.length === 0, `no script errors or CSP violations${problems.length ? `: ${problems.join(' | ')}` : ''}`);
 } catch (e) {

@@ -9,7 +9,7 @@
 # snapshot, restores shop's first snapshot through the wizard and sees the
 # job succeed (the file is then on disk under the server's restore root with
 # the first backup's bytes); an operator backs up blog but sees no restore
-# control. Screenshots go to $CAIRN_ARTIFACTS (default:
+# control; an admin reads the restores in the audit log view. Screenshots go to $CAIRN_ARTIFACTS (default:
 # <build dir>/test-artifacts/dashboard).
 # Skips (exit 0) when chromium, node or playwright-core is missing
 # (scripts/setup installs chromium; scripts/install-playwright the library).
@@ -128,7 +128,7 @@ assert_eq "true true false" "$(jq -r '[.services[] | .compliant] | map(tostring)
 step "the browser (chromium $("$CHROMIUM" --version 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+)+' | head -1))"
 # HOME: chromium wants a writable profile folder; keep it inside $T.
 if ! HOME=$T/home PLAYWRIGHT_CORE=$PLAYWRIGHT_CORE CHROMIUM=$CHROMIUM BASE_URL=$BASE/ \
-  VIEWER_TOKEN=$VIEWER RESTORER_TOKEN=$RESTORER OPERATOR_TOKEN=$OPERATOR OLD_SNAPSHOT=$OLD_SNAPSHOT RESTORE_TARGET=e2e-restore \
+  VIEWER_TOKEN=$VIEWER RESTORER_TOKEN=$RESTORER OPERATOR_TOKEN=$OPERATOR ADMIN_TOKEN=$ADMIN OLD_SNAPSHOT=$OLD_SNAPSHOT RESTORE_TARGET=e2e-restore \
   ARTIFACTS=$ARTIFACTS timeout 300 node "$ROOT/tests/e2e/dashboard.spec.mjs"; then
   echo "server log (last 30 lines):" >&2
   tail -n 30 "$T/server.log" >&2
