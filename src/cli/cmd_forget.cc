@@ -30,6 +30,10 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
     ASSIGN_OR_RETURN(const policy::Service* svc, find_service(catalog, a.service));
     TRY(ctx.use_service_repository(*svc));
     a.policy = svc->retention;
+  } else if (!a.service.empty()) {
+    // [apitests] ids with --service (DELETE /api/v1/services/S/snapshots/ID):
+    // the service's repository, as for snapshots and ls.
+    TRY(ctx.apply_service_policy(a.service, false));
   }
   if (a.ids.empty() && a.policy.empty())
     return core::invalid_argument("forget needs snapshot ids, at least one --keep-* option, or --service of a policy");
