@@ -14,7 +14,7 @@
 #   stop_server
 #   snapshot_of SERVICE    a snapshot id of SERVICE (the newest)
 
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the variables are for the tests
 SRV=$T/srv  # daemon state, tokens, audit log, restores
 CONF=$T/cairn.yaml
 AUDIT=$SRV/audit.log
