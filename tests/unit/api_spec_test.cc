@@ -25,7 +25,8 @@ std::string upper(std::string s) {
 
 // An operation key of a path item (not "parameters", "summary", x-...).
 bool is_method(const std::string& key) {
-  static const std::set<std::string> kMethods = {"get", "put", "post", "delete", "patch", "head", "options", "trace"};
+  static const std::set<std::string> kMethods = {"get",   "put",  "post",    "delete",
+                                                 "patch", "head", "options", "trace"};
   return kMethods.count(key) > 0;
 }
 
@@ -37,7 +38,8 @@ std::map<std::string, std::string> documented_operations(const YAML::Node& spec)
       std::string method = op.first.as<std::string>();
       if (!is_method(method)) continue;
       const YAML::Node perm = op.second["x-cairn-permission"];
-      out[upper(method) + " " + path.first.as<std::string>()] = perm ? perm.as<std::string>() : "(none)";
+      out[upper(method) + " " + path.first.as<std::string>()] =
+          perm ? perm.as<std::string>() : "(none)";
     }
   }
   return out;
@@ -53,7 +55,8 @@ TEST(ApiSpec, ParsesAsOpenApi3) {
   ASSERT_TRUE(scheme) << kSpec << ": no bearer security scheme";
   EXPECT_EQ(scheme["type"].as<std::string>(), "http");
   EXPECT_EQ(scheme["scheme"].as<std::string>(), "bearer");
-  ASSERT_TRUE(spec["security"] && spec["security"].IsSequence() && spec["security"][0]["bearer"]) << kSpec;
+  ASSERT_TRUE(spec["security"] && spec["security"].IsSequence() && spec["security"][0]["bearer"])
+      << kSpec;
 }
 
 TEST(ApiSpec, EveryRouteIsDocumentedWithItsPermission) {
@@ -68,14 +71,17 @@ TEST(ApiSpec, EveryRouteIsDocumentedWithItsPermission) {
   for (const auto& [op, perm] : routed) {
     auto it = documented.find(op);
     if (it == documented.end()) {
-      ADD_FAILURE() << op << " (permission " << perm << ") is a route of the server but not in docs/api.yaml";
+      ADD_FAILURE() << op << " (permission " << perm
+                    << ") is a route of the server but not in docs/api.yaml";
     } else {
-      EXPECT_EQ(it->second, perm) << op << ": x-cairn-permission in docs/api.yaml differs from the route's permission";
+      EXPECT_EQ(it->second, perm)
+          << op << ": x-cairn-permission in docs/api.yaml differs from the route's permission";
     }
   }
   for (const auto& [op, perm] : documented)
     if (routed.count(op) == 0)
-      ADD_FAILURE() << op << " (x-cairn-permission " << perm << ") is in docs/api.yaml but the server has no such route";
+      ADD_FAILURE() << op << " (x-cairn-permission " << perm
+                    << ") is in docs/api.yaml but the server has no such route";
 }
 
 // Every operation documents its error answers with the {"error": ...}
@@ -93,7 +99,8 @@ TEST(ApiSpec, OperationsDescribeErrorsAndParameters) {
       for (const char* code : {"401", "413", "429"}) {
         EXPECT_TRUE(rs[code]) << name << ": no " << code << " response";
       }
-      std::string perm = op.second["x-cairn-permission"] ? op.second["x-cairn-permission"].as<std::string>() : "";
+      std::string perm =
+          op.second["x-cairn-permission"] ? op.second["x-cairn-permission"].as<std::string>() : "";
       if (perm != "authenticated") {
         EXPECT_TRUE(rs["403"]) << name << ": no 403 response";
       }
