@@ -306,8 +306,12 @@ void Server::Impl::dispatch(const httplib::Request& req, httplib::Response& res)
   }
   try {
     found->handler(c);
-  } catch (const std::exception& e) {  // json type errors from a malformed body, mostly
-    error_reply(res, 400, std::string("bad request: ") + e.what());
+  } catch (const nlohmann::json::exception& e) {  // a field of the body has the wrong type
+    spdlog::info("{} {}: malformed body: {}", req.method, req.path, e.what());
+    error_reply(res, 400, "bad request: a field of the JSON body has the wrong type (see docs/api.yaml)");
+  } catch (const std::exception& e) {
+    spdlog::error("{} {}: {}", req.method, req.path, e.what());
+    error_reply(res, 500, "internal error (logged on the server)");
   }
   record(&c, req, principal->name, role, found->info.action, service_name, c.object, res.status);
 }
