@@ -1,6 +1,5 @@
 // cairn daemon | status | alert test: scheduled operation (docs/daemon.md).
 #include <fmt/format.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -19,27 +18,8 @@ namespace cairn::cli {
 
 namespace {
 
-// Global options a job needs to reach its repository the way this command
-// was told to (TLS, addressing).
-std::vector<std::string> passthrough_args(const Context& ctx) {
-  std::vector<std::string> out;
-  if (!ctx.cacert.empty()) out.insert(out.end(), {"--cacert", ctx.cacert});
-  if (ctx.insecure_tls) out.push_back("--insecure-tls");
-  if (ctx.insecure_http) out.push_back("--insecure-http");
-  if (ctx.s3_path_style) out.push_back("--s3-path-style");
-  if (ctx.s3_virtual_host) out.push_back("--s3-virtual-host");
-  return out;
-}
-
 core::Status run_daemon(Context& ctx) {
-  // Signals are taken by one thread with sigwait(); every other thread
-  // (created after this) inherits the blocked mask.
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S%z %l %v");
-  if (ctx.verbose) spdlog::set_level(spdlog::level::debug);
+  sigset_t set = take_termination_signals(ctx);
 
   std::string path = std::filesystem::absolute(policy::find_config(ctx.config)).string();
   ctx.config = path;
@@ -47,28 +27,11 @@ core::Status run_daemon(Context& ctx) {
   daemon::DaemonOptions opt;
   opt.config_path = path;
   opt.cairn_exe = self_exe();
-  opt.job_args = passthrough_args(ctx);
+  opt.job_args = job_args(ctx);
   ASSIGN_OR_RETURN(auto d, daemon::Daemon::create(opt, std::move(catalog)));
   daemon::Daemon* dp = d.get();
-  std::thread signals([dp, set] {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&set, &sig) != 0) continue;
-      if (sig == SIGHUP) {
-        spdlog::info("SIGHUP: reloading the policy");
-        dp->reload();
-        continue;
-      }
-      spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      dp->stop();
-      return;
-    }
-  });
-  core::Status st = d->run();
-  // run() returns only after stop(); if it failed early, wake the signal thread.
-  if (!st.ok()) pthread_kill(signals.native_handle(), SIGTERM);
-  signals.join();
-  return st;
+  return run_until_signalled(
+      set, [dp] { return dp->run(); }, [dp] { dp->stop(); }, [dp] { dp->reload(); });
 }
 
 std::string ago(std::optional<daemon::Time> t, daemon::Time now) {

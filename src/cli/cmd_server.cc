@@ -1,7 +1,6 @@
 // cairn server | token | audit: the HTTPS API and its access control
 // (docs/security.md, docs/api.yaml).
 #include <fmt/format.h>
-#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -36,44 +35,22 @@ struct ServerArgs {
 };
 
 core::Status run_server(Context& ctx, const ServerArgs& a) {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S%z %l %v");
-  if (ctx.verbose) spdlog::set_level(spdlog::level::debug);
+  sigset_t set = take_termination_signals(ctx);
   std::string path = std::filesystem::absolute(policy::find_config(ctx.config)).string();
   ctx.config = path;
   ASSIGN_OR_RETURN(auto catalog, ctx.load_policy());
   server::ServerOptions opt;
   opt.config_path = path;
   opt.cairn_exe = self_exe();
-  if (!ctx.cacert.empty()) opt.job_args.insert(opt.job_args.end(), {"--cacert", ctx.cacert});
-  if (ctx.insecure_tls) opt.job_args.push_back("--insecure-tls");
-  if (ctx.insecure_http) opt.job_args.push_back("--insecure-http");
+  opt.job_args = job_args(ctx);
   opt.listen = a.listen;
   opt.plain_http = a.plain_http;
   opt.with_daemon = a.with_daemon;
   if (a.plain_http) spdlog::warn("plain HTTP: tokens and data cross the loopback interface unencrypted");
   ASSIGN_OR_RETURN(auto srv, server::Server::create(opt, std::move(catalog)));
   server::Server* sp = srv.get();
-  std::thread signals([sp, set] {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&set, &sig) != 0) continue;
-      if (sig == SIGHUP) {
-        sp->reload();
-        continue;
-      }
-      spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      sp->stop();
-      return;
-    }
-  });
-  core::Status st = srv->run();
-  if (!st.ok()) pthread_kill(signals.native_handle(), SIGTERM);
-  signals.join();
-  return st;
+  return run_until_signalled(
+      set, [sp] { return sp->run(); }, [sp] { sp->stop(); }, [sp] { sp->reload(); });
 }
 
 // The token commands work on the state database named by the policy.

@@ -1,6 +1,8 @@
 #include "cli/context.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -330,6 +332,49 @@ core::Status Context::use_service_repository(const policy::Service& service) {
     only("CAIRN_PASSWORD_COMMAND", r.password_command);
   }
   return {};
+}
+
+std::vector<std::string> job_args(const Context& ctx) {
+  std::vector<std::string> out;
+  if (!ctx.cacert.empty()) out.insert(out.end(), {"--cacert", ctx.cacert});
+  if (ctx.insecure_tls) out.push_back("--insecure-tls");
+  if (ctx.insecure_http) out.push_back("--insecure-http");
+  if (ctx.s3_path_style) out.push_back("--s3-path-style");
+  if (ctx.s3_virtual_host) out.push_back("--s3-virtual-host");
+  return out;
+}
+
+sigset_t take_termination_signals(const Context& ctx) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S%z %l %v");
+  if (ctx.verbose) spdlog::set_level(spdlog::level::debug);
+  return set;
+}
+
+core::Status run_until_signalled(const sigset_t& set, const std::function<core::Status()>& run,
+                                 const std::function<void()>& stop, const std::function<void()>& reload) {
+  std::thread signals([&set, &stop, &reload] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (sig == SIGHUP) {
+        spdlog::info("SIGHUP: reloading the policy");
+        reload();
+        continue;
+      }
+      spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      stop();
+      return;
+    }
+  });
+  core::Status st = run();
+  // run() returns only after stop(); if it failed early, wake the signal thread.
+  if (!st.ok()) pthread_kill(signals.native_handle(), SIGTERM);
+  signals.join();
+  return st;
 }
 
 }  // namespace cairn::cli

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -95,6 +96,19 @@ int exit_code_for(const core::Status& st);
 
 // The path of this cairn binary (for restore_command and the daemon's jobs).
 std::string self_exe();
+
+// Global options a child job needs to reach its repository the way this
+// command was told to (TLS, addressing): for the daemon's and server's jobs.
+std::vector<std::string> job_args(const Context& ctx);
+
+// Long-running commands (daemon, server): blocks SIGTERM, SIGINT and SIGHUP
+// in this thread and every thread created after it (so one thread can take
+// them with sigwait), and sets the log line format. Call before any thread starts.
+sigset_t take_termination_signals(const Context& ctx);
+// Runs `run` while a signal thread calls `reload` on SIGHUP and `stop` on
+// SIGTERM or SIGINT; `run` must return after `stop`.
+core::Status run_until_signalled(const sigset_t& set, const std::function<core::Status()>& run,
+                                 const std::function<void()>& stop, const std::function<void()>& reload);
 
 // The service named `name` of the catalog, or kInvalidArgument with a suggestion.
 core::Result<const policy::Service*> find_service(const policy::Catalog& catalog, const std::string& name);

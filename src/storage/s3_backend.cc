@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "storage/curl_kit.h"
 #include "storage/local_backend.h"
 #include "storage/sigv4.h"
 
@@ -48,36 +49,14 @@ struct S3Backend::Response {
 
 namespace {
 
-// --- RAII for libcurl handles -------------------------------------------------
+using curl_kit::EasyPtr;
+using curl_kit::global_init;
+using curl_kit::HeaderList;
+using curl_kit::on_body;
+using curl_kit::on_read;
+using curl_kit::parse_u64;
+using curl_kit::UploadCursor;
 
-struct EasyDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
-
-class HeaderList {
- public:
-  HeaderList() = default;
-  HeaderList(const HeaderList&) = delete;
-  HeaderList& operator=(const HeaderList&) = delete;
-  ~HeaderList() { curl_slist_free_all(list_); }
-
-  bool append(const std::string& line) {
-    curl_slist* next = curl_slist_append(list_, line.c_str());
-    if (next == nullptr) return false;
-    list_ = next;
-    return true;
-  }
-  curl_slist* get() const { return list_; }
-
- private:
-  curl_slist* list_ = nullptr;
-};
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 // --- small helpers ---------------------------------------------------------------
 
@@ -163,11 +142,6 @@ std::string s3_error_code(const core::Bytes& body) {
   return code ? std::string(*code) : std::string();
 }
 
-bool parse_u64(std::string_view s, uint64_t* out) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
 
 bool is_retryable_http(long status, const core::Bytes& body) {
   if (status >= 500 || status == 429) return true;
@@ -175,36 +149,9 @@ bool is_retryable_http(long status, const core::Bytes& body) {
   return status == 400 && s3_error_code(body) == "RequestTimeout";
 }
 
-bool is_transient_curl(CURLcode rc) {
-  switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
-  }
-}
 
 // --- libcurl callbacks (no exception may cross into C) -----------------------------
 
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  auto* body = static_cast<core::Bytes*>(user);
-  try {
-    body->insert(body->end(), data, data + size * n);
-  } catch (...) {
-    return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
-  }
-  return size * n;
-}
 
 struct HeaderState {
   std::map<std::string, std::string>* headers;
@@ -260,30 +207,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-struct UploadCursor {
-  const uint8_t* data;
-  size_t left;
-};
 
-size_t on_read(char* buffer, size_t size, size_t n, void* user) {
-  auto* cur = static_cast<UploadCursor*>(user);
-  size_t take = std::min(size * n, cur->left);
-  std::copy_n(cur->data, take, buffer);
-  cur->data += take;
-  cur->left -= take;
-  return take;
-}
-
-std::chrono::milliseconds jittered_backoff(const S3Options& o, int retry) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  int64_t cap = o.initial_backoff.count();
-  for (int i = 0; i < retry && cap < o.max_backoff.count(); ++i) cap *= 2;
-  cap = std::min<int64_t>(cap, o.max_backoff.count());
-  if (cap <= 0) return std::chrono::milliseconds(0);
-  // "Equal jitter": at least half the step, so retries really do back off.
-  std::uniform_int_distribution<int64_t> dist(cap / 2, cap);
-  return std::chrono::milliseconds(dist(rng));
-}
 
 bool valid_bucket(const std::string& b) {
   if (b.empty() || b.size() > 255) return false;
@@ -576,7 +500,7 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   }
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
-    if (is_transient_curl(rc)) return core::Status(core::Code::kTransient, what + ": " + detail);
+    if (curl_kit::is_transient(rc)) return core::Status(core::Code::kTransient, what + ": " + detail);
     if (rc == CURLE_PEER_FAILED_VERIFICATION) {
       // Not kTransient: retrying cannot make a certificate trusted.
       return core::io_error(what + ": the server's TLS certificate is not trusted (" + detail +
@@ -639,7 +563,7 @@ core::Result<S3Backend::Response> S3Backend::call(const Request& req) {
       return core::Status(core::Code::kTransient, last.message() + " (gave up after " +
                                                       std::to_string(attempt) + " attempts)");
     }
-    std::chrono::milliseconds delay = std::min(jittered_backoff(options_, attempt - 1), budget);
+    std::chrono::milliseconds delay = std::min(curl_kit::jittered_backoff(options_.initial_backoff, options_.max_backoff, attempt), budget);
     std::this_thread::sleep_for(delay);
     waited += delay;
   }

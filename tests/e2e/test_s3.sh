@@ -164,17 +164,7 @@ expect_exit 0 cairn --insecure-http --repo "$FREPO" check --read-data
 
 step "HTTPS: a second s3rver with a test CA"
 CERTS=$T/certs
-mkdir -p "$CERTS"
-(
-  cd "$CERTS"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=cairn e2e CA' \
-    -keyout ca.key -out ca.pem -addext basicConstraints=critical,CA:TRUE \
-    -addext keyUsage=critical,keyCertSign,cRLSign
-  openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile ext.cnf -out server.pem
-) >"$T/openssl.log" 2>&1 || fail "openssl: $(cat "$T/openssl.log")"
+make_test_ca "$CERTS"
 start_s3rver s3rver-tls "$T/s3tls" "$BUCKET" --key "$CERTS/server.key" --cert "$CERTS/server.pem"
 TPORT=$S3PORT
 TREPO=s3:https://127.0.0.1:$TPORT/$BUCKET/tls

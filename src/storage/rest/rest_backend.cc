@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "storage/curl_kit.h"
 #include "storage/local_backend.h"
 
 namespace cairn::storage {
@@ -34,56 +35,17 @@ struct RestBackend::Response {
 
 namespace {
 
-struct EasyDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
+using curl_kit::EasyPtr;
+using curl_kit::HeaderList;
+using curl_kit::on_body;
+using curl_kit::on_read;
+using curl_kit::parse_u64;
+using curl_kit::UploadCursor;
 
-class HeaderList {
- public:
-  HeaderList() = default;
-  HeaderList(const HeaderList&) = delete;
-  HeaderList& operator=(const HeaderList&) = delete;
-  ~HeaderList() { curl_slist_free_all(list_); }
-  bool append(const std::string& line) {
-    curl_slist* next = curl_slist_append(list_, line.c_str());
-    if (next == nullptr) return false;
-    list_ = next;
-    return true;
-  }
-  curl_slist* get() const { return list_; }
 
- private:
-  curl_slist* list_ = nullptr;
-};
-
-bool is_transient_curl(CURLcode rc) {
-  switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-      return true;
-    default:
-      return false;
-  }
-}
 
 bool is_retryable_http(long status) { return status >= 500 || status == 429; }
 
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  try {
-    auto* body = static_cast<core::Bytes*>(user);
-    body->insert(body->end(), data, data + size * n);
-  } catch (...) {
-    return 0;
-  }
-  return size * n;
-}
 
 size_t on_header(char* data, size_t size, size_t n, void* user) {
   try {
@@ -109,25 +71,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-struct UploadCursor {
-  const uint8_t* data;
-  size_t left;
-};
 
-size_t on_read(char* buffer, size_t size, size_t n, void* user) {
-  auto* cur = static_cast<UploadCursor*>(user);
-  size_t take = std::min(size * n, cur->left);
-  std::copy_n(cur->data, take, buffer);
-  cur->data += take;
-  cur->left -= take;
-  return take;
-}
-
-bool parse_u64(std::string_view s, uint64_t* out) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
 
 // The server's {"error": "..."} message, for error texts.
 std::string server_message(const core::Bytes& body) {
@@ -231,8 +175,7 @@ struct RestBackend::Shared {
 };
 
 RestBackend::RestBackend(RestOptions options) : options_(std::move(options)) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  curl_kit::global_init();
   shared_ = std::make_unique<Shared>();
 }
 
@@ -293,7 +236,7 @@ core::Result<RestBackend::Response> RestBackend::perform_once(const Request& req
   CURLcode rc = curl_easy_perform(e);
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
-    if (is_transient_curl(rc)) return core::Status(core::Code::kTransient, what + ": " + detail);
+    if (curl_kit::is_transient(rc)) return core::Status(core::Code::kTransient, what + ": " + detail);
     if (rc == CURLE_PEER_FAILED_VERIFICATION)
       return core::io_error(what + ": the server's TLS certificate is not trusted (" + detail +
                             "); for a private CA pass its certificate with --cacert FILE");
@@ -314,7 +257,6 @@ core::Result<RestBackend::Response> RestBackend::perform_once(const Request& req
 }
 
 core::Result<RestBackend::Response> RestBackend::call(const Request& req) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   const int max_attempts = std::max(1, options_.max_attempts);
   std::chrono::milliseconds waited{0};
   core::Status last;
@@ -336,11 +278,8 @@ core::Result<RestBackend::Response> RestBackend::call(const Request& req) {
       return core::Status(core::Code::kTransient, last.message() + " (gave up after " +
                                                       std::to_string(attempt) + " attempts)");
     }
-    int64_t cap = options_.initial_backoff.count();
-    for (int i = 1; i < attempt && cap < options_.max_backoff.count(); ++i) cap *= 2;
-    cap = std::min<int64_t>(cap, options_.max_backoff.count());
-    std::uniform_int_distribution<int64_t> dist(cap / 2, std::max<int64_t>(cap, 0));
-    std::chrono::milliseconds delay = std::min(std::chrono::milliseconds(dist(rng)), budget);
+    std::chrono::milliseconds delay =
+        std::min(curl_kit::jittered_backoff(options_.initial_backoff, options_.max_backoff, attempt), budget);
     std::this_thread::sleep_for(delay);
     waited += delay;
   }

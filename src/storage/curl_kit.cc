@@ -1,0 +1,77 @@
+#include "storage/curl_kit.h"
+
+#include <algorithm>
+#include <charconv>
+#include <mutex>
+#include <random>
+
+namespace cairn::storage::curl_kit {
+
+bool HeaderList::append(const std::string& line) {
+  curl_slist* next = curl_slist_append(list_, line.c_str());
+  if (next == nullptr) return false;
+  list_ = next;
+  return true;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+bool is_transient(CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool parse_u64(std::string_view s, uint64_t* out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* body = static_cast<core::Bytes*>(user);
+  try {
+    body->insert(body->end(), data, data + size * n);
+  } catch (...) {
+    return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+  }
+  return size * n;
+}
+
+size_t on_read(char* buffer, size_t size, size_t n, void* user) {
+  auto* cur = static_cast<UploadCursor*>(user);
+  size_t take = std::min(size * n, cur->left);
+  std::copy_n(cur->data, take, buffer);
+  cur->data += take;
+  cur->left -= take;
+  return take;
+}
+
+std::chrono::milliseconds jittered_backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                                           int retry) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  int64_t cap = initial.count();
+  for (int i = 1; i < retry && cap < max.count(); ++i) cap *= 2;
+  cap = std::min<int64_t>(cap, max.count());
+  if (cap <= 0) return std::chrono::milliseconds(0);
+  std::uniform_int_distribution<int64_t> dist(cap / 2, cap);
+  return std::chrono::milliseconds(dist(rng));
+}
+
+}  // namespace cairn::storage::curl_kit

@@ -1,0 +1,66 @@
+// The libcurl pieces every HTTP backend (S3, REST) needs: RAII for handles
+// and header lists, one-time global init, the transient-error rule, body and
+// upload callbacks, and "equal jitter" backoff. One copy, so both backends
+// retry the same failures the same way.
+//
+// Thread-compatible values and pure functions; callbacks never let an
+// exception cross into C.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/bytes.h"
+
+namespace cairn::storage::curl_kit {
+
+struct EasyDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
+
+class HeaderList {
+ public:
+  HeaderList() = default;
+  HeaderList(const HeaderList&) = delete;
+  HeaderList& operator=(const HeaderList&) = delete;
+  ~HeaderList() { curl_slist_free_all(list_); }
+  bool append(const std::string& line);
+  curl_slist* get() const { return list_; }
+
+ private:
+  curl_slist* list_ = nullptr;
+};
+
+// curl_global_init once per process, before the first handle.
+void global_init();
+
+// Connection-level failures worth another attempt (refused, reset, timed
+// out, cut short, TLS handshake): the request may not have arrived at all.
+bool is_transient(CURLcode rc);
+
+// Decimal digits only, the whole string.
+bool parse_u64(std::string_view s, uint64_t* out);
+
+// CURLOPT_WRITEFUNCTION appending to a core::Bytes (CURLOPT_WRITEDATA).
+size_t on_body(char* data, size_t size, size_t n, void* user);
+
+// CURLOPT_READFUNCTION over a buffer (CURLOPT_READDATA = UploadCursor*).
+struct UploadCursor {
+  const uint8_t* data;
+  size_t left;
+};
+size_t on_read(char* buffer, size_t size, size_t n, void* user);
+
+// The wait before retry number `retry` (1 = the first retry): the cap doubles
+// from `initial` up to `max`, and the wait is random in [cap/2, cap] so that
+// many clients do not retry in step.
+std::chrono::milliseconds jittered_backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                                           int retry);
+
+}  // namespace cairn::storage::curl_kit
