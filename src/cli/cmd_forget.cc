@@ -31,7 +31,7 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
     TRY(ctx.use_service_repository(*svc));
     a.policy = svc->retention;
   } else if (!a.service.empty()) {
-    // [apitests] ids with --service (DELETE /api/v1/services/S/snapshots/ID):
+    // Ids with --service (DELETE /api/v1/services/S/snapshots/ID):
     // the service's repository, as for snapshots and ls.
     TRY(ctx.apply_service_policy(a.service, false));
   }

@@ -372,7 +372,7 @@ bool Server::Impl::own_snapshot(Call& c, const std::string& id) {
 void Server::Impl::start_job(Call& c, JobSpec spec) {
   spec.started_by = c.principal.name;
   std::string id = jobs->start(std::move(spec));
-  // [apitests] keep what the handler named (restore target, snapshot): the audit entry said only "job <id>".
+  // The audit entry keeps what the handler named (restore target, snapshot) besides the job.
   c.object = (c.object.empty() ? "" : c.object + ", ") + "job " + id;
   c.res.set_header("Location", "/api/v1/jobs/" + id);
   reply(c.res, 202, {{"job", id}, {"url", "/api/v1/jobs/" + id}});
@@ -756,7 +756,7 @@ core::Result<std::unique_ptr<Server>> Server::create(ServerOptions options, poli
   auto api = [ip](const httplib::Request& req, httplib::Response& res) {
     if (req.body.size() > kMaxApiBody) {
       error_reply(res, 413, "request body too large");
-      // [apitests] refused calls are audited too (before: a 413 left no entry).
+      // Refused calls are audited too.
       ip->record(nullptr, req, "anonymous", "", "api.too_large", "", req.method + " " + req.path, 413);
       return;
     }
@@ -781,7 +781,7 @@ core::Result<std::unique_ptr<Server>> Server::create(ServerOptions options, poli
   }
   if (!web.empty() && !http.set_mount_point("/", web))
     return core::invalid_argument("server.web: " + web + " is not a folder");
-  // [apitests] errors of the HTTP layer itself (400 for a POST without
+  // Errors of the HTTP layer itself (400 for a POST without
   // Content-Length, 413 over the payload limit, 404 outside the API) get the
   // API's {"error": ...} shape instead of an empty body.
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
