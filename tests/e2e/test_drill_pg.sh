@@ -13,9 +13,11 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 # shellcheck source-path=SCRIPTDIR source=lib_pg.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib_pg.sh"
 mkdir -p "$T/scratch"
+# Only this test's servers: other tests (test_fleet) drill at the same time.
+OWN_SCRATCH_SERVER="$T/scratch/.*cluster_name=cairn-drill"
 no_scratch_server() {
-  if pgrep -f "cluster_name=cairn-drill" >/dev/null; then
-    pgrep -af "cluster_name=cairn-drill" >&2
+  if pgrep -f "$OWN_SCRATCH_SERVER" >/dev/null; then
+    pgrep -af "$OWN_SCRATCH_SERVER" >&2
     fail "a scratch PostgreSQL server still runs"
   fi
 }
@@ -144,7 +146,7 @@ for _ in $(seq 1 600); do pgrep -f "pg-drill-sigterm" | grep -qv "^$pid$" && bre
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null || true
 pkill -f "sleep 300 # pg-drill-sigterm" || true
-pgrep -f "cluster_name=cairn-drill" >/dev/null || fail "expected the killed drill's server (to test its cleanup)"
+pgrep -f "$OWN_SCRATCH_SERVER" >/dev/null || fail "expected the killed drill's server (to test its cleanup)"
 write_config "SELECT count(*) > 0 FROM orders"
 EXPECT_ROWS=300 expect_exit 0 D drill run --service shop-dump --scratch "$T/scratch"
 scratch_empty
