@@ -14,6 +14,29 @@ bool HeaderList::append(const std::string& line) {
   return true;
 }
 
+Share::Share() {
+  share = curl_share_init();
+  if (share == nullptr) return;
+  curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Share::lock);
+  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Share::unlock);
+  curl_share_setopt(share, CURLSHOPT_USERDATA, this);
+  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+}
+
+Share::~Share() {
+  if (share != nullptr) curl_share_cleanup(share);
+}
+
+void Share::lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+  static_cast<Share*>(user)->locks_[data].lock();
+}
+
+void Share::unlock(CURL*, curl_lock_data data, void* user) {
+  static_cast<Share*>(user)->locks_[data].unlock();
+}
+
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });

@@ -9,7 +9,9 @@
 
 #include <curl/curl.h>
 
+#include <array>
 #include <chrono>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,6 +37,23 @@ class HeaderList {
 
  private:
   curl_slist* list_ = nullptr;
+};
+
+// A curl share handle with its own locks: DNS cache, TLS sessions and
+// connections reused by every easy handle of one backend, across threads.
+// `share` is null when libcurl could not make one (requests then work unshared).
+class Share {
+ public:
+  Share();
+  ~Share();
+  Share(const Share&) = delete;
+  Share& operator=(const Share&) = delete;
+  CURLSH* share = nullptr;
+
+ private:
+  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user);
+  static void unlock(CURL*, curl_lock_data data, void* user);
+  std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
 };
 
 // curl_global_init once per process, before the first handle.

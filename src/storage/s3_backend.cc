@@ -372,31 +372,7 @@ core::Status S3Options::validate() const {
 
 // --- shared curl state ---------------------------------------------------------------
 
-struct S3Backend::Shared {
-  CURLSH* share = nullptr;
-  std::array<std::mutex, CURL_LOCK_DATA_LAST> locks;
-
-  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
-    static_cast<Shared*>(user)->locks[data].lock();
-  }
-  static void unlock(CURL*, curl_lock_data data, void* user) {
-    static_cast<Shared*>(user)->locks[data].unlock();
-  }
-
-  Shared() {
-    share = curl_share_init();
-    if (share == nullptr) return;
-    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Shared::lock);
-    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Shared::unlock);
-    curl_share_setopt(share, CURLSHOPT_USERDATA, this);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  }
-  ~Shared() {
-    if (share != nullptr) curl_share_cleanup(share);
-  }
-};
+struct S3Backend::Shared : curl_kit::Share {};
 
 S3Backend::S3Backend(S3Options options) : options_(std::move(options)) {
   global_init();

@@ -150,29 +150,8 @@ core::Result<RestOptions> RestOptions::from_location(const std::string& location
   return o;
 }
 
-struct RestBackend::Shared {
-  CURLSH* share = nullptr;
-  std::array<std::mutex, CURL_LOCK_DATA_LAST> locks;
-  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
-    static_cast<Shared*>(user)->locks[data].lock();
-  }
-  static void unlock(CURL*, curl_lock_data data, void* user) {
-    static_cast<Shared*>(user)->locks[data].unlock();
-  }
-  Shared() {
-    share = curl_share_init();
-    if (share == nullptr) return;
-    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Shared::lock);
-    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Shared::unlock);
-    curl_share_setopt(share, CURLSHOPT_USERDATA, this);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  }
-  ~Shared() {
-    if (share != nullptr) curl_share_cleanup(share);
-  }
-};
+// DNS, TLS sessions and connections shared by every request of this backend.
+struct RestBackend::Shared : curl_kit::Share {};
 
 RestBackend::RestBackend(RestOptions options) : options_(std::move(options)) {
   curl_kit::global_init();
