@@ -240,8 +240,8 @@ void Server::Impl::record(const Call* call, const httplib::Request& req, const s
 
 void Server::Impl::dispatch(const httplib::Request& req, httplib::Response& res) {
   res.set_header("Cache-Control", "no-store");
-  // Split the path and find the route before authenticating: an unknown
-  // path is a 404 for everyone, which tells nothing about services.
+  // Find the route first, answer only after authentication: without a
+  // valid token every path is a 401, so probing reveals no endpoint.
   std::vector<std::string> parts;
   for (size_t i = 1; i <= req.path.size();) {
     size_t j = req.path.find('/', i);
