@@ -280,7 +280,14 @@ struct Endpoint {
            const std::string& service, const Handle& h) {
     std::optional<Principal> who;
     auto backend = admit(req, res, service, Op::kSave, h, &who);
-    if (!backend) return;
+    if (!backend) {
+      // Read the refused body to its end: left unread on a keep-alive
+      // connection it would be parsed as the client's next request (a 400
+      // for a GET that follows a refused PUT). httplib's payload limit
+      // bounds it.
+      read([](const char*, size_t) { return true; });
+      return;
+    }
     if (req.has_header("Content-Length")) {
       uint64_t declared = 0;
       const std::string v = req.get_header_value("Content-Length");
