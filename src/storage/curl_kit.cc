@@ -37,6 +37,22 @@ void Share::unlock(CURL*, curl_lock_data data, void* user) {
   static_cast<Share*>(user)->locks_[data].unlock();
 }
 
+void set_transport(CURL* e, const Transport& t) {
+  curl_easy_setopt(e, CURLOPT_URL, t.url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buffer);
+  if (t.share != nullptr) curl_easy_setopt(e, CURLOPT_SHARE, t.share);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.connect_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(t.stall_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, t.insecure_tls ? 0L : 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, t.insecure_tls ? 0L : 2L);
+  if (!t.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, t.ca_file.c_str());
+}
+
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });

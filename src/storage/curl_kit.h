@@ -56,6 +56,21 @@ class Share {
   std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
 };
 
+// How one request reaches its server: the options both backends set alike.
+struct Transport {
+  const char* url;
+  char* error_buffer;  // CURL_ERROR_SIZE bytes
+  CURLSH* share;       // may be null
+  curl_slist* headers;
+  std::chrono::milliseconds connect_timeout;
+  std::chrono::seconds stall_timeout;  // below 1 KiB/s for this long: a timeout
+  bool insecure_tls;
+  const std::string& ca_file;  // "" = the system store
+};
+// Sets URL, http(s) only, no signals, no redirects, timeouts and TLS
+// verification (peer and host name unless insecure_tls) on `e`.
+void set_transport(CURL* e, const Transport& t);
+
 // curl_global_init once per process, before the first handle.
 void global_init();
 

@@ -184,20 +184,8 @@ core::Result<RestBackend::Response> RestBackend::perform_once(const Request& req
   char errbuf[CURL_ERROR_SIZE] = {0};
   UploadCursor cursor{req.body.data(), req.body.size()};
   const std::string url = url_of(req.object);
-  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-  if (shared_->share != nullptr) curl_easy_setopt(e, CURLOPT_SHARE, shared_->share);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.stall_timeout.count()));
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.insecure_tls ? 0L : 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.insecure_tls ? 0L : 2L);
-  if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_kit::set_transport(e, {url.c_str(), errbuf, shared_->share, headers.get(), options_.connect_timeout,
+                              options_.stall_timeout, options_.insecure_tls, options_.ca_file});
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp.body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &on_header);
