@@ -40,23 +40,30 @@ crypto::Key key_file_kek(std::string_view secret, core::ByteView salt) {
 
 std::string generate_key_file_secret() { return core::base64_encode(crypto::random_bytes(32)); }
 
+namespace {
+// A fresh salt and the key-encryption key `secret` gives with it, with the
+// key file's "kdf" object describing how (argon2id for passwords, one HMAC
+// for generated key files).
+core::Result<std::pair<crypto::Key, json>> new_kek(std::string_view secret, const crypto::KdfParams& kdf,
+                                                   SecretKind kind) {
+  core::Bytes salt = crypto::random_bytes(16);
+  if (kind == SecretKind::kKeyFile)
+    return std::make_pair(key_file_kek(secret, salt),
+                          json{{"algorithm", kKeyFileKdf}, {"salt", core::base64_encode(salt)}});
+  ASSIGN_OR_RETURN(crypto::Key kek, crypto::derive_key(secret, salt, kdf));
+  return std::make_pair(kek, json{{"algorithm", "argon2id"},
+                                  {"ops", kdf.ops},
+                                  {"mem", kdf.mem},
+                                  {"salt", core::base64_encode(salt)}});
+}
+}  // namespace
+
 core::Result<std::pair<std::string, core::Bytes>> make_key_file(const MasterKey& master,
                                                                 std::string_view secret,
                                                                 const crypto::KdfParams& kdf,
                                                                 bool append_only, SecretKind kind) {
-  core::Bytes salt = crypto::random_bytes(16);
-  crypto::Key kek;
-  json kdf_json;
-  if (kind == SecretKind::kKeyFile) {
-    kek = key_file_kek(secret, salt);
-    kdf_json = {{"algorithm", kKeyFileKdf}, {"salt", core::base64_encode(salt)}};
-  } else {
-    ASSIGN_OR_RETURN(kek, crypto::derive_key(secret, salt, kdf));
-    kdf_json = {{"algorithm", "argon2id"},
-                {"ops", kdf.ops},
-                {"mem", kdf.mem},
-                {"salt", core::base64_encode(salt)}};
-  }
+  ASSIGN_OR_RETURN(auto wrapping, new_kek(secret, kdf, kind));
+  auto& [kek, kdf_json] = wrapping;
   json inner = {{"encrypt", core::base64_encode(master.encrypt)},
                 {"mac", core::base64_encode(master.mac)}};
   std::string inner_text = inner.dump();
@@ -178,19 +185,8 @@ crypto::Key kek_of(const ParsedKey& k, std::string_view secret, bool* failed) {
 core::Result<std::pair<std::string, core::Bytes>> make_agent_key_file(
     const MasterKey& master, const AgentKey& agent, const crypto::BoxKeyPair& pair,
     std::string_view secret, const crypto::KdfParams& kdf, SecretKind kind) {
-  core::Bytes salt = crypto::random_bytes(16);
-  crypto::Key kek;
-  json kdf_json;
-  if (kind == SecretKind::kKeyFile) {
-    kek = key_file_kek(secret, salt);
-    kdf_json = {{"algorithm", kKeyFileKdf}, {"salt", core::base64_encode(salt)}};
-  } else {
-    ASSIGN_OR_RETURN(kek, crypto::derive_key(secret, salt, kdf));
-    kdf_json = {{"algorithm", "argon2id"},
-                {"ops", kdf.ops},
-                {"mem", kdf.mem},
-                {"salt", core::base64_encode(salt)}};
-  }
+  ASSIGN_OR_RETURN(auto wrapping, new_kek(secret, kdf, kind));
+  auto& [kek, kdf_json] = wrapping;
   json config = json::parse(agent.config_json, nullptr, false);
   if (config.is_discarded()) return core::invalid_argument("agent key: config is not JSON");
   // The public key travels inside the sealed payload too: the copy outside
