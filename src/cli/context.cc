@@ -88,6 +88,8 @@ core::Result<std::unique_ptr<storage::Backend>> Context::open_backend() const {
                           : s3_virtual_host ? storage::S3Addressing::kVirtualHost
                                             : storage::S3Addressing::kAuto;
   options.s3_connections = s3_connections;
+  options.s3_multipart_threshold = s3_multipart_threshold;
+  options.s3_part_size = s3_part_size;
   if (insecure_tls && repo.rfind("s3:https://", 0) == 0) {
     // Loud on purpose and on every run, even with --quiet: anyone on the path
     // can now read the credentials' signatures and swap the server.
@@ -341,6 +343,11 @@ std::vector<std::string> job_args(const Context& ctx) {
   if (ctx.insecure_http) out.push_back("--insecure-http");
   if (ctx.s3_path_style) out.push_back("--s3-path-style");
   if (ctx.s3_virtual_host) out.push_back("--s3-virtual-host");
+  if (ctx.s3_connections != Context{}.s3_connections)
+    out.insert(out.end(), {"--s3-connections", std::to_string(ctx.s3_connections)});
+  if (ctx.s3_multipart_threshold != 0)
+    out.insert(out.end(), {"--s3-multipart-threshold", std::to_string(ctx.s3_multipart_threshold)});
+  if (ctx.s3_part_size != 0) out.insert(out.end(), {"--s3-part-size", std::to_string(ctx.s3_part_size)});
   return out;
 }
 

@@ -50,6 +50,8 @@ struct Context {
   bool s3_path_style = false;
   bool s3_virtual_host = false;
   int s3_connections = 8;
+  uint64_t s3_multipart_threshold = 0;  // 0 = the backend's default (32 MiB)
+  uint64_t s3_part_size = 0;            // 0 = the backend's default (8 MiB)
   std::string retry_lock;  // --retry-lock: keep trying a held lock this long ("10m")
   int exit_code = kExitOk;
   std::vector<std::string> command;  // arguments after "--"

@@ -66,6 +66,13 @@ int main(int argc, char** argv) {
   app.add_option("--s3-connections", ctx.s3_connections,
                  "S3 uploads in flight (default 8; each holds a 16 MiB pack)")
       ->check(CLI::Range(1, 64));
+  app.add_option("--s3-multipart-threshold", ctx.s3_multipart_threshold,
+                 "S3 objects above this size (e.g. 32MiB, the default) go up in parts")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--s3-part-size", ctx.s3_part_size,
+                 "part size of S3 multipart uploads (default 8MiB, at least 5MiB)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{5} << 20, uint64_t{5} << 30));
   app.add_option("--retry-lock", ctx.retry_lock,
                  "wait up to this long (e.g. 10m) for a lock another process holds");
   app.add_flag("--no-lock", ctx.no_lock, "restore/check without taking a lock (read-only repositories)");

@@ -76,6 +76,8 @@ core::Result<std::unique_ptr<Backend>> open_backend(const std::string& location,
     options.insecure_tls = open.insecure_tls;
     options.addressing = open.s3_addressing;
     if (open.s3_connections > 0) options.connections = open.s3_connections;
+    if (open.s3_multipart_threshold > 0) options.multipart_threshold = open.s3_multipart_threshold;
+    if (open.s3_part_size > 0) options.part_size = open.s3_part_size;
     TRY(options.validate());
     return std::unique_ptr<Backend>(std::make_unique<S3Backend>(std::move(options)));
   }

@@ -83,6 +83,9 @@ struct OpenOptions {
   bool insecure_tls = false;  // --insecure-tls: no certificate or host name checks
   S3Addressing s3_addressing = S3Addressing::kAuto;
   int s3_connections = 0;  // uploads in flight (--s3-connections); 0 = the backend's default
+  // Multipart uploads above this size, in parts of this size (0 = default).
+  uint64_t s3_multipart_threshold = 0;
+  uint64_t s3_part_size = 0;
 };
 
 // Opens a backend from a location string: "/path", "local:/path" or

@@ -60,6 +60,11 @@ using curl_kit::UploadCursor;
 
 // --- small helpers ---------------------------------------------------------------
 
+// S3's limits for multipart uploads: every part but the last at least 5 MiB,
+// at most 10,000 parts.
+constexpr uint64_t kMinPartSize = 5ull << 20;
+constexpr uint64_t kMaxParts = 10000;
+
 core::Bytes digest(const EVP_MD* md, core::ByteView data) {
   static const uint8_t kEmpty = 0;
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -367,6 +372,10 @@ core::Status S3Options::validate() const {
     return core::invalid_argument("S3 connections must be between 1 and 64, not " +
                                   std::to_string(connections));
   }
+  if (part_size < kMinPartSize) {
+    return core::invalid_argument("S3 part size must be at least 5 MiB (S3's minimum), not " +
+                                  std::to_string(part_size) + " bytes");
+  }
   return core::ok_status();
 }
 
@@ -452,6 +461,12 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
     curl_easy_setopt(e, CURLOPT_READFUNCTION, &on_read);
     curl_easy_setopt(e, CURLOPT_READDATA, &cursor);
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  } else if (req.method == "POST") {
+    // Multipart calls: the body (if any) is a small XML document.
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS,
+                     req.body.empty() ? "" : reinterpret_cast<const char*>(req.body.data()));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
   } else if (req.method != "GET") {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
@@ -614,6 +629,7 @@ core::Status S3Backend::save(const Handle& h, core::ByteView data) {
     return core::already_exists("s3 " + options_.bucket + "/" + key +
                                 ": object already exists (objects are immutable)");
   }
+  if (data.size() > options_.multipart_threshold) return save_multipart(key, data);
   const core::Bytes md5 = digest(EVP_md5(), data);
   Request req{
       "PUT", key, {}, data, {{"Content-MD5", core::base64_encode(md5)}, {"If-None-Match", "*"}}};
@@ -629,6 +645,108 @@ core::Status S3Backend::save(const Handle& h, core::ByteView data) {
     }
   }
   return error_of(req, resp);
+}
+
+namespace {
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+core::Status S3Backend::save_multipart(const std::string& key, core::ByteView data) {
+  Request create{"POST", key, {{"uploads", ""}}, {}, {{"Content-Type", "application/octet-stream"}}};
+  ASSIGN_OR_RETURN(Response created, call(create));
+  if (created.status != 200) return error_of(create, created);
+  auto id = xml_element(core::as_chars(created.body), "UploadId");
+  if (!id || id->empty()) {
+    return core::io_error("s3 " + create.describe(options_.bucket) +
+                          ": CreateMultipartUpload answered without an UploadId");
+  }
+  const std::string upload_id = xml_unescape(*id);
+  core::Status st = upload_parts(key, upload_id, data);
+  if (!st.ok()) {
+    // Best effort: parts of an upload that is never completed are invisible
+    // but billed; a bucket lifecycle rule (AbortIncompleteMultipartUpload,
+    // docs/storage.md) catches what a killed process leaves behind.
+    Request abort{"DELETE", key, {{"uploadId", upload_id}}, {}, {}};
+    (void)call(abort);
+  }
+  return st;
+}
+
+core::Status S3Backend::upload_parts(const std::string& key, const std::string& upload_id,
+                                     core::ByteView data) {
+  const uint64_t part_size =
+      std::max(options_.part_size, (data.size() + kMaxParts - 1) / kMaxParts);
+  std::string manifest = "<CompleteMultipartUpload>";
+  uint64_t parts = 0;
+  for (uint64_t offset = 0; offset < data.size(); offset += part_size) {
+    const std::string number = std::to_string(++parts);
+    core::ByteView piece = data.subspan(offset, std::min<uint64_t>(part_size, data.size() - offset));
+    Request put{"PUT",
+                key,
+                {{"partNumber", number}, {"uploadId", upload_id}},
+                piece,
+                {{"Content-MD5", core::base64_encode(digest(EVP_md5(), piece))}}};
+    ASSIGN_OR_RETURN(Response resp, call(put));
+    if (resp.status != 200) return error_of(put, resp).with_context("part " + number);
+    const std::string etag = resp.header("etag");
+    if (etag.empty()) {
+      return core::io_error("s3 " + put.describe(options_.bucket) + ": part " + number +
+                            " answered without an ETag");
+    }
+    manifest += "<Part><PartNumber>" + number + "</PartNumber><ETag>" + xml_escape(etag) +
+                "</ETag></Part>";
+  }
+  manifest += "</CompleteMultipartUpload>";
+
+  Request complete{"POST",
+                   key,
+                   {{"uploadId", upload_id}},
+                   core::as_bytes(manifest),
+                   {{"Content-Type", "application/xml"}, {"If-None-Match", "*"}}};
+  // S3 may answer 200 and still fail: the error is then in the body, and the
+  // request is to be retried (AWS's CompleteMultipartUpload documentation).
+  for (int attempt = 1;; ++attempt) {
+    ASSIGN_OR_RETURN(Response resp, call(complete));
+    const std::string_view body = core::as_chars(resp.body);
+    if (resp.status == 200 && body.find("<CompleteMultipartUploadResult") != std::string_view::npos) {
+      return core::ok_status();
+    }
+    const bool answered_late = attempt > 1 || resp.attempts > 1;
+    if (answered_late && (resp.status == 404 || resp.status == 412)) {
+      // An earlier try completed the upload but its answer got lost: the
+      // object is there with our size (names are content-addressed).
+      Request head{"HEAD", key, {}, {}, {}};
+      ASSIGN_OR_RETURN(Response stored, call(head));
+      uint64_t size = 0;
+      if (stored.status == 200 && parse_u64(stored.header("content-length"), &size) &&
+          size == data.size()) {
+        return core::ok_status();
+      }
+    }
+    if (resp.status != 200) return error_of(complete, resp);
+    if (attempt >= std::max(1, options_.max_attempts)) {
+      return core::Status(core::Code::kTransient,
+                          "s3 " + complete.describe(options_.bucket) +
+                              ": CompleteMultipartUpload failed: " + s3_error_detail(resp.body) +
+                              " (gave up after " + std::to_string(attempt) + " attempts)");
+    }
+    std::this_thread::sleep_for(curl_kit::jittered_backoff(options_.initial_backoff,
+                                                           options_.max_backoff, attempt));
+  }
 }
 
 core::Result<core::Bytes> S3Backend::load(const Handle& h, uint64_t offset, uint64_t length) {

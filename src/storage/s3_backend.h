@@ -9,7 +9,9 @@
 //
 // How the Backend contract maps onto S3:
 // - save(): HEAD, then PUT with Content-MD5 and "If-None-Match: *". S3 PUTs
-//   are atomic (whole object or nothing). Saves of one name inside this
+//   are atomic (whole object or nothing); so is a multipart upload, which
+//   only becomes visible when it is completed (objects above
+//   S3Options::multipart_threshold). Saves of one name inside this
 //   process are serialized, so exactly one wins; across processes the
 //   HEAD-then-PUT pair is a race unless the server honours If-None-Match
 //   (AWS does since 2024; s3rver ignores it). Content-addressed objects make
@@ -54,6 +56,14 @@ struct S3Options {
   S3Addressing addressing = S3Addressing::kAuto;
   // Uploads the repository keeps in flight (--s3-connections).
   int connections = 8;
+  // Objects larger than this go up as a multipart upload of part_size parts
+  // (--s3-multipart-threshold, --s3-part-size), each part verified
+  // (Content-MD5) and retried on its own. Packs (~16 MiB) stay below the
+  // default and go in one atomic PUT: one request, nothing to clean up.
+  uint64_t multipart_threshold = 32ull << 20;
+  // At least 5 MiB (S3's minimum for every part but the last); grown for
+  // objects that would need more than 10,000 parts.
+  uint64_t part_size = 8ull << 20;
   // "host:port:address" entries that bypass DNS, like curl --resolve (tests
   // use it to reach a virtual-host name on 127.0.0.1).
   std::vector<std::string> resolve;
@@ -124,6 +134,11 @@ class S3Backend : public Backend {
   // HEAD of the bucket: ok, kNotFound "bucket X does not exist", or an error.
   core::Status check_bucket();
   core::Result<bool> object_exists(const std::string& key);
+  // save() of an object above multipart_threshold: CreateMultipartUpload,
+  // UploadPart for each part, CompleteMultipartUpload; aborted on failure.
+  core::Status save_multipart(const std::string& key, core::ByteView data);
+  core::Status upload_parts(const std::string& key, const std::string& upload_id,
+                            core::ByteView data);
 
   const S3Options options_;
   struct Shared;  // curl share handle and its locks

@@ -358,6 +358,16 @@ INSTANTIATE_TEST_SUITE_P(
                                         h->server->options("svc", token));
                                     return std::shared_ptr<Backend>(h, h->client.get());
                                   }},
+                      // Every object above 64 KiB as a multipart upload (5 MiB parts).
+                      BackendCase{"S3Multipart",
+                                  [](const std::string&) -> std::shared_ptr<Backend> {
+                                    s3test::S3rver* server = s3test::shared_s3rver();
+                                    if (server == nullptr) return nullptr;
+                                    S3Options o = server->options(s3test::unique_prefix());
+                                    o.multipart_threshold = 64 << 10;
+                                    o.part_size = 5 << 20;
+                                    return std::make_shared<S3Backend>(o);
+                                  }},
                       // The same over HTTPS, trusting the fixture's test CA.
                       BackendCase{"S3Https",
                                   [](const std::string&) -> std::shared_ptr<Backend> {

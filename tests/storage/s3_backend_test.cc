@@ -151,11 +151,19 @@ TEST(S3OptionsTest, OpenOptionsReachTheBackend) {
   ScopedEnv ca("CAIRN_S3_CACERT", "/etc/env-ca.pem");
   OpenOptions open;
   open.s3_connections = 3;
+  open.s3_multipart_threshold = 100 << 20;
+  open.s3_part_size = 10 << 20;
   auto b = open_backend("s3:https://s3.example.com/b", open);
   ASSERT_TRUE(b.ok()) << b.status().to_string();
   EXPECT_EQ((*b)->preferred_upload_concurrency(), 3);
   auto* s3 = static_cast<S3Backend*>(b->get());  // test only: we know what we opened
   EXPECT_EQ(s3->options().ca_file, "/etc/env-ca.pem");
+  EXPECT_EQ(s3->options().multipart_threshold, uint64_t{100} << 20);
+  EXPECT_EQ(s3->options().part_size, uint64_t{10} << 20);
+  open.s3_part_size = 1 << 20;  // below S3's 5 MiB minimum
+  EXPECT_EQ(open_backend("s3:https://s3.example.com/b", open).status().code(),
+            Code::kInvalidArgument);
+  open.s3_part_size = 0;
   open.ca_file = "/etc/flag-ca.pem";  // --cacert wins over the environment
   open.s3_addressing = S3Addressing::kVirtualHost;
   b = open_backend("s3:https://s3.example.com/b_x", open);
@@ -361,6 +369,38 @@ TEST_F(S3ServerTest, KeysFollowTheLocalLayoutUnderThePrefix) {
   ASSERT_TRUE(other.list(FileType::kPack, [&](const FileInfo&) { ++packs; }).ok());
   EXPECT_EQ(packs, 0);
   EXPECT_EQ(backend.create().code(), Code::kAlreadyExists);
+}
+
+TEST_F(S3ServerTest, LargeObjectsGoUpInPartsAndReadBackWhole) {
+  S3Options o = server_->options(s3test::unique_prefix());
+  o.multipart_threshold = 5 << 20;
+  o.part_size = 5 << 20;
+  S3Backend backend(o);
+  ASSERT_TRUE(backend.create().ok());
+  // Three parts: 5 MiB, 5 MiB and a short last one.
+  core::Bytes data((12 << 20) + 7);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  const Handle h{FileType::kPack, hex_id(11)};
+  ASSERT_TRUE(backend.save(h, data).ok());
+  auto whole = backend.load(h);
+  ASSERT_TRUE(whole.ok()) << whole.status().to_string();
+  EXPECT_TRUE(*whole == data);
+  // A range across the boundary between parts 1 and 2.
+  auto across = backend.load(h, (5 << 20) - 100, 200);
+  ASSERT_TRUE(across.ok());
+  EXPECT_TRUE(std::equal(across->begin(), across->end(), data.begin() + (5 << 20) - 100));
+  auto info = backend.stat(h);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->size, data.size());
+  // Immutable like every other object, and no upload is left open.
+  EXPECT_EQ(backend.save(h, data).code(), Code::kAlreadyExists);
+  namespace fs = std::filesystem;
+  const fs::path uploads = fs::path(server_->data_dir()) / server_->bucket() / "uploads";
+  EXPECT_TRUE(!fs::exists(uploads) || fs::is_empty(uploads));
+  // At the threshold itself: one plain PUT.
+  const Handle small{FileType::kPack, hex_id(12)};
+  ASSERT_TRUE(backend.save(small, core::Bytes(5 << 20, 'p')).ok());
+  EXPECT_EQ(backend.load(small)->size(), size_t{5} << 20);
 }
 
 TEST_F(S3ServerTest, OpenBackendTalksToTheServer) {

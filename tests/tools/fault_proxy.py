@@ -336,7 +336,8 @@ class Handler(socketserver.BaseRequestHandler):
         return [("Content-Length", str(len(resp.body)))]
 
     def forward(self, method, target, req):
-        if (self.server.if_none_match and method == "PUT"
+        # PUT of an object and POST completing a multipart upload.
+        if (self.server.if_none_match and method in ("PUT", "POST")
                 and (req.header("If-None-Match") or "").strip() == "*"):
             probe = Message("HEAD %s HTTP/1.1" % target.split("?", 1)[0],
                             [("Host", req.header("Host") or "")], b"")
