@@ -10,6 +10,7 @@
 #   forget --keep-daily 7 --keep-weekly 4
 #   cairn:  prune (two-phase: mark), prune (sweep), and on a copy of the
 #           repository after forget, prune --exclusive
+#           and prune --exclusive opened with a key file (no key derivation)
 #   restic: prune
 # Repository sizes before and after are printed with the ratios.
 #
@@ -97,9 +98,17 @@ restic_before=$(size_of "$RR")
 
 timed cairn_forget "$CAIRN" --no-progress --quiet --repo "$CR" forget --keep-daily 7 --keep-weekly 4
 cp -a "$CR" "$BENCH_DIR/cairn-repo-exclusive"
+# The same state opened with a key file (what automated jobs use, docs/security.md):
+# no argon2id derivation. A pristine copy stays for profiling.
+rm -f "$BENCH_DIR/bench.key"
+"$CAIRN" --no-progress --quiet --repo "$CR" key add --new-key-file "$BENCH_DIR/bench.key" >/dev/null
+cp -a "$CR" "$BENCH_DIR/cairn-repo-keyfile"
+rm -rf "$BENCH_DIR/cairn-repo-after-forget"
+cp -a "$CR" "$BENCH_DIR/cairn-repo-after-forget"
 timed cairn_prune_mark "$CAIRN" --no-progress --quiet --repo "$CR" prune
 timed cairn_prune_sweep "$CAIRN" --no-progress --quiet --repo "$CR" prune
 timed cairn_prune_exclusive "$CAIRN" --no-progress --quiet --repo "$BENCH_DIR/cairn-repo-exclusive" prune --exclusive
+timed cairn_prune_exclusive_keyfile "$CAIRN" --no-progress --quiet --repo "$BENCH_DIR/cairn-repo-keyfile" --key-file "$BENCH_DIR/bench.key" prune --exclusive
 timed restic_forget "$RESTIC" -q -r "$RR" forget --keep-daily 7 --keep-weekly 4
 timed restic_prune "$RESTIC" -q -r "$RR" prune
 cairn_after=$(size_of "$CR")
@@ -121,6 +130,7 @@ cat <<EOF
 | forget | $(get cairn_forget 2) | $(($(get cairn_forget 3) / 1024)) | $(get restic_forget 2) | $(($(get restic_forget 3) / 1024)) | $(ratio "$(get cairn_forget 2)" "$(get restic_forget 2)") |
 | prune, two-phase (mark + sweep) | $two_phase_s | $((two_phase_rss / 1024)) | $(get restic_prune 2) | $(($(get restic_prune 3) / 1024)) | $(ratio "$two_phase_s" "$(get restic_prune 2)") |
 | prune --exclusive | $(get cairn_prune_exclusive 2) | $(($(get cairn_prune_exclusive 3) / 1024)) | $(get restic_prune 2) | $(($(get restic_prune 3) / 1024)) | $(ratio "$(get cairn_prune_exclusive 2)" "$(get restic_prune 2)") |
+| prune --exclusive, key file (no KDF) | $(get cairn_prune_exclusive_keyfile 2) | $(($(get cairn_prune_exclusive_keyfile 3) / 1024)) | $(get restic_prune 2) | $(($(get restic_prune 3) / 1024)) | $(ratio "$(get cairn_prune_exclusive_keyfile 2)" "$(get restic_prune 2)") |
 
 | repository | before forget MB | after prune MB |
 |---|---|---|

@@ -21,6 +21,7 @@ struct ForgetArgs {
   bool dry_run = false;
   bool prune = false;
   std::string max_unused = "5%";
+  uint64_t max_repack_size = 0;  // 0 = no limit
 };
 
 core::Status run_forget(Context& ctx, ForgetArgs& a) {
@@ -99,6 +100,7 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
     po.exclusive = true;
     if (lock) po.own_holder = lock->holder();
     TRY(parse_max_unused(a.max_unused, po));
+    if (a.max_repack_size > 0) po.max_repack_bytes = a.max_repack_size;
     TRY(prune_and_report(ctx, *repo, po));  // same exclusive lock
   }
   if (ctx.json) {
@@ -130,7 +132,10 @@ void add_forget(CLI::App& app, Context& ctx) {
   cmd->add_option("--host", a->host, "only snapshots of this host");
   cmd->add_flag("-n,--dry-run", a->dry_run, "show what would be removed, change nothing");
   cmd->add_flag("--prune", a->prune, "then delete the data no snapshot references any more");
-  cmd->add_option("--max-unused", a->max_unused, "with --prune: repack threshold (default 5%)");
+  cmd->add_option("--max-unused", a->max_unused,
+                  "with --prune: unused space to tolerate, as a share of the repository (default 5%)");
+  cmd->add_option("--max-repack-size", a->max_repack_size, "with --prune: copy at most this much while repacking")
+      ->transform(CLI::AsSizeValue(false));
   cmd->callback([&ctx, a] { ctx.run([&] { return run_forget(ctx, *a); }); });
 }
 

@@ -74,12 +74,18 @@ void add_prune(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("prune", "delete data that no snapshot references");
   struct Opts {
     std::string max_unused = "5%";
+    uint64_t max_repack_size = 0;  // 0 = no limit
     bool dry_run = false;
     bool exclusive = false;
     std::string service;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--max-unused", o->max_unused, "repack packs with more than this share unused (default 5%)");
+  cmd->add_option("--max-unused", o->max_unused,
+                  "unused space the repository may keep, as a share of its size (default 5%): "
+                  "the most wasteful packs are repacked until the rest is within it");
+  cmd->add_option("--max-repack-size", o->max_repack_size,
+                  "copy at most this much (e.g. 2GiB) while repacking")
+      ->transform(CLI::AsSizeValue(false));
   cmd->add_flag("-n,--dry-run", o->dry_run, "only report what would be freed");
   cmd->add_flag("--exclusive", o->exclusive,
                 "delete at once under an exclusive lock (no backup may run) instead of marking for a later run");
@@ -91,6 +97,7 @@ void add_prune(CLI::App& app, Context& ctx) {
       opt.dry_run = o->dry_run;
       opt.exclusive = o->exclusive;
       TRY(parse_max_unused(o->max_unused, opt));
+      if (o->max_repack_size > 0) opt.max_repack_bytes = o->max_repack_size;
       ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
       std::unique_ptr<repo::Lock> lock;
       if (!opt.dry_run) {

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -226,33 +228,38 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
   std::map<std::string, uint64_t> stored;
   TRY(repo.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) { stored[fi.name] = fi.size; }));
   for (const auto& [name, size] : stored) r.bytes_before += size;
-  std::vector<PackContents> keep, repack, drop;
+  std::vector<PackContents> keep, repack, drop, partly;
+  std::vector<PackUsage> usage;
   std::set<std::string> indexed;
   std::vector<std::string> missing;
   repo.index().for_each_pack([&](const PackContents& pc) {
     std::string name = pc.pack.hex();
     indexed.insert(name);
     r.packs_total++;
-    uint64_t used_bytes = 0, total_bytes = 0;
+    PackUsage u;
     for (const auto& b : pc.blobs) {
-      total_bytes += b.length;
       if (used.count(b.id)) {
-        used_bytes += b.length;
+        u.used += b.length;
         r.blobs_used++;
       } else {
+        u.unused += b.length;
         r.blobs_unused++;
       }
     }
-    if (used_bytes == 0) {
+    if (u.used == 0) {
       drop.push_back(pc);
       r.packs_deleted++;
-    } else if (total_bytes > 0 && double(total_bytes - used_bytes) / total_bytes > opt.max_unused) {
-      repack.push_back(pc);
-      r.packs_repacked++;
     } else {
-      keep.push_back(pc);
+      partly.push_back(pc);
+      usage.push_back(u);
     }
   });
+  {
+    std::vector<bool> chosen(partly.size());
+    for (size_t i : select_repacks(usage, opt.max_unused, opt.max_repack_bytes)) chosen[i] = true;
+    for (size_t i = 0; i < partly.size(); ++i) (chosen[i] ? repack : keep).push_back(std::move(partly[i]));
+    r.packs_repacked = repack.size();
+  }
   for (const auto& id : repo.index().pack_ids()) {
     std::string name = id.hex();
     if (!stored.count(name)) {
@@ -348,6 +355,37 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
 }
 
 }  // namespace
+
+std::vector<size_t> select_repacks(const std::vector<PackUsage>& packs, double max_unused,
+                                   uint64_t max_repack_bytes) {
+  uint64_t used = 0, unused = 0;
+  std::vector<size_t> order;
+  for (size_t i = 0; i < packs.size(); ++i) {
+    used += packs[i].used;
+    unused += packs[i].unused;
+    if (packs[i].unused > 0) order.push_back(i);
+  }
+  // unused / (used + unused) <= max_unused  <=>  unused <= max_unused / (1 - max_unused) * used
+  const double allowed = max_unused >= 1 ? INFINITY : max_unused / (1 - max_unused) * double(used);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    // a.unused / a.total > b.unused / b.total, without division.
+    const long double lhs = (long double)packs[a].unused * (packs[b].used + packs[b].unused);
+    const long double rhs = (long double)packs[b].unused * (packs[a].used + packs[a].unused);
+    if (lhs != rhs) return lhs > rhs;
+    if (packs[a].unused != packs[b].unused) return packs[a].unused > packs[b].unused;
+    return a < b;
+  });
+  std::vector<size_t> chosen;
+  uint64_t copied = 0;
+  for (size_t i : order) {
+    if (double(unused) <= allowed) break;
+    if (packs[i].used > max_repack_bytes - copied) continue;  // over the copy budget
+    chosen.push_back(i);
+    copied += packs[i].used;
+    unused -= packs[i].unused;
+  }
+  return chosen;
+}
 
 core::Result<SweepDecision> decide_sweep(const std::vector<PackContents>& marked,
                                          const std::unordered_set<Id, IdHash>& used,

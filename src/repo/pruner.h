@@ -10,9 +10,9 @@
 //    snapshot needs are rescued (indexed again), the rest are deleted, then
 //    the index files the marker made obsolete, then the marker. While a
 //    marker still waits, the run stops there and reports whom it waits for.
-//  - Mark: walk every snapshot's trees; packs with no used blob, packs whose
-//    unused share exceeds max_unused (after their used blobs were copied to
-//    new packs), and packs no index names are marked, not deleted. A complete
+//  - Mark: walk every snapshot's trees; packs with no used blob, the packs
+//    select_repacks() picks (after their used blobs were copied to new
+//    packs), and packs no index names are marked, not deleted. A complete
 //    new index is written first, then the marker, then the lock holders
 //    present at that moment are recorded in it.
 //
@@ -38,7 +38,12 @@
 namespace cairn::repo {
 
 struct PruneOptions {
-  double max_unused = 0.05;  // repack packs with more than this share unused
+  // Unused bytes the repository may keep after prune, as a share of its
+  // size (restic's --max-unused): partly used packs are repacked, most
+  // wasteful first, only until the rest is within this share.
+  double max_unused = 0.05;
+  // Bytes of used blobs copied by repacking at most (--max-repack-size).
+  uint64_t max_repack_bytes = UINT64_MAX;
   bool dry_run = false;
   bool exclusive = false;   // caller holds an exclusive lock: delete at once
   std::string own_holder;   // this prune's lock holder (never waited for)
@@ -63,6 +68,19 @@ struct PruneReport {
 // Runs prune; the caller holds the lock PruneOptions::exclusive asks for.
 core::Result<PruneReport> prune(Repository& repo, const PruneOptions& options,
                                 const std::function<void(const std::string&)>& progress = {});
+
+// Repack choice (exposed for unit tests). Among partly used packs, the ones
+// to repack so that the unused bytes left in kept packs are at most
+// max_unused / (1 - max_unused) × the used bytes of all packs (i.e. at most
+// max_unused of the repository after prune): the highest unused share first
+// (ties: more unused bytes first), skipping packs whose used bytes would
+// take the copy over max_repack_bytes. Returns indexes into `packs`.
+struct PackUsage {
+  uint64_t used = 0;
+  uint64_t unused = 0;
+};
+std::vector<size_t> select_repacks(const std::vector<PackUsage>& packs, double max_unused,
+                                   uint64_t max_repack_bytes);
 
 // Sweep decision (exposed for unit tests): given the marked packs with their
 // contents and the blobs snapshots use now, the packs that must be kept, with

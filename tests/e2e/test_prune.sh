@@ -38,6 +38,17 @@ expect_exit 0 R --json prune --dry-run
 [[ $(jq .bytes_freed <<<"$OUT") -gt 0 ]] || fail "a dry run found nothing to free"
 assert_eq "$fp" "$(repo_fingerprint "$REPO")" "repository after prune --dry-run"
 expect_exit 2 R prune --max-unused 120%
+expect_exit 2 R prune --max-repack-size lots
+# --max-unused 0% repacks every partly used pack; a copy budget of one byte
+# repacks none, and 100% never repacks.
+expect_exit 0 R --json prune --dry-run --max-unused 0%
+all_repacks=$(jq .packs_repacked <<<"$OUT")
+expect_exit 0 R --json prune --dry-run --max-unused 0% --max-repack-size 1
+assert_eq 0 "$(jq .packs_repacked <<<"$OUT")" "packs repacked within a 1-byte copy budget"
+assert_eq 0 "$(jq .bytes_repacked <<<"$OUT")" "bytes repacked within a 1-byte copy budget"
+expect_exit 0 R --json prune --dry-run --max-unused 100%
+assert_eq 0 "$(jq .packs_repacked <<<"$OUT")" "packs repacked with --max-unused 100%"
+echo "    packs repacked at --max-unused 0%: $all_repacks"
 expect_exit 0 R --json prune
 assert_eq true "$(jq .marked <<<"$OUT")" "first prune marks"
 (($(size) >= before)) || fail "the marking run deleted data ($before -> $(size))"

@@ -32,6 +32,32 @@ PackEntry entry(const Id& blob, uint32_t offset) {
   return e;
 }
 
+// Hand-computed cases of the repository-wide --max-unused rule.
+TEST(PruneRepackChoice, MostWastefulPacksFirstUntilTheRestIsWithinTheLimit) {
+  // used / unused: 100 used in all; 5% of the result allowed = 5/95*100 = 5.26 unused.
+  std::vector<PackUsage> packs = {{40, 2}, {20, 10}, {30, 1}, {10, 10}};
+  // Unused 23 > 5.26: pack 3 (50% unused) goes first -> 13 left; then pack 1
+  // (33%) -> 3 left, within the limit; packs 0 and 2 stay.
+  EXPECT_EQ(select_repacks(packs, 0.05, UINT64_MAX), (std::vector<size_t>{3, 1}));
+  // 0%: every pack with any unused byte, most wasteful first.
+  EXPECT_EQ(select_repacks(packs, 0.0, UINT64_MAX), (std::vector<size_t>{3, 1, 0, 2}));
+  // 20% allows 25 unused: nothing to do.
+  EXPECT_TRUE(select_repacks(packs, 0.20, UINT64_MAX).empty());
+  // 100%: never repack.
+  EXPECT_TRUE(select_repacks(packs, 1.0, UINT64_MAX).empty());
+}
+
+TEST(PruneRepackChoice, CopyBudgetSkipsPacksThatDoNotFit) {
+  std::vector<PackUsage> packs = {{40, 2}, {20, 10}, {30, 1}, {10, 10}};
+  // 25 bytes to copy: pack 3 (10) fits, pack 1 (20) would make 30 -> skipped,
+  // pack 0 (40) too, pack 2 (30) too.
+  EXPECT_EQ(select_repacks(packs, 0.0, 25), (std::vector<size_t>{3}));
+  EXPECT_TRUE(select_repacks(packs, 0.0, 0).empty());
+  // Ties in share: more unused bytes first.
+  std::vector<PackUsage> ties = {{10, 10}, {20, 20}, {100, 0}};
+  EXPECT_EQ(select_repacks(ties, 0.0, UINT64_MAX), (std::vector<size_t>{1, 0}));
+}
+
 TEST(PruneSweepDecision, MarkedPackReferencedByNewSnapshotIsKept) {
   // Pack 1 holds blob a (now used by a snapshot written after the marking),
   // pack 2 holds blob b (unused), pack 3 holds blob c, which also has a copy
