@@ -161,6 +161,22 @@ pgbr_round() { # ROUND
     "$WALSRC" "$conf" $STANZA
 }
 
+# fsync calls of one push per tool (strace, into throwaway repositories):
+# under I/O load each one can wait for the whole journal.
+FSYNCS="strace missing"
+if command -v strace >/dev/null; then
+  first=$(ls "$WALSRC" | head -n 1)
+  as_pg env CAIRN_PASSWORD=bench "$C" --no-progress init --repo "$W/cairn-repo-fs" >>"$LOGS/cairn-init.log" 2>&1 || die "cairn init"
+  as_pg env CAIRN_PASSWORD=bench "$C" --no-progress --repo "$W/cairn-repo-fs" key add --new-key-file "$W/cairn-fs.key" >>"$LOGS/cairn-init.log" 2>&1 || die "cairn key add"
+  as_pg strace -f -e trace=fsync,fdatasync,sync_file_range -o "$LOGS/cairn.strace" "$C" --key-file "$W/cairn-fs.key" \
+    --repo "$W/cairn-repo-fs" wal-push --service $STANZA "$WALSRC/$first" || die "cairn wal-push under strace"
+  write_pgbr_conf "$W/pgbackrest-fs.conf" "$W/pgbr-repo-fs"
+  as_pg pgbackrest --config="$W/pgbackrest-fs.conf" --stanza=$STANZA stanza-create >>"$LOGS/pgbr-stanza.log" 2>&1 || die "stanza-create"
+  as_pg strace -f -e trace=fsync,fdatasync,sync_file_range -o "$LOGS/pgbr.strace" pgbackrest --config="$W/pgbackrest-fs.conf" \
+    --stanza=$STANZA archive-push "$WALSRC/$first" || die "archive-push under strace"
+  FSYNCS="cairn $(grep -c 'sync' "$LOGS/cairn.strace"), pgBackRest $(grep -c 'sync' "$LOGS/pgbr.strace")"
+fi
+
 for r in $(seq 1 "$ROUNDS"); do
   if ((r % 2)); then cairn_round "$r"; pgbr_round "$r"; else pgbr_round "$r"; cairn_round "$r"; fi
 done
@@ -182,6 +198,7 @@ rate() { echo "scale=1; $N_SEG / $1" | bc; }
   done
   printf '| all | %s / %s / %s | %s / %s / %s | **%s** |\n\n' "$tc" "$(echo "scale=1; $N_SEG * $ROUNDS / $tc" | bc)" "$cc" \
     "$tp" "$(echo "scale=1; $N_SEG * $ROUNDS / $tp" | bc)" "$cp" "$(echo "scale=2; $tp / $tc" | bc)"
+  printf 'fsync calls per push: %s\n' "$FSYNCS"
   printf 'CPU per segment: cairn %s ms, pgBackRest %s ms\n' "$(echo "$cc * 1000 / ($N_SEG * $ROUNDS)" | bc)" \
     "$(echo "$cp * 1000 / ($N_SEG * $ROUNDS)" | bc)"
 } | tee "$BENCH_DIR/results.md"
