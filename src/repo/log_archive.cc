@@ -214,9 +214,8 @@ core::Result<LogArchive::Staged> LogArchive::stage(const std::string& name,
     }
     return core::already_exists("log file " + name + " of service '" + service_ +
                                 "' is already archived with different content (" +
-                                std::to_string(existing->size) +
-                                " bytes, archived " + existing->time +
-                                "); refusing to replace it");
+                                std::to_string(existing->size) + " bytes, archived " +
+                                existing->time + "); refusing to replace it");
   }
   ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(path, O_RDONLY | O_CLOEXEC));
   // The pieces are hashed (blob id), compressed and encrypted on all cores,

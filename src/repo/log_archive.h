@@ -40,7 +40,7 @@ struct LogEntry {
   // Hex SHA-256 of the file's content: version-1 entries only. Version 2
   // (written since) relies on the blob ids, which prove the content as well.
   std::string sha256;
-  std::string time;    // when it was archived (RFC 3339, UTC)
+  std::string time;  // when it was archived (RFC 3339, UTC)
   std::vector<LogBlob> blobs;
 };
 

@@ -303,8 +303,8 @@ core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::Byt
   size_t cap = std::max(max_compressed_size(plaintext.size()), plaintext.size());
   // Agent blobs start with the session's sealed data key (repo/agent.h).
   const size_t prefix = agent_ ? kSealedDataKeySize : 0;
-  std::unique_ptr<uint8_t[]> sealed_buf(new uint8_t[prefix + crypto::kNonceSize + cap +
-                                                    crypto::kTagSize]);
+  std::unique_ptr<uint8_t[]> sealed_buf(
+      new uint8_t[prefix + crypto::kNonceSize + cap + crypto::kTagSize]);
   uint8_t* const sealed_data = sealed_buf.get();
   uint8_t* body = sealed_data + prefix + crypto::kNonceSize;
   auto packed = compress_into(plaintext, compression_, body, cap);
@@ -319,7 +319,8 @@ core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::Byt
     e.flags |= kBlobSealedKey;
   }
   crypto::seal_in_place(agent_ ? agent_->data_key : key_.encrypt, sealed_data + prefix, body_len);
-  const core::ByteView sealed(sealed_data, prefix + crypto::kNonceSize + body_len + crypto::kTagSize);
+  const core::ByteView sealed(sealed_data,
+                              prefix + crypto::kNonceSize + body_len + crypto::kTagSize);
   e.length = static_cast<uint32_t>(sealed.size());
 
   OpenPack full;

@@ -39,7 +39,8 @@ class LogEntryFormatTest : public ::testing::Test {
   void rewrite(LogArchive& a, const std::string& name, const json& j) {
     ASSERT_TRUE(backend_->remove({FileType::kWal, a.object_name(name)}).ok());
     std::string text = j.dump();
-    ASSERT_TRUE(repo_->save_named_file(FileType::kWal, a.object_name(name), core::as_bytes(text)).ok());
+    ASSERT_TRUE(
+        repo_->save_named_file(FileType::kWal, a.object_name(name), core::as_bytes(text)).ok());
   }
   core::Bytes fetched(LogArchive& a, const std::string& name) {
     auto st = a.fetch(name, dir_ / "out");
