@@ -1,11 +1,14 @@
 #include "repo/log_archive.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -14,7 +17,6 @@
 #include "core/file.h"
 #include "core/thread_pool.h"
 #include "crypto/crypto.h"
-#include "repo/chunker.h"
 #include "repo/timefmt.h"
 
 namespace cairn::repo {
@@ -37,21 +39,33 @@ json entry_json(const LogEntry& e) {
     }
     blobs.push_back(std::move(jb));
   }
-  return {{"version", 1},       {"service", e.service}, {"name", e.name}, {"size", e.size},
-          {"sha256", e.sha256}, {"time", e.time},       {"blobs", blobs}};
+  json j = {{"version", e.sha256.empty() ? 2 : 1},
+            {"service", e.service},
+            {"name", e.name},
+            {"size", e.size},
+            {"time", e.time},
+            {"blobs", blobs}};
+  if (!e.sha256.empty()) j["sha256"] = e.sha256;
+  return j;
 }
 
 core::Result<LogEntry> entry_from_json(core::ByteView bytes) {
   json j = json::parse(bytes.begin(), bytes.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return core::corruption("log entry is not valid JSON");
   try {
-    if (j.at("version").get<int>() != 1)
+    const int version = j.at("version").get<int>();
+    if (version != 1 && version != 2)
       return core::unsupported("log entry version " + j.at("version").dump());
     LogEntry e;
     e.service = j.at("service").get<std::string>();
     e.name = j.at("name").get<std::string>();
     e.size = j.at("size").get<uint64_t>();
-    e.sha256 = j.at("sha256").get<std::string>();
+    // Version 1 adds a SHA-256 of the whole file; version 2 relies on the
+    // blob ids alone (each verified against its plaintext when read).
+    if (version == 1) {
+      e.sha256 = j.at("sha256").get<std::string>();
+      if (e.sha256.empty()) return core::corruption("log entry version 1 without sha256");
+    }
     e.time = j.value("time", "");
     for (const auto& jb : j.at("blobs")) {
       auto id = Id::from_hex(jb.at("id").get<std::string>());
@@ -76,6 +90,24 @@ core::Result<LogEntry> entry_from_json(core::ByteView bytes) {
   } catch (const json::exception& ex) {
     return core::corruption(std::string("log entry: ") + ex.what());
   }
+}
+
+// Log files are cut into pieces of this size (the last one shorter): a
+// WAL segment never shares content with another at a shifted offset, so
+// content-defined chunking would buy nothing and costs a pass over the data.
+constexpr size_t kLogPieceSize = 1 << 20;
+
+// Reads up to `cap` bytes (fewer only at end of file).
+core::Result<size_t> read_up_to(int fd, uint8_t* buf, size_t cap, const std::string& path) {
+  size_t got = 0;
+  while (got < cap) {
+    ssize_t r = ::read(fd, buf + got, cap - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return core::errno_status(errno, "reading " + path);
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
 }
 
 // Only names PostgreSQL (and binlog) archiving produces: no path separators.
@@ -124,75 +156,122 @@ core::Result<std::optional<LogEntry>> LogArchive::find(const std::string& name) 
   return std::optional<LogEntry>(std::move(*e));
 }
 
-// A file read, chunked and (unless already archived) stored as blobs, whose
-// entry is not written yet.
+// A file read, cut into pieces and (unless already archived) stored as
+// blobs, whose entry is not written yet.
 struct LogArchive::Staged {
   LogEntry entry;
+  std::string path;
   std::vector<Id> ids;
   bool identical = false;  // archived before with the same content: nothing to write
 };
 
+core::Result<bool> LogArchive::same_content(const LogEntry& e, const std::string& path) {
+  ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(path, O_RDONLY | O_CLOEXEC));
+  struct stat sb;
+  if (::fstat(fd.get(), &sb) != 0) return core::errno_status(errno, path);
+  if (static_cast<uint64_t>(sb.st_size) != e.size) return false;
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[kLogPieceSize]);
+  if (!e.sha256.empty()) {  // version 1: the digest of the whole file
+    crypto::Sha256 hash;
+    for (;;) {
+      ASSIGN_OR_RETURN(size_t n, read_up_to(fd.get(), buf.get(), kLogPieceSize, path));
+      if (n == 0) break;
+      hash.update(core::ByteView(buf.get(), n));
+    }
+    return core::hex_encode(hash.finish()) == e.sha256;
+  }
+  // Version 2: the blob ids, in order. A blob whose length the entry records
+  // is compared by id (one HMAC, no read from the repository); any other is
+  // read back and compared byte for byte.
+  uint64_t offset = 0;
+  for (const auto& b : e.blobs) {
+    core::Bytes stored;  // the archived piece, when it has to be read back
+    if (!b.where) {
+      ASSIGN_OR_RETURN(stored, repo_.load_blob(b.id));
+    }
+    const uint64_t n = b.where ? b.where->entry.raw_length : stored.size();
+    if (offset + n > e.size) return false;
+    core::Bytes mine(n);
+    TRY(core::pread_all(fd.get(), mine.data(), mine.size(), offset, path));
+    if (b.where ? repo_.blob_id(mine) != b.id : mine != stored) return false;
+    offset += n;
+  }
+  return offset == e.size;
+}
+
 core::Result<LogArchive::Staged> LogArchive::stage(const std::string& name,
                                                    const std::string& path) {
   ASSIGN_OR_RETURN(auto existing, find(name));
-  ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(path, O_RDONLY | O_CLOEXEC));
-  crypto::Sha256 hash;
-  uint64_t size = 0;
-  int raw_fd = fd.get();
-  Chunker chunker(repo_.gear(), repo_.config().chunker,
-                  [&](uint8_t* buf, size_t cap) -> core::Result<size_t> {
-                    for (;;) {
-                      ssize_t r = ::read(raw_fd, buf, cap);
-                      if (r < 0 && errno == EINTR) continue;
-                      if (r < 0) return core::errno_status(errno, "reading " + path);
-                      hash.update(core::ByteView(buf, static_cast<size_t>(r)));
-                      size += static_cast<uint64_t>(r);
-                      return static_cast<size_t>(r);
-                    }
-                  });
   Staged st;
   st.entry.service = service_;
   st.entry.name = name;
-  {
-    // Compression and encryption of the chunks run on all cores (a segment
-    // is 16 chunks of ~1 MiB); at most 64 MiB wait in memory.
-    core::Budget budget(64 << 20);
-    std::mutex mu;
-    core::Status first_error;
-    // Declared last: destroyed (drained) first, while what tasks use lives.
-    core::ThreadPool pool(std::max(2u, std::thread::hardware_concurrency()), 8);
-    std::deque<Id> ids;  // stable slots the tasks fill in
-    for (;;) {
-      auto chunk = std::make_shared<core::Bytes>();
-      ASSIGN_OR_RETURN(bool more, chunker.next(*chunk));
-      if (!more) break;
-      if (existing) continue;  // only the digest is compared
-      Id* slot = &ids.emplace_back();
-      budget.acquire(chunk->size());
-      pool.submit([&, chunk, slot] {
-        *slot = repo_.blob_id(*chunk);
-        auto saved = repo_.save_blob(BlobType::kData, *slot, *chunk).status();
-        budget.release(chunk->size());
-        std::lock_guard lock(mu);
-        if (!saved.ok() && first_error.ok()) first_error = saved;
-      });
-    }
-    pool.wait_idle();
-    TRY(first_error);
-    st.ids.assign(ids.begin(), ids.end());
-  }
-  st.entry.size = size;
-  st.entry.sha256 = core::hex_encode(hash.finish());
+  st.path = path;
   if (existing) {
-    if (existing->sha256 == st.entry.sha256 && existing->size == st.entry.size) {
+    ASSIGN_OR_RETURN(bool same, same_content(*existing, path));
+    if (same) {
       st.identical = true;
       return st;
     }
     return core::already_exists("log file " + name + " of service '" + service_ +
                                 "' is already archived with different content (" +
-                                std::to_string(existing->size) + " bytes, sha256 " +
-                                existing->sha256.substr(0, 16) + "...); refusing to replace it");
+                                std::to_string(existing->size) + " bytes, archived " +
+                                existing->time + "); refusing to replace it");
   }
+  ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(path, O_RDONLY | O_CLOEXEC));
+  // The pieces are hashed (blob id), compressed and encrypted on all cores,
+  // while this thread reads the next ones. A few piece buffers are reused
+  // (allocated on demand, never zero-filled): fresh ones per piece cost a
+  // page fault per 4 KiB, a large share of the CPU time of a push.
+  const size_t threads = std::max(2u, std::thread::hardware_concurrency());
+  const size_t max_buffers = threads + 2;
+  std::vector<std::unique_ptr<uint8_t[]>> buffers;
+  std::vector<uint8_t*> free_buffers;
+  std::mutex mu;
+  std::condition_variable freed;
+  core::Status first_error;
+  std::deque<Id> ids;  // stable slots the tasks fill in
+  uint64_t size = 0;
+  {
+    // Declared after what its tasks use: destroyed (drained) first.
+    core::ThreadPool pool(threads, max_buffers);
+    for (;;) {
+      uint8_t* buf = nullptr;
+      {
+        std::unique_lock lock(mu);
+        if (free_buffers.empty() && buffers.size() < max_buffers) {
+          buffers.emplace_back(new uint8_t[kLogPieceSize]);
+          free_buffers.push_back(buffers.back().get());
+        }
+        freed.wait(lock, [&] { return !free_buffers.empty(); });
+        if (!first_error.ok()) break;
+        buf = free_buffers.back();
+        free_buffers.pop_back();
+      }
+      auto n = read_up_to(fd.get(), buf, kLogPieceSize, path);
+      if (!n.ok() || *n == 0) {
+        std::lock_guard lock(mu);
+        if (!n.ok() && first_error.ok()) first_error = n.status();
+        free_buffers.push_back(buf);
+        break;
+      }
+      size += *n;
+      Id* slot = &ids.emplace_back();
+      pool.submit([&, buf, len = *n, slot] {
+        core::ByteView piece(buf, len);
+        *slot = repo_.blob_id(piece);
+        core::Status saved = repo_.save_blob(BlobType::kData, *slot, piece).status();
+        std::lock_guard lock(mu);
+        if (!saved.ok() && first_error.ok()) first_error = saved;
+        free_buffers.push_back(buf);
+        freed.notify_one();
+      });
+      if (*n < kLogPieceSize) break;  // end of file
+    }
+    pool.wait_idle();
+  }
+  TRY(first_error);
+  st.entry.size = size;
+  st.ids.assign(ids.begin(), ids.end());
   return st;
 }
 
@@ -212,7 +291,10 @@ core::Result<bool> LogArchive::commit(Staged& st,
   if (saved.code() == core::Code::kAlreadyExists) {
     // A concurrent push of the same name won: fine if it stored the same file.
     ASSIGN_OR_RETURN(auto other, find(e.name));
-    if (other && other->sha256 == e.sha256) return false;
+    if (other) {
+      ASSIGN_OR_RETURN(bool same, same_content(*other, st.path));
+      if (same) return false;
+    }
     return core::already_exists("log file " + e.name + " of service '" + service_ +
                                 "' was archived concurrently with different content");
   }
@@ -261,7 +343,11 @@ core::Status LogArchive::fetch(const std::string& name, const std::string& dest)
   const std::string tmp = dest + ".cairn-tmp";
   ASSIGN_OR_RETURN(core::UniqueFd fd,
                    core::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  // Every blob is checked against its id as it is opened; the entry (itself
+  // authenticated) lists the ids in order, so the ids and the size prove the
+  // whole file. Version-1 entries also carry a SHA-256 of it.
   crypto::Sha256 hash;
+  const bool whole_digest = !entry->sha256.empty();
   uint64_t size = 0;
   auto fail = [&](core::Status st) {
     ::unlink(tmp.c_str());
@@ -272,11 +358,11 @@ core::Status LogArchive::fetch(const std::string& name, const std::string& dest)
     if (b.where) data = repo_.load_blob_at(b.id, *b.where);
     if (!b.where || data.status().code() == core::Code::kNotFound) data = repo_.load_blob(b.id);
     if (!data.ok()) return fail(data.status().with_context("log file " + name));
-    hash.update(*data);
+    if (whole_digest) hash.update(*data);
     size += data->size();
     if (auto st = core::write_all(fd.get(), *data, tmp); !st.ok()) return fail(st);
   }
-  if (size != entry->size || core::hex_encode(hash.finish()) != entry->sha256)
+  if (size != entry->size || (whole_digest && core::hex_encode(hash.finish()) != entry->sha256))
     return fail(core::corruption("log file " + name + " of service '" + service_ +
                                  "' does not match its recorded digest (damaged archive)"));
   if (auto st = core::fsync_fd(fd.get(), tmp); !st.ok()) return fail(st);

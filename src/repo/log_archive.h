@@ -1,7 +1,8 @@
 // LogArchive: files a database hands over one at a time as it fills them --
 // PostgreSQL WAL segments, timeline histories and backup history files (and
-// later MariaDB binlogs). Each file is stored as data blobs in packs, like
-// any file, plus one small encrypted entry under wal/<id> with
+// later MariaDB binlogs). Each file is stored as data blobs in packs (cut
+// into fixed 1 MiB pieces: log files never share shifted content), plus one
+// small encrypted entry under wal/<id> with
 //   id = hex HMAC-SHA-256(id key, "log" NUL service NUL name)
 // so a reader finds an entry by name without listing, and the store reveals
 // no names. The entry records where its blobs were written, so fetching one
@@ -36,8 +37,10 @@ struct LogBlob {
 struct LogEntry {
   std::string service, name;
   uint64_t size = 0;
-  std::string sha256;  // hex digest of the file's content
-  std::string time;    // when it was archived (RFC 3339, UTC)
+  // Hex SHA-256 of the file's content: version-1 entries only. Version 2
+  // (written since) relies on the blob ids, which prove the content as well.
+  std::string sha256;
+  std::string time;  // when it was archived (RFC 3339, UTC)
   std::vector<LogBlob> blobs;
 };
 
@@ -55,8 +58,9 @@ class LogArchive {
   // index file): the results in order, each as push() would give it.
   std::vector<core::Result<bool>> push_batch(
       const std::vector<std::pair<std::string, std::string>>& files);
-  // Writes entry `name` to `dest` (temp file + rename; content verified
-  // against the recorded digest). kNotFound when never archived.
+  // Writes entry `name` to `dest` (temp file + rename; every blob verified
+  // against its id, the size, and for version-1 entries the SHA-256).
+  // kNotFound when never archived.
   core::Status fetch(const std::string& name, const std::string& dest);
   core::Result<std::optional<LogEntry>> find(const std::string& name);
   // Every entry of this service (unreadable ones go to `problems`).
@@ -67,6 +71,8 @@ class LogArchive {
  private:
   struct Staged;
   core::Result<Staged> stage(const std::string& name, const std::string& path);
+  // Whether the file at `path` has the content entry `e` records.
+  core::Result<bool> same_content(const LogEntry& e, const std::string& path);
   core::Result<bool> commit(Staged& staged,
                             const std::unordered_map<Id, BlobLocation, IdHash>& where);
   std::unordered_map<Id, BlobLocation, IdHash> written_locations() const;
