@@ -84,13 +84,28 @@ bool parse_u64(std::string_view s, uint64_t* out) {
 }
 
 size_t on_body(char* data, size_t size, size_t n, void* user) {
-  auto* body = static_cast<core::Bytes*>(user);
+  auto* sink = static_cast<BodySink*>(user);
+  core::Bytes* body = sink->body;
   try {
+    if (!sink->sized) {
+      sink->sized = true;
+      curl_off_t announced = -1;
+      if (curl_easy_getinfo(sink->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
+          announced > 0 && announced <= (curl_off_t{256} << 20)) {
+        body->reserve(body->size() + static_cast<size_t>(announced));
+      }
+    }
     body->insert(body->end(), data, data + size * n);
   } catch (...) {
     return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
   }
   return size * n;
+}
+
+void receive_body(CURL* e, BodySink* sink) {
+  sink->easy = e;
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, sink);
 }
 
 size_t on_read(char* buffer, size_t size, size_t n, void* user) {

@@ -81,8 +81,21 @@ bool is_transient(CURLcode rc);
 // Decimal digits only, the whole string.
 bool parse_u64(std::string_view s, uint64_t* out);
 
-// CURLOPT_WRITEFUNCTION appending to a core::Bytes (CURLOPT_WRITEDATA).
+// Where an answer's body goes (CURLOPT_WRITEDATA of on_body). The first
+// write reserves the announced Content-Length (up to 256 MiB), so a 16 MiB
+// pack lands in one buffer instead of a chain of doubling reallocations,
+// each a fresh mapping to fault in and copy (most of restore's extra system
+// time on S3).
+struct BodySink {
+  CURL* easy = nullptr;
+  core::Bytes* body = nullptr;
+  bool sized = false;
+};
+// CURLOPT_WRITEFUNCTION appending to BodySink::body.
 size_t on_body(char* data, size_t size, size_t n, void* user);
+// Points CURLOPT_WRITEFUNCTION/WRITEDATA of `e` at `sink` (which must
+// outlive the transfer).
+void receive_body(CURL* e, BodySink* sink);
 
 // CURLOPT_READFUNCTION over a buffer (CURLOPT_READDATA = UploadCursor*).
 struct UploadCursor {

@@ -52,7 +52,6 @@ namespace {
 using curl_kit::EasyPtr;
 using curl_kit::global_init;
 using curl_kit::HeaderList;
-using curl_kit::on_body;
 using curl_kit::on_read;
 using curl_kit::parse_u64;
 using curl_kit::UploadCursor;
@@ -450,8 +449,8 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   curl_kit::set_transport(e, {url.c_str(), errbuf, shared_->share, headers.get(), options_.connect_timeout,
                               options_.stall_timeout, options_.insecure_tls, options_.ca_file});
   if (resolve.get() != nullptr) curl_easy_setopt(e, CURLOPT_RESOLVE, resolve.get());
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp.body);
+  curl_kit::BodySink body_sink{e, &resp.body};
+  curl_kit::receive_body(e, &body_sink);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &header_state);
   if (req.method == "HEAD") {
