@@ -220,6 +220,29 @@ core::Result<bool> process_markers(Repository& repo, const PruneOptions& opt, Pr
   return waiting;
 }
 
+// Copies the used blobs of a pack that is being repacked into new packs, as
+// they are stored (see Repository::copy_stored_blob), reading the pack once
+// from its first to its last used blob (one request on object stores).
+core::Status copy_used_blobs(Repository& repo, const PackContents& pc,
+                             const std::unordered_set<Id, IdHash>& used) {
+  std::vector<const PackEntry*> wanted;
+  uint64_t start = UINT64_MAX, end = 0;
+  for (const auto& b : pc.blobs) {
+    if (!used.count(b.id)) continue;
+    wanted.push_back(&b);
+    start = std::min<uint64_t>(start, b.offset);
+    end = std::max<uint64_t>(end, uint64_t{b.offset} + b.length);
+  }
+  if (wanted.empty()) return {};
+  const std::string name = pc.pack.hex();
+  ASSIGN_OR_RETURN(core::Bytes bytes, repo.backend().load({FileType::kPack, name}, start, end - start));
+  for (const PackEntry* b : wanted) {
+    core::ByteView stored = core::ByteView(bytes).subspan(b->offset - start, b->length);
+    TRY(repo.copy_stored_blob(*b, stored).with_context("repacking pack " + name));
+  }
+  return {};
+}
+
 core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& r, const Note& note) {
   ASSIGN_OR_RETURN(auto used, used_blobs(repo, note));
   const std::vector<std::string> index_files = repo.loaded_index_files();
@@ -305,13 +328,7 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
   // Copy what repacked packs still need, then flush (new packs + an index
   // naming them), so nothing used is ever only in a pack about to go.
   note("repacking");
-  for (const auto& pc : repack) {
-    for (const auto& b : pc.blobs) {
-      if (!used.count(b.id)) continue;
-      ASSIGN_OR_RETURN(core::Bytes plain, repo.load_blob(b.id));
-      TRY(repo.save_blob_copy(b.type, b.id, plain));
-    }
-  }
+  for (const auto& pc : repack) TRY(copy_used_blobs(repo, pc, used));
   TRY(repo.flush());
   changed();
 

@@ -321,13 +321,31 @@ core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::Byt
   crypto::seal_in_place(agent_ ? agent_->data_key : key_.encrypt, sealed_data + prefix, body_len);
   const core::ByteView sealed(sealed_data,
                               prefix + crypto::kNonceSize + body_len + crypto::kTagSize);
-  e.length = static_cast<uint32_t>(sealed.size());
+  TRY(append_to_pack(e, sealed));
+  return true;
+}
 
+core::Status Repository::copy_stored_blob(const PackEntry& e, core::ByteView stored) {
+  if (stored.size() != e.length)
+    return core::corruption("blob " + e.id.short_hex() + ": stored length does not match its entry");
+  {
+    auto plain = open_blob(e, stored);  // checks the tag and the id
+    if (!plain.ok()) return plain.status().with_context("blob " + e.id.short_hex());
+  }
+  {
+    std::lock_guard lock(known_mu_);
+    if (!pending_.insert(e.id).second) return {};
+  }
+  return append_to_pack(e, stored);
+}
+
+core::Status Repository::append_to_pack(PackEntry e, core::ByteView sealed) {
+  e.length = static_cast<uint32_t>(sealed.size());
   OpenPack full;
   bool is_full = false;
   {
     std::lock_guard lock(pack_mu_);
-    OpenPack& p = open_packs_[static_cast<int>(type)];
+    OpenPack& p = open_packs_[static_cast<int>(e.type)];
     if (p.data.capacity() == 0) p.data.reserve(kTargetPackSize + config_.chunker.max_size + 4096);
     e.offset = static_cast<uint32_t>(p.data.size());
     p.data.insert(p.data.end(), sealed.begin(), sealed.end());
@@ -340,12 +358,12 @@ core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::Byt
   }
   {
     std::lock_guard lock(stats_mu_);
-    (type == BlobType::kData ? stats_.data_blobs : stats_.tree_blobs)++;
+    (e.type == BlobType::kData ? stats_.data_blobs : stats_.tree_blobs)++;
     stats_.stored_bytes += e.length;
     stats_.raw_bytes += e.raw_length;
   }
-  if (is_full) TRY(write_pack(std::move(full)));
-  return true;
+  if (is_full) return write_pack(std::move(full));
+  return {};
 }
 
 core::Status Repository::sticky_error() const {

@@ -139,6 +139,11 @@ class Repository {
   core::Result<bool> save_blob(BlobType type, const Id& id, core::ByteView plaintext);
   // Stores a blob even if the index has it (prune's repacking).
   core::Status save_blob_copy(BlobType type, const Id& id, core::ByteView plaintext);
+  // Prune's repacking without the work: `stored` is blob `e` exactly as it
+  // was read from its pack (compressed, encrypted, maybe agent-sealed). It is
+  // opened and its id checked (nothing damaged is copied), then appended to
+  // an open pack as it is - no decompress, recompress and re-encrypt.
+  core::Status copy_stored_blob(const PackEntry& e, core::ByteView stored);
   // Packs stored by this process so far (their full contents).
   std::vector<PackContents> written_packs() const;
   // Writes all open packs and the index for everything stored so far.
@@ -198,6 +203,9 @@ class Repository {
   void wait_for_uploads();
   core::Status sticky_error() const;
   core::Result<bool> store_blob(BlobType type, const Id& id, core::ByteView plaintext, bool force);
+  // Appends a sealed blob to the open pack of its type (entry's offset is
+  // set here); writes the pack when it is full.
+  core::Status append_to_pack(PackEntry e, core::ByteView sealed);
   core::Status write_index_locked();  // index_mu_ held
   void set_error(const core::Status& st);
 

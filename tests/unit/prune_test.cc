@@ -58,6 +58,41 @@ TEST(PruneRepackChoice, CopyBudgetSkipsPacksThatDoNotFit) {
   EXPECT_EQ(select_repacks(ties, 0.0, UINT64_MAX), (std::vector<size_t>{1, 0}));
 }
 
+TEST(PruneRepackCopy, StoredBlobIsCopiedAsItIsAndDamageIsRefused) {
+  auto backend = std::make_shared<storage::MemoryBackend>();
+  auto repo = make_repo(backend);
+  auto data = random_data(200000, 11);
+  const Id id = repo->blob_id(data);
+  ASSERT_TRUE(repo->save_blob(BlobType::kData, id, data).ok());
+  ASSERT_TRUE(repo->flush().ok());
+  auto loc = repo->index().lookup(id);
+  ASSERT_TRUE(loc.has_value());
+  auto stored = backend->load({FileType::kPack, loc->pack.hex()}, loc->entry.offset, loc->entry.length);
+  ASSERT_TRUE(stored.ok());
+
+  core::Bytes damaged = *stored;
+  damaged[damaged.size() / 2] ^= 0x40;
+  EXPECT_EQ(repo->copy_stored_blob(loc->entry, damaged).code(), core::Code::kCorruption);
+  EXPECT_EQ(repo->copy_stored_blob(loc->entry, core::ByteView(*stored).first(10)).code(),
+            core::Code::kCorruption);
+
+  const size_t before = repo->written_packs().size();
+  ASSERT_TRUE(repo->copy_stored_blob(loc->entry, *stored).ok());
+  ASSERT_TRUE(repo->flush().ok());
+  auto packs = repo->written_packs();
+  ASSERT_EQ(packs.size(), before + 1);
+  const PackContents& copy = packs.back();
+  ASSERT_EQ(copy.blobs.size(), 1u);
+  EXPECT_NE(copy.pack, loc->pack);
+  // The same bytes in a new pack, readable as the original blob.
+  auto again = backend->load({FileType::kPack, copy.pack.hex()}, copy.blobs[0].offset, copy.blobs[0].length);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(*again == *stored);
+  auto plain = repo->load_blob_at(id, BlobLocation{copy.pack, copy.blobs[0]});
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_TRUE(*plain == data);
+}
+
 TEST(PruneSweepDecision, MarkedPackReferencedByNewSnapshotIsKept) {
   // Pack 1 holds blob a (now used by a snapshot written after the marking),
   // pack 2 holds blob b (unused), pack 3 holds blob c, which also has a copy
