@@ -18,17 +18,8 @@ using testing::TempDir;
 
 constexpr char kSeg[] = "000000010000000000000001";
 
-class LogEntryFormatTest : public ::testing::Test {
+class LogEntryFormatTest : public testing::MemoryRepoTest {
  protected:
-  void SetUp() override {
-    backend_ = std::make_shared<storage::MemoryBackend>();
-    repo_ = testing::make_repo(backend_);
-  }
-  std::string write(const std::string& name, const core::Bytes& data) {
-    std::string p = dir_ / name;
-    testing::write_file(p, data);
-    return p;
-  }
   json entry(LogArchive& a, const std::string& name) {
     auto plain = repo_->load_named_file(FileType::kWal, a.object_name(name));
     EXPECT_TRUE(plain.ok()) << plain.status().message();
@@ -47,9 +38,6 @@ class LogEntryFormatTest : public ::testing::Test {
     EXPECT_TRUE(st.ok()) << st.message();
     return core::to_bytes(testing::read_file(dir_ / "out"));
   }
-  TempDir dir_;
-  std::shared_ptr<storage::MemoryBackend> backend_;
-  std::unique_ptr<Repository> repo_;
 };
 
 TEST_F(LogEntryFormatTest, NewEntriesAreVersion2InFixedPieces) {

@@ -108,21 +108,7 @@ TEST(PostgresTest, DsnPasswordsStayOutOfMessages) {
 }
 
 // The log archive (PostgreSQL WAL) inside a repository.
-class LogArchiveTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    backend_ = std::make_shared<storage::MemoryBackend>();
-    repo_ = testing::make_repo(backend_);
-  }
-  std::string write(const std::string& name, const core::Bytes& data) {
-    std::string p = dir_ / name;
-    testing::write_file(p, data);
-    return p;
-  }
-  TempDir dir_;
-  std::shared_ptr<storage::MemoryBackend> backend_;
-  std::unique_ptr<repo::Repository> repo_;
-};
+class LogArchiveTest : public testing::MemoryRepoTest {};
 
 TEST_F(LogArchiveTest, PushIsIdempotentAndRefusesDifferentContent) {
   core::Bytes seg = testing::random_data(3 << 20, 1);

@@ -66,4 +66,22 @@ inline std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Fixture: an in-memory repository and a temp folder for input files.
+class MemoryRepoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_ = std::make_shared<storage::MemoryBackend>();
+    repo_ = make_repo(backend_);
+  }
+  // Writes `data` to dir_/name; returns the path.
+  std::string write(const std::string& name, core::ByteView data) {
+    std::string p = dir_ / name;
+    write_file(p, data);
+    return p;
+  }
+  TempDir dir_;
+  std::shared_ptr<storage::MemoryBackend> backend_;
+  std::unique_ptr<repo::Repository> repo_;
+};
+
 }  // namespace cairn::testing
