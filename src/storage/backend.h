@@ -58,8 +58,7 @@ class Backend {
   virtual core::Status save(const Handle& h, core::ByteView data) = 0;
   // save() with options. A backend that cannot honour one ignores it (an
   // object store is durable once it answers): the default is save().
-  virtual core::Status save_with(const Handle& h, core::ByteView data,
-                                 const SaveOptions& options) {
+  virtual core::Status save_with(const Handle& h, core::ByteView data, const SaveOptions& options) {
     (void)options;
     return save(h, data);
   }

@@ -193,8 +193,7 @@ TEST_F(LocalBackendTest, VolatileSaveIsReadableAndNotSynced) {
   EXPECT_EQ(fs::status(root_ + "/locks/" + h.name).permissions(),
             fs::perms::owner_read | fs::perms::owner_write);
   // Still immutable, and no temp file stays behind either way.
-  EXPECT_EQ(b.save_with(h, core::to_bytes("other"), volatile_save).code(),
-            Code::kAlreadyExists);
+  EXPECT_EQ(b.save_with(h, core::to_bytes("other"), volatile_save).code(), Code::kAlreadyExists);
   EXPECT_EQ(b.load(h).value(), core::to_bytes("lock record"));
   EXPECT_EQ(temp_files(root_), std::vector<std::string>{});
   int listed = 0;

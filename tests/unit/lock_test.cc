@@ -45,9 +45,9 @@ TEST(LockDurability, LockFilesAreSavedWithoutSyncEverythingElseWith) {
   {
     auto lock = Lock::acquire(*repo, LockMode::kShared);
     ASSERT_TRUE(lock.ok()) << lock.status().to_string();
-    ASSERT_TRUE(repo->save_blob(BlobType::kData, repo->blob_id(core::to_bytes("d")),
-                                core::to_bytes("d"))
-                    .ok());
+    ASSERT_TRUE(
+        repo->save_blob(BlobType::kData, repo->blob_id(core::to_bytes("d")), core::to_bytes("d"))
+            .ok());
     ASSERT_TRUE(repo->flush().ok());
   }
   auto exclusive = Lock::acquire(*repo, LockMode::kExclusive);
