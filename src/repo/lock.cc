@@ -33,7 +33,11 @@ core::Result<std::string> write_lock(Repository& repo, LockMode mode, const std:
                       {"pid", static_cast<int64_t>(getpid())}};
   if (const char* user = getenv("USER")) j["username"] = user;
   std::string text = j.dump();
-  return repo.save_file(FileType::kLock, core::as_bytes(text));
+  // No fsync: a lock matters only while its holder lives, and a crash that
+  // loses the file ended the holder too (docs/retention.md, "Locks").
+  storage::SaveOptions volatile_save;
+  volatile_save.no_sync = true;
+  return repo.save_file(FileType::kLock, core::as_bytes(text), volatile_save);
 }
 
 bool process_alive(int64_t pid) { return pid > 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }

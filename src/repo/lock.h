@@ -8,7 +8,10 @@
 // that stays the same across refreshes: prune's markers name the holders
 // they wait for (the file id changes on every refresh). A lock older than kStaleAfter, or one from
 // this host whose process is gone, is stale: it blocks nobody and
-// `cairn unlock` removes it. Thread-safe; the refresher runs on its own thread.
+// `cairn unlock` removes it. Lock files are saved without fsync
+// (SaveOptions::no_sync): a crash that loses one ended its holder as well;
+// one it left empty is unreadable, hence stale. Thread-safe; the refresher
+// runs on its own thread.
 #pragma once
 
 #include <atomic>

@@ -613,10 +613,11 @@ core::Result<core::Bytes> Repository::load_file(FileType type, const std::string
   return plain;
 }
 
-core::Result<std::string> Repository::save_file(FileType type, core::ByteView plaintext) {
+core::Result<std::string> Repository::save_file(FileType type, core::ByteView plaintext,
+                                                const storage::SaveOptions& options) {
   core::Bytes stored = encode_stored(plaintext, true);
   std::string name = core::hex_encode(crypto::sha256(stored));
-  core::Status st = backend_->save({type, name}, stored);
+  core::Status st = backend_->save_with({type, name}, stored, options);
   if (!st.ok() && st.code() != core::Code::kAlreadyExists) return st;
   return name;
 }

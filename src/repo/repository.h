@@ -161,7 +161,8 @@ class Repository {
   // `by_agent` (optional) is set when the file was stored by an agent key.
   core::Result<core::Bytes> load_file(storage::FileType type, const std::string& name,
                                       bool* by_agent = nullptr);
-  core::Result<std::string> save_file(storage::FileType type, core::ByteView plaintext);
+  core::Result<std::string> save_file(storage::FileType type, core::ByteView plaintext,
+                                      const storage::SaveOptions& options = {});
   // Files whose name is a key rather than their content's hash (log archive
   // entries): the AEAD tag alone proves them authentic. Never overwrites.
   core::Status save_named_file(storage::FileType type, const std::string& name,

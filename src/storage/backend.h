@@ -4,7 +4,8 @@
 // Contract (every backend passes tests/storage/conformance_test.cc):
 // - save() is atomic: a reader sees the whole object or nothing. Objects are
 //   immutable: saving an existing name fails with kAlreadyExists and leaves
-//   the old bytes untouched. A successful save is durable (fsync'd).
+//   the old bytes untouched. A successful save is durable (fsync'd), unless
+//   the caller asked for SaveOptions::no_sync.
 // - load() of a missing object fails with kNotFound; a range past the end
 //   fails with kInvalidArgument (a short object is corruption for callers).
 // - remove() of a missing object succeeds.
@@ -39,11 +40,28 @@ struct FileInfo {
   uint64_t size = 0;
 };
 
+// How one save() is carried out. The default is the safe choice; `no_*`
+// flags trade durability for speed.
+struct SaveOptions {
+  // No fsync of the object or of its folder: a crash of the machine (power
+  // loss, kernel panic) may lose the object or leave it empty. While the
+  // system runs the save is still atomic and never replaces an object. Only
+  // for objects whose loss in such a crash is harmless: lock files (a crash
+  // that loses one ended its holder too; docs/retention.md, "Locks").
+  bool no_sync = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
 
   virtual core::Status save(const Handle& h, core::ByteView data) = 0;
+  // save() with options. A backend that cannot honour one ignores it (an
+  // object store is durable once it answers): the default is save().
+  virtual core::Status save_with(const Handle& h, core::ByteView data, const SaveOptions& options) {
+    (void)options;
+    return save(h, data);
+  }
   // length == 0 means "to the end".
   virtual core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
                                          uint64_t length = 0) = 0;

@@ -96,9 +96,14 @@ void FaultBackend::mutate(const Handle& h, core::Bytes& data) {
 }
 
 core::Status FaultBackend::save(const Handle& h, core::ByteView data) {
+  return save_with(h, data, SaveOptions{});
+}
+
+core::Status FaultBackend::save_with(const Handle& h, core::ByteView data,
+                                     const SaveOptions& options) {
   Decision d = begin(Op::kSave, h.to_string());
   if (d.failure && d.failure->when == When::kBefore) return d.status;
-  core::Status st = inner_->save(h, data);
+  core::Status st = inner_->save_with(h, data, options);
   return d.failure ? d.status : st;
 }
 

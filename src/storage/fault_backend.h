@@ -54,6 +54,8 @@ class FaultBackend : public Backend {
   Backend& inner() { return *inner_; }
 
   core::Status save(const Handle& h, core::ByteView data) override;
+  // Counts and fails like save(); forwards the options.
+  core::Status save_with(const Handle& h, core::ByteView data, const SaveOptions& options) override;
   core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
                                  uint64_t length = 0) override;
   core::Result<FileInfo> stat(const Handle& h) override;

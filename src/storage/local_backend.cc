@@ -94,13 +94,24 @@ core::Status LocalBackend::ensure_pack_dir(const std::string& dir) {
   // which must fail rather than quietly create one.
   const std::string data_dir = dir_of(dir);
   ASSIGN_OR_RETURN(bool created_data, core::make_dir(data_dir, kDirMode));
-  if (created_data) TRY(core::fsync_dir(root_));
+  if (created_data) TRY(sync_dir(root_));
   ASSIGN_OR_RETURN(bool created, core::make_dir(dir, kDirMode));
-  if (created) TRY(core::fsync_dir(data_dir));
+  if (created) TRY(sync_dir(data_dir));
   return core::ok_status();
 }
 
+core::Status LocalBackend::sync_file(int fd, const std::string& path) {
+  return core::fsync_fd(fd, path);
+}
+
+core::Status LocalBackend::sync_dir(const std::string& dir) { return core::fsync_dir(dir); }
+
 core::Status LocalBackend::save(const Handle& h, core::ByteView data) {
+  return save_with(h, data, SaveOptions{});
+}
+
+core::Status LocalBackend::save_with(const Handle& h, core::ByteView data,
+                                     const SaveOptions& options) {
   TRY(check_handle(h));
   const std::string final_path = path_of(h);
   const std::string dir = dir_of(final_path);
@@ -118,11 +129,12 @@ core::Status LocalBackend::save(const Handle& h, core::ByteView data) {
                !made_dir) {
       // Pack fan-out folders, and type folders an older version did not create
       // (maintenance/, wal/), are made on first use; never the root itself.
+      // Made durably even for no_sync: it happens once per repository.
       if (h.type == FileType::kPack) {
         TRY(ensure_pack_dir(dir));
       } else {
         ASSIGN_OR_RETURN(bool created, core::make_dir(dir, kDirMode));
-        if (created) TRY(core::fsync_dir(root_));
+        if (created) TRY(sync_dir(root_));
       }
       made_dir = true;
     } else if (opened.status().code() != core::Code::kAlreadyExists || attempt >= 8) {
@@ -132,15 +144,16 @@ core::Status LocalBackend::save(const Handle& h, core::ByteView data) {
 
   // Errors name the object, not the temp file: that is what the user knows.
   core::Status st = core::write_all(fd.get(), data, final_path);
-  if (st.ok()) st = core::fsync_fd(fd.get(), final_path);
+  if (st.ok() && !options.no_sync) st = sync_file(fd.get(), final_path);
   if (st.ok()) st = fd.close(final_path);
   if (st.ok()) st = link_no_replace(tmp_path, final_path);
   // Success or not, the temp name goes: on success the final name holds the data.
   ::unlink(tmp_path.c_str());
   if (!st.ok()) return st;
+  if (options.no_sync) return core::ok_status();
   // If this fails the object is complete but maybe not durable; it is left in
   // place (never delete what a concurrent saver may have been told exists).
-  return core::fsync_dir(dir);
+  return sync_dir(dir);
 }
 
 core::Result<core::Bytes> LocalBackend::load(const Handle& h, uint64_t offset, uint64_t length) {

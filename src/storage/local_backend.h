@@ -1,7 +1,8 @@
 // LocalBackend: a repository in a folder on a local (or mounted) filesystem.
 // Layout: config, keys/, data/<2 hex>/, index/, snapshots/, locks/, maintenance/.
 // save() writes a ".tmp-" file, fsyncs it and hard-links it into place, so an
-// object appears whole or not at all and an existing one is never replaced.
+// object appears whole or not at all and an existing one is never replaced;
+// then it fsyncs the folder. SaveOptions::no_sync skips both fsyncs.
 // Thread-safe (and safe against other processes using the same folder): all
 // state lives in the filesystem.
 #pragma once
@@ -20,6 +21,7 @@ class LocalBackend : public Backend {
   explicit LocalBackend(std::string root);
 
   core::Status save(const Handle& h, core::ByteView data) override;
+  core::Status save_with(const Handle& h, core::ByteView data, const SaveOptions& options) override;
   core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
                                  uint64_t length = 0) override;
   core::Result<FileInfo> stat(const Handle& h) override;
@@ -37,6 +39,11 @@ class LocalBackend : public Backend {
   // two lowercase hex digits (their subfolder). Other backends call this too so
   // that every backend accepts exactly the same names.
   static core::Status check_handle(const Handle& h);
+
+ protected:
+  // Every fsync of save() goes through these two (tests count them).
+  virtual core::Status sync_file(int fd, const std::string& path);
+  virtual core::Status sync_dir(const std::string& dir);
 
  private:
   std::string path_of(const Handle& h) const { return root_ + "/" + h.to_string(); }

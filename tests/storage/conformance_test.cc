@@ -156,6 +156,30 @@ TEST_P(BackendConformance, SaveExistingRefusedAndKeepsOldBytes) {
   EXPECT_EQ(*r, first);
 }
 
+TEST_P(BackendConformance, SaveWithNoSyncIsAnOrdinarySaveToReaders) {
+  // no_sync may only weaken crash durability (or be ignored): atomicity,
+  // immutability, load, stat, list and remove stay the same.
+  SaveOptions volatile_save;
+  volatile_save.no_sync = true;
+  Handle h = Handle{FileType::kLock, random_hex_id(rng_)};
+  Bytes data = random_bytes(rng_, 300);
+  ASSERT_TRUE(backend_->save_with(h, data, volatile_save).ok());
+  auto r = backend_->load(h);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(*r, data);
+  EXPECT_EQ(backend_->stat(h).value().size, 300u);
+  EXPECT_EQ(listed(FileType::kLock), (std::map<std::string, int>{{h.name, 1}}));
+  core::Status again = backend_->save_with(h, core::to_bytes("other"), volatile_save);
+  EXPECT_EQ(again.code(), Code::kAlreadyExists) << again.to_string();
+  EXPECT_EQ(backend_->load(h).value(), data);
+  ASSERT_TRUE(backend_->remove(h).ok());
+  EXPECT_EQ(backend_->load(h).status().code(), Code::kNotFound);
+  // Default options are a plain save.
+  Handle p = pack(random_hex_id(rng_));
+  ASSERT_TRUE(backend_->save_with(p, data, SaveOptions{}).ok());
+  EXPECT_EQ(backend_->load(p).value(), data);
+}
+
 TEST_P(BackendConformance, RemoveThenLoadIsNotFound) {
   Handle h = Handle{FileType::kLock, random_hex_id(rng_)};
   ASSERT_TRUE(backend_->save(h, core::to_bytes("lock")).ok());

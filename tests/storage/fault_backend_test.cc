@@ -47,6 +47,31 @@ TEST_F(FaultBackendTest, ForwardsAndCounts) {
   EXPECT_FALSE(mem_->stat(pack('a')).ok());  // the remove reached the inner backend
 }
 
+// Records the options of the saves it receives.
+class OptionsRecordingBackend : public MemoryBackend {
+ public:
+  core::Status save_with(const Handle& h, core::ByteView data,
+                         const SaveOptions& options) override {
+    no_sync.push_back(options.no_sync);
+    return MemoryBackend::save(h, data);
+  }
+  std::vector<bool> no_sync;
+};
+
+TEST_F(FaultBackendTest, SaveWithForwardsOptionsAndCountsAsSave) {
+  auto rec = std::make_shared<OptionsRecordingBackend>();
+  FaultBackend fb(rec);
+  SaveOptions volatile_save;
+  volatile_save.no_sync = true;
+  ASSERT_TRUE(fb.save_with(pack('a'), core::to_bytes("a"), volatile_save).ok());
+  ASSERT_TRUE(fb.save(pack('b'), core::to_bytes("b")).ok());
+  EXPECT_EQ(rec->no_sync, (std::vector<bool>{true, false}));
+  EXPECT_EQ(fb.calls(Op::kSave), 2u);
+  fb.fail_next(Op::kSave, 1, Code::kIOError);
+  EXPECT_EQ(fb.save_with(pack('c'), core::to_bytes("c"), volatile_save).code(), Code::kIOError);
+  EXPECT_EQ(rec->no_sync.size(), 2u);  // failed before the inner call
+}
+
 TEST_F(FaultBackendTest, FailsNthCallOnly) {
   ASSERT_TRUE(fb_.save(pack('a'), core::to_bytes("x")).ok());
   fb_.fail_nth(Op::kLoad, 3, Code::kTransient);
