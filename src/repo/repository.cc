@@ -650,6 +650,10 @@ core::Result<std::vector<SnapshotRef>> Repository::list_snapshots(
   for (const auto& name : names) {
     bool by_agent = false;
     auto plain = load_file(FileType::kSnapshot, name, &by_agent);
+    // Listed, then gone: a concurrent forget removed it. Not a problem of the
+    // repository (a server listing one service while another's snapshot was
+    // forgotten reported it, and its own snapshot looked missing).
+    if (!plain.ok() && plain.status().code() == core::Code::kNotFound) continue;
     auto snap = plain.ok() ? Snapshot::from_json(*plain) : core::Result<Snapshot>(plain.status());
     if (!snap.ok()) {
       if (problems) problems->push_back("snapshots/" + name + ": " + snap.status().message());

@@ -137,6 +137,31 @@ TEST(Repository, FlippedPackByteIsCorruptionNamingThePack) {
   EXPECT_NE(r.status().message().find(repo->index().lookup(id)->pack.hex()), std::string::npos);
 }
 
+TEST(Repository, SnapshotForgottenWhileListingIsSkippedOtherDamageIsAProblem) {
+  auto inner = mem();
+  auto faulty = std::make_shared<storage::FaultBackend>(inner);
+  auto repo = make_repo(faulty);
+  for (int i = 0; i < 3; ++i) {
+    Snapshot s;
+    s.time = now_time();
+    s.service = "svc" + std::to_string(i);
+    ASSERT_TRUE(repo->save_snapshot(s).ok());
+  }
+  // The first snapshot file read is gone by then (a concurrent forget).
+  faulty->fail_next(storage::FaultBackend::Op::kLoad, 1, core::Code::kNotFound);
+  std::vector<std::string> problems;
+  auto listed = repo->list_snapshots(&problems);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 2u);
+  EXPECT_TRUE(problems.empty());
+  // An unreadable one is still reported.
+  faulty->fail_next(storage::FaultBackend::Op::kLoad, 1, core::Code::kIOError);
+  listed = repo->list_snapshots(&problems);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 2u);
+  EXPECT_EQ(problems.size(), 1u);
+}
+
 TEST(Repository, FailedPackWriteFailsFlushAndIsSticky) {
   auto inner = mem();
   auto faulty = std::make_shared<storage::FaultBackend>(inner);
