@@ -77,7 +77,10 @@ RESTORER=$(C token create --name rolf --role restorer --services shop,blog 2>>"$
 OPERATOR=$(C token create --name otto --role operator --services blog 2>>"$T/tokens.log")
 [[ $VIEWER == cairn_* && $RESTORER == cairn_* ]] || fail "token create printed: $VIEWER / $RESTORER"
 
-C server --insecure-plain-http --listen "127.0.0.1:$PORT" >"$T/server.log" 2>&1 &
+# The binary itself in the background (not the C function: its PID would be a
+# subshell's, and killing that would leave the server running).
+"$CAIRN_BIN" --no-progress --config "$T/cairn.yaml" server --insecure-plain-http --listen "127.0.0.1:$PORT" \
+  >"$T/server.log" 2>&1 &
 SERVER_PID=$!
 on_exit "kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; cp -f '$T/server.log' '$ARTIFACTS/server.log' 2>/dev/null"
 wait_port "$PORT" "$SERVER_PID" "$T/server.log"

@@ -13,6 +13,9 @@ W=$T/pg_wal
 mkdir -p "$W"
 seg() { printf '0000000100000000000000%02X' "$1"; }
 push() { "$CAIRN_BIN" --no-progress --key-file "$T/key" --repo "$REPO" wal-push --service db "$W/$1"; }
+# push in the background with $! = the cairn process itself (a function run
+# with & is a subshell: killing its PID would leave cairn running).
+push_bg() { (exec "$CAIRN_BIN" --no-progress --key-file "$T/key" --repo "$REPO" wal-push --service db "$W/$1") >/dev/null 2>&1 & }
 # 16 MiB like a real segment: half random (slow to compress), half text.
 make_segment() {
   { head -c $((8 << 20)) /dev/urandom; head -c $((8 << 20)) /dev/zero | tr '\0' "$(($1 % 10))"; } >"$W/$(seg "$1")"
@@ -23,7 +26,7 @@ step "$N segments, each push killed after a random delay, then retried"
 killed=0
 for i in $(seq 1 $N); do
   make_segment "$i"
-  push "$(seg "$i")" >/dev/null 2>&1 &
+  push_bg "$(seg "$i")"
   pid=$!
   sleep "$(printf '0.%03d' $((RANDOM % 250)))"
   kill -9 "$pid" 2>/dev/null && killed=$((killed + 1))
@@ -33,7 +36,7 @@ done
 echo "killed $killed of $N pushes before they finished"
 
 step "a killed retry of an archived segment changes nothing"
-push "$(seg 3)" >/dev/null 2>&1 &
+push_bg "$(seg 3)"
 pid=$!
 sleep 0.02
 kill -9 "$pid" 2>/dev/null || true
