@@ -262,6 +262,9 @@ class Walker {
 
   // Walks `paths`, returns the root tree id once every file is stored.
   core::Result<Id> run(const std::vector<std::string>& paths);
+  // Walks `paths` but leaves the root directory unsaved: its nodes, for a
+  // caller that adds entries of its own (backup_paths_then_entries).
+  core::Result<Tree> run_open_root(const std::vector<std::string>& paths);
 
  private:
   struct VDir {
@@ -276,8 +279,8 @@ class Walker {
   void dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_child,
                 std::future<Scan>* scan = nullptr);
   void process_file(DirJob* d, size_t i, bool had_parent);
-  core::Status read_file_content(int fd, uint64_t size, bool sparse, std::vector<Id>& ids,
-                                 uint64_t& bytes);
+  core::Status read_file_content(int fd, uint64_t size, bool sparse, size_t fixed_chunk,
+                                 std::vector<Id>& ids, uint64_t& bytes);
   void finish_one(DirJob* d);
   void finalize(DirJob* d);
   std::optional<Tree> load_old_subtree(const Node* old) const;
@@ -285,6 +288,10 @@ class Walker {
     return d->path == "/" ? "/" + name : d->path + "/" + name;
   }
   std::string fs(const std::string& path) const { return read_path(opt_, path); }
+  // A warning, unless it says the thing vanished and options allow that.
+  void problem(const core::Status& st) {
+    if (!(opt_.vanished_ok && st.code() == core::Code::kNotFound)) pipe_.warn(st.message());
+  }
 
   Pipeline& pipe_;
   const BackupOptions& opt_;
@@ -295,7 +302,9 @@ class Walker {
   std::mutex root_mu_;
   std::condition_variable root_cv_;
   bool root_done_ = false;
+  bool keep_root_ = false;
   Id root_id_;
+  Tree root_tree_;
   std::map<std::string, dev_t> root_devs_;
   dev_t current_dev_ = 0;
 };
@@ -355,6 +364,12 @@ core::Result<Id> Walker::run(const std::vector<std::string>& paths) {
   return root_id_;
 }
 
+core::Result<Tree> Walker::run_open_root(const std::vector<std::string>& paths) {
+  keep_root_ = true;
+  TRY(run(paths).status());
+  return std::move(root_tree_);
+}
+
 void Walker::walk_virtual(const VDir& v, DirJob* d, const Tree* old_tree) {
   auto old = by_name(old_tree);
   std::vector<const VDir*> kids;
@@ -393,7 +408,8 @@ Scan Walker::scan_dir(const std::string& path, const Node* old) const {
   int dfd = open(fs(path).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   DIR* dir = dfd >= 0 ? fdopendir(dfd) : nullptr;
   if (!dir) {
-    scan.warnings.push_back(core::errno_status(errno, path).message());
+    if (!(opt_.vanished_ok && errno == ENOENT))
+      scan.warnings.push_back(core::errno_status(errno, path).message());
     if (dfd >= 0) close(dfd);
     return scan;
   }
@@ -486,9 +502,10 @@ void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_
       pipe_.files_unmodified++;
       prog.files_done++;
       prog.bytes_done += n.size;
+      if (opt_.on_file) opt_.on_file(full, n);
       return;
     }
-    if (auto st = read_xattrs(fs(full), n.xattrs); !st.ok()) pipe_.warn(st.message());
+    if (auto st = read_xattrs(fs(full), n.xattrs); !st.ok()) problem(st);
     d->pending++;
     bool had_parent = old != nullptr;
     readers_.submit([this, d, i, had_parent] { process_file(d, i, had_parent); });
@@ -498,14 +515,14 @@ void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_
     std::string target(4096, '\0');
     ssize_t len = readlink(fs(full).c_str(), target.data(), target.size());
     if (len < 0) {
-      pipe_.warn(core::errno_status(errno, full).message());
+      problem(core::errno_status(errno, full));
       d->drop[i] = 1;
       return;
     }
     target.resize(static_cast<size_t>(len));
     n.link_target = std::move(target);
   }
-  if (auto st = read_xattrs(fs(full), n.xattrs); !st.ok()) pipe_.warn(st.message());
+  if (auto st = read_xattrs(fs(full), n.xattrs); !st.ok()) problem(st);
   if (n.type != NodeType::kDir) return;
   pipe_.dirs++;
   prog.dirs_done++;
@@ -525,10 +542,10 @@ void Walker::dispatch(DirJob* d, size_t i, const Node* old, const VDir* virtual_
   walk_dir(child, scan ? scan->get() : scan_dir(full, old));
 }
 
-core::Status Walker::read_file_content(int fd, uint64_t size, bool sparse, std::vector<Id>& ids,
-                                       uint64_t& bytes) {
+core::Status Walker::read_file_content(int fd, uint64_t size, bool sparse, size_t fixed_chunk,
+                                       std::vector<Id>& ids, uint64_t& bytes) {
   const auto& params = pipe_.repo().config().chunker;
-  if (!sparse && size < params.min_size) {
+  if (!sparse && !fixed_chunk && size < params.min_size) {
     // Small file: one chunk, read and stored in this thread.
     thread_local Bytes buf;
     buf.resize(params.min_size + 1);
@@ -567,7 +584,7 @@ core::Status Walker::read_file_content(int fd, uint64_t size, bool sparse, std::
       }
     };
     uint64_t got = 0;
-    TRY(pipe_.store_stream(read_fn, ids, got));
+    TRY(pipe_.store_stream(read_fn, ids, got, fixed_chunk));
     bytes += got;
     return {};
   };
@@ -602,7 +619,7 @@ void Walker::process_file(DirJob* d, size_t i, bool had_parent) {
   if (!fd.ok() && fd.status().code() == core::Code::kPermissionDenied)
     fd = core::open_file(fs(full), O_RDONLY | O_NOFOLLOW);  // O_NOATIME needs ownership
   if (!fd.ok()) {
-    pipe_.warn(fd.status().message());
+    problem(fd.status());
     d->drop[i] = 1;
     pipe_.total_files--;
     pipe_.total_bytes -= n.size;
@@ -610,13 +627,16 @@ void Walker::process_file(DirJob* d, size_t i, bool had_parent) {
   }
   struct stat before;
   fstat(fd->get(), &before);
-  bool sparse = before.st_size > 0 &&
+  size_t fixed_chunk = opt_.fixed_chunk ? opt_.fixed_chunk(full) : 0;
+  // Fixed chunks read holes as zeros: their ids must not depend on the layout on disk.
+  bool sparse = !fixed_chunk && before.st_size > 0 &&
                 static_cast<uint64_t>(before.st_blocks) * 512 < static_cast<uint64_t>(before.st_size);
   std::vector<Id> ids;
   uint64_t bytes = 0;
   bool large = sparse || static_cast<uint64_t>(before.st_size) >= pipe_.repo().config().chunker.min_size;
   if (large) large_files_.acquire(1);
-  core::Status st = read_file_content(fd->get(), static_cast<uint64_t>(before.st_size), sparse, ids, bytes);
+  core::Status st =
+      read_file_content(fd->get(), static_cast<uint64_t>(before.st_size), sparse, fixed_chunk, ids, bytes);
   if (large) large_files_.release(1);
   if (!st.ok()) {
     if (!pipe_.failed()) {
@@ -637,6 +657,7 @@ void Walker::process_file(DirJob* d, size_t i, bool had_parent) {
   n.size = bytes;
   n.content = std::move(ids);
   (had_parent ? pipe_.files_changed : pipe_.files_new)++;
+  if (opt_.on_file) opt_.on_file(full, n);
   finish();
 }
 
@@ -648,6 +669,14 @@ void Walker::finalize(DirJob* d) {
   Tree t;
   for (size_t i = 0; i < d->nodes.size(); ++i)
     if (!d->drop[i]) t.nodes.push_back(std::move(d->nodes[i]));
+  if (!d->parent && keep_root_) {
+    delete d;
+    std::lock_guard lock(root_mu_);
+    root_tree_ = std::move(t);
+    root_done_ = true;
+    root_cv_.notify_all();
+    return;
+  }
   core::Result<Id> id = core::invalid_argument("unset");
   if (d->old_id && t.nodes == d->old_nodes && pipe_.repo().index().has_usable(*d->old_id)) {
     id = *d->old_id;  // unchanged directory
@@ -830,15 +859,10 @@ core::Result<Id> save_dir(repo::Repository& repo, DirBuild& d, Pipeline& pipe) {
   return repo.save_tree(t);
 }
 
-}  // namespace
-
-core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource source,
-                                          const BackupOptions& options, BackupProgress* progress) {
-  auto start = std::chrono::steady_clock::now();
-  repo::WriteStats before = repo.write_stats();
-  Pipeline pipe(repo, options, progress);
-  DirBuild root;
-  std::vector<std::string> top;
+// Reads every entry of `source` into `root` (file contents stored through
+// `pipe`), then calls source.finish; `top` gets the top-level names in order.
+core::Status collect_entries(Pipeline& pipe, EntrySource& source, DirBuild& root,
+                             std::vector<std::string>& top) {
   auto add = [&](StreamEntry& e) -> core::Status {
     std::vector<std::string> parts;
     std::stringstream ss(e.path);
@@ -890,13 +914,61 @@ core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource so
     core::Status fin = source.finish();
     if (st.ok()) st = fin;
   }
-  TRY(st);
+  return st;
+}
+
+}  // namespace
+
+core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource source,
+                                          const BackupOptions& options, BackupProgress* progress) {
+  auto start = std::chrono::steady_clock::now();
+  repo::WriteStats before = repo.write_stats();
+  Pipeline pipe(repo, options, progress);
+  DirBuild root;
+  std::vector<std::string> top;
+  TRY(collect_entries(pipe, source, root, top));
   ASSIGN_OR_RETURN(Id root_id, save_dir(repo, root, pipe));
   std::vector<std::string> paths;
   for (const auto& t : top) paths.push_back("/" + t);
   BackupOptions opt = options;
   if (source.engine) opt.engine.update(source.engine());
   return finish_snapshot(repo, pipe, root_id, paths, opt, before, start);
+}
+
+core::Result<BackupResult> backup_paths_then_entries(repo::Repository& repo,
+                                                     const std::vector<std::string>& paths,
+                                                     EntrySource extra, const BackupOptions& options,
+                                                     BackupProgress* progress) {
+  auto start = std::chrono::steady_clock::now();
+  if (paths.empty()) return core::invalid_argument("nothing to back up: no paths given");
+  repo::WriteStats before = repo.write_stats();
+  Pipeline pipe(repo, options, progress);
+  Tree walked;
+  {
+    Walker walker(pipe, options);
+    ASSIGN_OR_RETURN(walked, walker.run_open_root(paths));
+  }
+  if (pipe.failed()) return pipe.error();
+  DirBuild added;
+  std::vector<std::string> top;
+  TRY(collect_entries(pipe, extra, added, top));
+  Tree root;
+  for (auto& n : walked.nodes)
+    if (!added.dirs.count(n.name) && !added.others.count(n.name)) root.nodes.push_back(std::move(n));
+  for (auto& [name, sub] : added.dirs) {
+    ASSIGN_OR_RETURN(Id id, save_dir(repo, *sub, pipe));
+    Node n = sub->node;
+    n.subtree = id;
+    root.nodes.push_back(std::move(n));
+    pipe.dirs++;
+  }
+  for (auto& [name, n] : added.others) root.nodes.push_back(std::move(n));
+  ASSIGN_OR_RETURN(Id root_id, repo.save_tree(root));
+  std::vector<std::string> abs_paths;
+  for (const auto& p : paths) abs_paths.push_back(std::filesystem::absolute(p).lexically_normal().string());
+  BackupOptions opt = options;
+  if (extra.engine) opt.engine.update(extra.engine());
+  return finish_snapshot(repo, pipe, root_id, abs_paths, opt, before, start);
 }
 
 }  // namespace cairn::archive

@@ -48,6 +48,16 @@ struct BackupOptions {
     std::string path, read_from;
   };
   std::vector<Redirect> redirects;
+  // > 0 for a recorded path: that file's content is cut every so many bytes
+  // (see StreamEntry::fixed_chunk), whatever its size.
+  std::function<size_t(const std::string& path)> fixed_chunk;
+  // A file or directory that disappears between listing and reading is left
+  // out silently (a database dropping a table while its files are copied)
+  // instead of becoming a warning (exit code 3).
+  bool vanished_ok = false;
+  // Called for every regular file in the snapshot (recorded path, final node
+  // with size and mtime), from the reader threads: must be thread-safe.
+  std::function<void(const std::string& path, const repo::Node& node)> on_file;
 };
 
 struct BackupResult {
@@ -107,6 +117,16 @@ struct EntrySource {
 // top-level entries ("/name"). Any error, or a veto, means no snapshot.
 core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource source,
                                           const BackupOptions& options, BackupProgress* progress);
+
+// backup_paths(), then the entries of `extra`, read once the walk has ended
+// (files that exist only then, e.g. a base backup's backup_label and WAL):
+// each top-level entry replaces the walked node of the same name. A failure
+// or veto of `extra` means no snapshot; extra.engine is merged into the
+// snapshot's engine metadata.
+core::Result<BackupResult> backup_paths_then_entries(repo::Repository& repo,
+                                                     const std::vector<std::string>& paths,
+                                                     EntrySource extra, const BackupOptions& options,
+                                                     BackupProgress* progress);
 
 // The newest snapshot with the same host, service and paths (parent for
 // change detection), if any.

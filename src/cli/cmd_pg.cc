@@ -20,6 +20,7 @@ namespace {
 struct PgBackupArgs {
   std::string dsn, mode = "logical", service, host, bindir;
   std::vector<std::string> databases, tags;
+  std::string source = "auto";
   bool no_globals = false, spread_checkpoint = false;
 };
 
@@ -49,7 +50,7 @@ core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
   } else {
     if (!a.databases.empty())
       return core::invalid_argument("--database applies to logical backups only");
-    pg::PhysicalOptions po{a.dsn, a.bindir, !a.spread_checkpoint};
+    pg::PhysicalOptions po{a.dsn, a.bindir, !a.spread_checkpoint, a.source};
     r = pg::physical_backup(*repo, po, opt, &progress);
   }
   line.stop();
@@ -59,8 +60,10 @@ core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
   if (ctx.json) {
     ctx.print_json({{"snapshot_id", r->snapshot_id},
                     {"engine", s.engine},
+                    {"notices", r->notices},
                     {"summary", s.to_json()["summary"]}});
   } else if (!ctx.quiet) {
+    for (const auto& n : r->notices) std::cerr << "cairn: note: " << n << "\n";
     std::cout << fmt::format("snapshot {} saved ({} {} backup of PostgreSQL {})\n",
                              r->snapshot_id.substr(0, 8), a.service, a.mode,
                              s.engine.value("server_version", "?"));
@@ -334,6 +337,11 @@ void add_pg(CLI::App& app, Context& ctx) {
                    "logical: skip roles and tablespaces (pg_dumpall -g)");
   backup->add_flag("--spread-checkpoint", b->spread_checkpoint,
                    "physical: wait for a spread checkpoint instead of a fast one");
+  backup
+      ->add_option("--source", b->source,
+                   "physical: datadir (read the data directory on this host), stream "
+                   "(pg_basebackup), or auto (datadir when readable here)")
+      ->check(CLI::IsMember({"auto", "datadir", "stream"}));
   backup->add_option("--bindir", b->bindir,
                      "folder of pg_dump/pg_basebackup (default: the server's version)");
   backup->add_option("--host", b->host, "host name to record");

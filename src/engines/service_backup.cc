@@ -53,7 +53,8 @@ core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const
   if (e.type == "postgres") {
     auto dsn = policy::expand_env(e.dsn);
     if (!dsn.ok()) return in_service(dsn.status());
-    if (e.mode == "physical") return postgres::physical_backup(repo, {*dsn, e.bindir, true}, opt, progress);
+    if (e.mode == "physical")
+      return postgres::physical_backup(repo, {*dsn, e.bindir, true, e.pg_source}, opt, progress);
     return postgres::logical_backup(repo, {*dsn, e.bindir, e.databases, true}, opt, progress);
   }
   // --- redis, sqlite engines

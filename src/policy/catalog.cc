@@ -42,7 +42,7 @@ const std::vector<std::string> kPlannedEngines = {"mongodb"};
 const std::map<std::string, std::vector<std::string>> kEngineKeys = {
     {"files", {"type", "paths", "exclude", "one_file_system"}},
     {"exec", {"type", "command", "filename", "env"}},
-    {"postgres", {"type", "mode", "dsn", "bindir", "databases", "wal_archiving"}},
+    {"postgres", {"type", "mode", "dsn", "bindir", "databases", "wal_archiving", "source"}},
     // --- redis, sqlite engines
     {"redis", {"type", "host", "port", "socket", "user", "password", "password_file"}},
     {"sqlite", {"type", "path"}},
@@ -420,6 +420,14 @@ class Reader {
         e.wal_archiving = boolean(node["wal_archiving"], svc, "engine.wal_archiving").value_or(false);
         if (e.wal_archiving && e.mode == "logical")
           error(node["wal_archiving"], svc, "engine.wal_archiving", "WAL archiving needs mode: physical");
+      }
+      if (node["source"]) {
+        e.pg_source = string(node["source"], svc, "engine.source").value_or("auto");
+        if (e.pg_source != "auto" && e.pg_source != "datadir" && e.pg_source != "stream")
+          error(node["source"], svc, "engine.source",
+                fmt::format("\"{}\" is not auto, datadir or stream", e.pg_source));
+        else if (e.mode == "logical")
+          error(node["source"], svc, "engine.source", "a base backup source needs mode: physical");
       }
     } else if (e.type == "redis" || e.type == "sqlite") {
       redis_sqlite_engine(node, s);
@@ -968,6 +976,7 @@ nlohmann::json to_json(const Service& s) {
     if (!e.bindir.empty()) engine["bindir"] = e.bindir;
     engine["databases"] = e.databases;
     engine["wal_archiving"] = e.wal_archiving;
+    if (e.mode == "physical") engine["source"] = e.pg_source;
   } else if (e.type == "redis") {  // --- redis, sqlite engines
     if (e.redis.socket.empty()) {
       engine["host"] = e.redis.host;

@@ -65,6 +65,7 @@ struct EngineSpec {
   std::string dsn, bindir;
   std::vector<std::string> databases;
   bool wal_archiving = false;  // physical: WAL is archived continuously (RPO independent of schedule)
+  std::string pg_source = "auto";  // physical: auto | datadir | stream (postgres::PhysicalOptions)
   // redis (docs/engines/redis.md): TCP host:port or a unix socket; the
   // password only as a ${VAR} reference or a file.
   struct Redis {

@@ -111,26 +111,66 @@ expect_exit 2 P backup --service broken
 assert_contains "$ERR" "environment variable NO_SUCH_VAR is not set"
 assert_eq "$n1" "$(R --json snapshots | jq length)" "snapshots after a policy backup with an unset variable"
 
-step "physical base backup with WAL metadata"
-expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$DSN"
+step "physical base backup through pg_basebackup's stream, with WAL metadata; restore it"
+expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$DSN" --source stream
 base1=$(jq -r .snapshot_id <<<"$OUT")
 for f in start_lsn stop_lsn timeline system_identifier stop_time; do
   [ "$(jq -r ".engine.$f // empty" <<<"$OUT")" != "" ] || fail "engine metadata lacks $f: $OUT"
 done
+assert_eq stream "$(jq -r .engine.source <<<"$OUT")" "source of a --source stream backup"
+expect_exit 0 R --json pg restore --service shop --snapshot "$base1" --to-immediate --target-dir "$T/pg/stream" --key-file "$KEY"
+assert_eq true "$(jq -r .verified <<<"$OUT")" "stream base backup checked with pg_verifybackup"
+printf "port = %s\narchive_mode = off\n" "$(free_port)" >>"$T/pg/stream/postgresql.auto.conf"
+start_server "$T/pg/stream" || { tail -20 "$T/pg/stream.log" >&2; fail "server restored from the stream backup did not start"; }
+stop_server "$T/pg/stream"
+
+step "the same, read from the data directory on this host (the default here)"
+expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$DSN"
+assert_eq "datadir $DATA" "$(jq -r '"\(.engine.source) \(.engine.data_directory)"' <<<"$OUT")" "source of a local base backup"
+for f in start_lsn stop_lsn timeline start_wal_file; do
+  [ "$(jq -r ".engine.$f // empty" <<<"$OUT")" != "" ] || fail "engine metadata lacks $f: $OUT"
+done
+local_base=$(jq -r .snapshot_id <<<"$OUT")
+expect_exit 0 R ls "$local_base"
+assert_contains "$OUT" "/backup_label"
+assert_contains "$OUT" "/backup_manifest"
+assert_contains "$OUT" "/pg_wal/archive_status"
+assert_not_contains "$OUT" "postmaster.pid" "files of the running server in a base backup"
+[ "$(grep -c '^/pg_wal/[0-9A-F]\{24\}$' <<<"$OUT")" -ge 1 ] || fail "no WAL segment in the base backup: $OUT"
+assert_eq 0 "$(psql_at "$PORT" shop -c "SELECT count(*) FROM pg_replication_slots")" "replication slots left after a backup"
+expect_exit 2 R pg backup --mode physical --service shop --dsn "$DSN" --source tape
 
 step "a killed base backup writes no snapshot"
 n1=$(R --json snapshots | jq length)
 psql_at "$PORT" shop -c "CREATE TABLE filler AS SELECT i, md5(i::text) || repeat('z', 400) AS pad FROM generate_series(1, 400000) i" || fail "filler"
-( rc=0; R pg backup --mode physical --service shop --dsn "$DSN" >"$T/killed.out" 2>&1 || rc=$?; echo $rc >"$T/killed.rc" ) &
+( rc=0; R pg backup --mode physical --service shop --dsn "$DSN" --source stream >"$T/killed.out" 2>&1 || rc=$?; echo $rc >"$T/killed.rc" ) &
 bg=$!
 for _ in $(seq 1 200); do pkill -9 -x pg_basebackup && break; sleep 0.05; done
 wait "$bg" || true
 assert_eq 1 "$(cat "$T/killed.rc")" "exit code of a backup whose pg_basebackup was killed"
 assert_contains "$(cat "$T/killed.out")" "no snapshot written"
 assert_eq "$n1" "$(R --json snapshots | jq length)" "snapshots after a killed base backup"
+# cairn itself killed while it reads the data directory: the server ends the
+# backup and drops the temporary slot when the session goes away.
+as_pg env CAIRN_PASSWORD="$CAIRN_PASSWORD" "$C" --no-progress --repo "$REPO" pg backup --mode physical \
+  --service shop --dsn "$DSN" --source datadir >/dev/null 2>&1 &
+bg=$!
+for _ in $(seq 1 200); do
+  [ "$(psql_at "$PORT" shop -c "SELECT count(*) FROM pg_replication_slots")" = 1 ] && break
+  sleep 0.02
+done
+pkill -9 -f -- "--source datadir" || fail "no base backup to kill"
+wait "$bg" 2>/dev/null || true
+assert_eq "$n1" "$(R --json snapshots | jq length)" "snapshots after a killed local base backup"
+for _ in $(seq 1 100); do
+  [ "$(psql_at "$PORT" shop -c "SELECT count(*) FROM pg_replication_slots")" = 0 ] && break
+  sleep 0.1
+done
+assert_eq 0 "$(psql_at "$PORT" shop -c "SELECT count(*) FROM pg_replication_slots")" "slots after a killed backup"
 psql_at "$PORT" shop -c "DROP TABLE filler" || fail "drop filler"
 expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$DSN"
 base2=$(jq -r .snapshot_id <<<"$OUT")
+assert_eq datadir "$(jq -r .engine.source <<<"$OUT")" "source of the base backup after the kill"
 
 step "writer with commit timestamps; the repository vanishes for a while"
 psql_at "$PORT" shop -c "CREATE TABLE ticks (id int PRIMARY KEY, t timestamptz DEFAULT clock_timestamp())" || fail "ticks"

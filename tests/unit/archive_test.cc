@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "archive/archiver.h"
@@ -412,6 +414,84 @@ TEST_F(ArchiveTest, StreamEntriesBecomeATree) {
     EXPECT_FALSE(b.ok()) << bad;
     EXPECT_EQ(b.status().code(), core::Code::kInvalidArgument);
   }
+  EXPECT_EQ(repo_->list_snapshots().value().size(), 1u);
+}
+
+// A base backup read from a data directory: the directory's contents become
+// the root, excluded paths are left out, relation files are cut in fixed
+// chunks, and entries that exist only after the walk are added (replacing a
+// walked node of the same name).
+TEST_F(ArchiveTest, PathsThenEntriesMergesLateEntriesIntoTheRoot) {
+  std::string data = src_ + "/data";
+  fs::create_directories(data + "/base/1");
+  fs::create_directories(data + "/pg_wal");
+  write_file(data + "/PG_VERSION", core::as_bytes("15"));
+  write_file(data + "/postmaster.pid", core::as_bytes("123"));
+  write_file(data + "/pg_wal/000000010000000000000001", core::as_bytes("live wal"));
+  std::string rel(200 << 10, '\0');
+  for (size_t i = 0; i < rel.size(); ++i) rel[i] = static_cast<char>(i * 7 / 8192);
+  write_file(data + "/base/1/1259", core::as_bytes(rel));
+  BackupOptions opt;
+  opt.redirects = {{"/", data}};
+  opt.excludes = {"/pg_wal", "/postmaster.pid"};
+  opt.fixed_chunk = [](const std::string& p) { return p.starts_with("/base/") ? size_t{64 << 10} : 0; };
+  std::mutex mu;
+  std::vector<std::string> seen;
+  opt.on_file = [&](const std::string& p, const Node& n) {
+    std::lock_guard lock(mu);
+    seen.push_back(p + ":" + std::to_string(n.size));
+  };
+  std::vector<std::pair<std::string, std::string>> late = {{"backup_label", "START WAL LOCATION"},
+                                                           {"pg_wal/000000010000000000000002", "wal"},
+                                                           {"PG_VERSION", "16"}};
+  size_t next = 0;
+  bool veto = false;
+  auto source = [&] {
+    EntrySource src;
+    src.next = [&]() -> core::Result<std::optional<StreamEntry>> {
+      if (next == late.size()) return std::optional<StreamEntry>();
+      StreamEntry e;
+      e.path = late[next].first;
+      auto text = std::make_shared<std::string>(late[next++].second);
+      auto pos = std::make_shared<size_t>(0);
+      e.read = [text, pos](uint8_t* b, size_t n) -> core::Result<size_t> {
+        size_t k = std::min(n, text->size() - *pos);
+        std::memcpy(b, text->data() + *pos, k);
+        *pos += k;
+        return k;
+      };
+      return std::optional<StreamEntry>(std::move(e));
+    };
+    src.finish = [&]() -> core::Status { return veto ? core::io_error("vetoed") : core::Status(); };
+    src.engine = [] { return nlohmann::json{{"stop_lsn", "0/3000000"}}; };
+    return src;
+  };
+  auto r = backup_paths_then_entries(*repo_, {"/"}, source(), opt, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_EQ(r->snapshot.engine.value("stop_lsn", ""), "0/3000000");
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"/PG_VERSION:2", "/base/1/1259:204800"}));
+  auto root = repo_->load_tree(r->snapshot.tree).value();
+  std::vector<std::string> names;
+  for (const auto& n : root.nodes) names.push_back(n.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"PG_VERSION", "backup_label", "base", "pg_wal"}));
+  auto base = repo_->load_tree(*root.nodes[2].subtree).value();
+  auto one = repo_->load_tree(*base.nodes[0].subtree).value();
+  EXPECT_EQ(one.nodes[0].content.size(), 4u);  // 3 x 64 KiB + 8 KiB
+  std::string out = dir_ / "out";
+  restore_to(r->snapshot, out);
+  EXPECT_EQ(read_file(out + "/PG_VERSION"), "16");
+  EXPECT_EQ(read_file(out + "/base/1/1259"), rel);
+  EXPECT_EQ(read_file(out + "/pg_wal/000000010000000000000002"), "wal");
+  EXPECT_FALSE(fs::exists(out + "/pg_wal/000000010000000000000001"));
+  EXPECT_FALSE(fs::exists(out + "/postmaster.pid"));
+
+  // A veto from the late entries means no snapshot.
+  next = 0;
+  veto = true;
+  auto v = backup_paths_then_entries(*repo_, {"/"}, source(), opt, nullptr);
+  EXPECT_FALSE(v.ok());
   EXPECT_EQ(repo_->list_snapshots().value().size(), 1u);
 }
 

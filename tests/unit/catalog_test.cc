@@ -658,6 +658,23 @@ services:
 )",
        {"cairn.yaml:7:80: error: service \"db\": engine.wal_archiving: WAL archiving needs mode: "
         "physical"}},
+      {"base backup source: a typo, and a source for a logical dump",
+       R"(repository: /srv/backup
+services:
+  db:
+    owner: team-db
+    objectives: {rpo: 1d, rto: 4h}
+    engine: {type: postgres, mode: physical, dsn: "dbname=shop", source: tape}
+  dump:
+    owner: team-db
+    objectives: {rpo: 1d, rto: 4h}
+    schedule: "@daily"
+    engine: {type: postgres, mode: logical, dsn: "dbname=shop", source: datadir}
+)",
+       {"cairn.yaml:6:74: error: service \"db\": engine.source: \"tape\" is not auto, datadir or "
+        "stream",
+        "cairn.yaml:11:73: error: service \"dump\": engine.source: a base backup source needs mode: "
+        "physical"}},
   });
 }
 
@@ -1345,7 +1362,7 @@ TEST(CatalogJson, EngineSectionsAndSecretsStayReferences) {
   EXPECT_EQ(j["services"]["shop-db"]["engine"], nlohmann::json::parse(R"({
     "type": "postgres", "mode": "physical",
     "dsn": "host=/run/postgresql port=5432 user=backup password=${SHOP_PG_PASSWORD}",
-    "databases": [], "wal_archiving": true})"));
+    "databases": [], "wal_archiving": true, "source": "auto"})"));
   EXPECT_EQ(j["services"]["catalog-mongo"]["engine"]["filename"], "catalog.archive.gz");
   EXPECT_EQ(j["services"]["catalog-mongo"]["engine"]["env"], nlohmann::json({{"TZ", "UTC"}}));
   EXPECT_EQ(j["services"]["catalog-mongo"]["repository"]["password_command"],

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/process.h"
+#include "engines/postgres/base_backup.h"
 #include "engines/postgres/pg_conn.h"
 #include "engines/postgres/postgres.h"
 #include "repo/timefmt.h"
@@ -130,9 +131,36 @@ core::Result<archive::BackupResult> logical_backup(repo::Repository& repo,
   return archive::backup_entries(repo, std::move(src), b, progress);
 }
 
-namespace {
+bool is_relation_path(const std::string& p) {
+  return p.starts_with("base/") || p.starts_with("global/");
+}
 
-constexpr size_t kRelationChunk = 64 << 10;
+json label_metadata(const std::string& label) {
+  // The text after "KEY: " on the line that starts with KEY.
+  auto value = [&](const std::string& key) -> std::string {
+    std::istringstream in(label);
+    for (std::string line; std::getline(in, line);)
+      if (line.starts_with(key + ": ")) return line.substr(key.size() + 2);
+    return {};
+  };
+  json j = json::object();
+  // "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)"
+  std::string loc = value("START WAL LOCATION");
+  size_t space = loc.find(' ');
+  size_t file = loc.find("(file ");
+  if (space != std::string::npos && parse_lsn(loc.substr(0, space)))
+    j["start_lsn"] = loc.substr(0, space);
+  if (file != std::string::npos && loc.size() >= file + 6 + 24)
+    j["start_wal_file"] = loc.substr(file + 6, 24);
+  std::string timeline = value("START TIMELINE");
+  if (!timeline.empty() && timeline.size() < 10 &&
+      std::all_of(timeline.begin(), timeline.end(), ::isdigit))
+    j["timeline"] = std::stoul(timeline);
+  if (std::string t = value("START TIME"); !t.empty()) j["start_time_label"] = t;
+  return j;
+}
+
+namespace {
 
 struct ArchiveReadDeleter {
   void operator()(struct archive* a) const { archive_read_free(a); }
@@ -176,10 +204,7 @@ class TarEntries {
         break;
       case AE_IFREG: {
         out.type = repo::NodeType::kFile;
-        // Relation files change in place, 8 KiB page by page: aligned
-        // fixed-size chunks dedup what content-defined 1 MiB chunks cannot.
-        if (out.path.starts_with("base/") || out.path.starts_with("global/"))
-          out.fixed_chunk = kRelationChunk;
+        if (is_relation_path(out.path)) out.fixed_chunk = kRelationChunk;
         std::string* keep = nullptr;
         if (out.path == "backup_label") keep = &label_;
         if (out.path == "backup_manifest") keep = &manifest_;
@@ -216,19 +241,7 @@ class TarEntries {
 
   // Metadata from backup_label and the manifest's WAL range.
   json metadata() const {
-    json j;
-    // "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)"
-    std::string loc = label_value("START WAL LOCATION");
-    size_t space = loc.find(' ');
-    size_t file = loc.find("(file ");
-    if (space != std::string::npos && parse_lsn(loc.substr(0, space)))
-      j["start_lsn"] = loc.substr(0, space);
-    if (file != std::string::npos && loc.size() >= file + 6 + 24)
-      j["start_wal_file"] = loc.substr(file + 6, 24);
-    std::string timeline = label_value("START TIMELINE");
-    if (!timeline.empty() && std::all_of(timeline.begin(), timeline.end(), ::isdigit))
-      j["timeline"] = std::stoul(timeline);
-    if (std::string t = label_value("START TIME"); !t.empty()) j["start_time_label"] = t;
+    json j = label_metadata(label_);
     json man = json::parse(manifest_, nullptr, false);
     if (!man.is_discarded() && man.contains("WAL-Ranges") && !man["WAL-Ranges"].empty()) {
       const auto& last = man["WAL-Ranges"].back();
@@ -240,14 +253,6 @@ class TarEntries {
   }
 
  private:
-  // The text after "KEY: " on the backup_label line that starts with KEY.
-  std::string label_value(const std::string& key) const {
-    std::istringstream in(label_);
-    for (std::string line; std::getline(in, line);)
-      if (line.starts_with(key + ": ")) return line.substr(key.size() + 2);
-    return {};
-  }
-
   core::Status error(const std::string& what) {
     std::string msg =
         archive_error_string(ar_.get()) ? archive_error_string(ar_.get()) : "unknown error";
@@ -273,6 +278,24 @@ core::Result<archive::BackupResult> physical_backup(repo::Repository& repo,
     return core::unsupported(
         "the cluster has extra tablespaces; physical backups support only the "
         "data directory so far (use the logical mode)");
+  if (opt.source != "auto" && opt.source != "datadir" && opt.source != "stream")
+    return core::invalid_argument("unknown base backup source '" + opt.source +
+                                  "' (auto, datadir or stream)");
+  archive::BackupOptions b = backup;
+  b.engine = server_facts(conn);
+  b.engine["mode"] = "physical";
+  b.engine["wal_included"] = true;
+  std::string fallback;
+  if (opt.source != "stream") {
+    auto dir = local_data_directory(conn);
+    if (dir.ok()) {
+      b.engine["source"] = "datadir";
+      return datadir_backup(repo, conn, *dir, opt, std::move(b), progress);
+    }
+    if (opt.source == "datadir") return dir.status();
+    fallback = "base backup streamed through pg_basebackup: " + dir.status().message();
+  }
+  b.engine["source"] = "stream";
   std::string bindir = find_bindir(opt.bindir, conn.server_version_num());
   std::vector<std::string> argv = {tool_path(bindir, "pg_basebackup"),
                                    "--dbname=" + opt.dsn,
@@ -292,11 +315,9 @@ core::Result<archive::BackupResult> physical_backup(repo::Repository& repo,
     j["stop_time"] = repo::format_time(repo::now_time());
     return j;
   };
-  archive::BackupOptions b = backup;
-  b.engine = server_facts(conn);
-  b.engine["mode"] = "physical";
-  b.engine["wal_included"] = true;
-  return archive::backup_entries(repo, std::move(src), b, progress);
+  auto r = archive::backup_entries(repo, std::move(src), b, progress);
+  if (r.ok() && !fallback.empty()) r->notices.push_back(fallback);
+  return r;
 }
 
 }  // namespace cairn::engines::postgres

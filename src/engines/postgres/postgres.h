@@ -1,8 +1,9 @@
 // PostgreSQL engine: logical dumps (pg_dump -Fc per database plus
 // pg_dumpall --globals-only, streamed), physical base backups (the tar stream
-// of pg_basebackup stored file by file, so unchanged relation files dedup
-// across base backups), and the pieces of point-in-time recovery: picking
-// the base backup for a target and writing the recovery settings.
+// of pg_basebackup, or the data directory read directly, stored file by
+// file, so unchanged relation files dedup across base backups), and the
+// pieces of point-in-time recovery: picking the base backup for a target and
+// writing the recovery settings.
 //
 // The client programs come from the server's major version
 // (/usr/lib/postgresql/<major>/bin) unless a bindir is given. A failed or
@@ -42,10 +43,16 @@ struct PhysicalOptions {
   std::string dsn;
   std::string bindir;
   bool fast_checkpoint = true;
+  // Where the files come from. "datadir": read the data directory on this
+  // host between pg_backup_start() and pg_backup_stop(), many files at once;
+  // "stream": pg_basebackup's tar stream (works from any host); "auto":
+  // datadir when the server's data directory is readable here, else stream.
+  std::string source = "auto";
 };
 // The cluster's files (with the WAL needed to make them consistent, so a base
 // backup restores even without the WAL archive). Engine metadata: start/stop
-// LSN, timeline, system identifier, server version, stop time.
+// LSN, timeline, system identifier, server version, stop time, source. When
+// "auto" falls back to streaming, the result's notices say why.
 core::Result<archive::BackupResult> physical_backup(repo::Repository& repo,
                                                     const PhysicalOptions& opt,
                                                     const archive::BackupOptions& backup,
