@@ -125,6 +125,8 @@ start_server "$T/pg/stream" || { tail -20 "$T/pg/stream.log" >&2; fail "server r
 stop_server "$T/pg/stream"
 
 step "the same, read from the data directory on this host (the default here)"
+psql_at "$PORT" shop -c "CREATE UNLOGGED TABLE scratch_u AS SELECT generate_series(1, 5000) i" || fail "unlogged table"
+unlogged=$(psql_at "$PORT" shop -c "SELECT pg_relation_filepath('scratch_u')")
 expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$DSN"
 assert_eq "datadir $DATA" "$(jq -r '"\(.engine.source) \(.engine.data_directory)"' <<<"$OUT")" "source of a local base backup"
 for f in start_lsn stop_lsn timeline start_wal_file; do
@@ -136,6 +138,8 @@ assert_contains "$OUT" "/backup_label"
 assert_contains "$OUT" "/backup_manifest"
 assert_contains "$OUT" "/pg_wal/archive_status"
 assert_not_contains "$OUT" "postmaster.pid" "files of the running server in a base backup"
+assert_contains "$OUT" "/${unlogged}_init"
+grep -qx "/$unlogged" <<<"$OUT" && fail "the main fork of an unlogged table was copied"
 [ "$(grep -c '^/pg_wal/[0-9A-F]\{24\}$' <<<"$OUT")" -ge 1 ] || fail "no WAL segment in the base backup: $OUT"
 assert_eq 0 "$(psql_at "$PORT" shop -c "SELECT count(*) FROM pg_replication_slots")" "replication slots left after a backup"
 expect_exit 2 R pg backup --mode physical --service shop --dsn "$DSN" --source tape

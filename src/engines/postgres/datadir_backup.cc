@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 
@@ -47,6 +49,28 @@ const std::vector<std::string>& excluded_paths() {
                                                 "pgsql_tmp*",
                                                 "/base/*/t[0-9]*_[0-9]*"};
   return list;
+}
+
+// Unlogged relations are reset from their init fork at the end of recovery,
+// so (like pg_basebackup) only that fork is copied: patterns for the other
+// forks of every relation in base/<db>/ that has a "<relfilenode>_init".
+std::vector<std::string> unlogged_forks(const std::string& data_dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& db : std::filesystem::directory_iterator(data_dir + "/base", ec)) {
+    std::string db_name = db.path().filename().string();
+    std::error_code ec2;
+    for (const auto& f : std::filesystem::directory_iterator(db.path(), ec2)) {
+      std::string name = f.path().filename().string();
+      if (!name.ends_with("_init")) continue;
+      std::string rel = name.substr(0, name.size() - 5);
+      if (rel.empty() || !std::all_of(rel.begin(), rel.end(), ::isdigit)) continue;
+      std::string p = "/base/" + db_name + "/" + rel;
+      for (const char* suffix : {"", ".*", "_fsm", "_fsm.*", "_vm", "_vm.*"})
+        out.push_back(p + suffix);
+    }
+  }
+  return out;
 }
 
 std::string gmt(int64_t unix_ns) {
@@ -326,6 +350,7 @@ core::Result<archive::BackupResult> datadir_backup(repo::Repository& repo, PgCon
   auto files = std::make_shared<FileList>();
   backup.redirects = {{"/", data_dir}};
   backup.excludes = excluded_paths();
+  for (auto& p : unlogged_forks(data_dir)) backup.excludes.push_back(std::move(p));
   backup.force = true;  // page changes within one mtime tick must never be missed
   backup.parent.reset();
   backup.vanished_ok = true;
