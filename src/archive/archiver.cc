@@ -754,8 +754,15 @@ std::optional<repo::SnapshotRef> find_parent(repo::Repository& repo, const std::
   return std::nullopt;
 }
 
-core::Result<BackupResult> backup_paths(repo::Repository& repo, const std::vector<std::string>& paths,
-                                        const BackupOptions& options, BackupProgress* progress) {
+namespace {
+
+core::Result<Id> merge_entries(repo::Repository& repo, Pipeline& pipe, Tree walked, EntrySource& extra);
+
+// backup_paths() and backup_paths_then_entries(): the walk, then (with
+// `extra`) the late entries merged into the root, then the snapshot.
+core::Result<BackupResult> walk_and_snapshot(repo::Repository& repo, const std::vector<std::string>& paths,
+                                             EntrySource* extra, const BackupOptions& options,
+                                             BackupProgress* progress) {
   auto start = std::chrono::steady_clock::now();
   if (paths.empty()) return core::invalid_argument("nothing to back up: no paths given");
   std::vector<std::string> abs_paths;
@@ -769,7 +776,12 @@ core::Result<BackupResult> backup_paths(repo::Repository& repo, const std::vecto
   Id root;
   {
     Walker walker(pipe, options);
-    ASSIGN_OR_RETURN(root, walker.run(paths));
+    if (extra) {
+      ASSIGN_OR_RETURN(Tree walked, walker.run_open_root(paths));
+      ASSIGN_OR_RETURN(root, merge_entries(repo, pipe, std::move(walked), *extra));
+    } else {
+      ASSIGN_OR_RETURN(root, walker.run(paths));
+    }
   }
   if (pipe.failed()) return pipe.error();
   // Every source path unreadable: nothing was backed up; that is a failure.
@@ -781,7 +793,23 @@ core::Result<BackupResult> backup_paths(repo::Repository& repo, const std::vecto
     }
     if (!any) return core::not_found("none of the given paths exist: " + abs_paths.front());
   }
-  return finish_snapshot(repo, pipe, root, abs_paths, options, before, start);
+  BackupOptions opt = options;
+  if (extra && extra->engine) opt.engine.update(extra->engine());
+  return finish_snapshot(repo, pipe, root, abs_paths, opt, before, start);
+}
+
+}  // namespace
+
+core::Result<BackupResult> backup_paths(repo::Repository& repo, const std::vector<std::string>& paths,
+                                        const BackupOptions& options, BackupProgress* progress) {
+  return walk_and_snapshot(repo, paths, nullptr, options, progress);
+}
+
+core::Result<BackupResult> backup_paths_then_entries(repo::Repository& repo,
+                                                     const std::vector<std::string>& paths,
+                                                     EntrySource extra, const BackupOptions& options,
+                                                     BackupProgress* progress) {
+  return walk_and_snapshot(repo, paths, &extra, options, progress);
 }
 
 core::Result<BackupResult> backup_stream(repo::Repository& repo, StreamSource source,
@@ -917,6 +945,26 @@ core::Status collect_entries(Pipeline& pipe, EntrySource& source, DirBuild& root
   return st;
 }
 
+// The walked root directory plus the entries of `extra`: a top-level entry
+// replaces the walked node of the same name. Returns the root tree's id.
+core::Result<Id> merge_entries(repo::Repository& repo, Pipeline& pipe, Tree walked, EntrySource& extra) {
+  DirBuild added;
+  std::vector<std::string> top;
+  TRY(collect_entries(pipe, extra, added, top));
+  Tree root;
+  for (auto& n : walked.nodes)
+    if (!added.dirs.count(n.name) && !added.others.count(n.name)) root.nodes.push_back(std::move(n));
+  for (auto& [name, sub] : added.dirs) {
+    ASSIGN_OR_RETURN(Id id, save_dir(repo, *sub, pipe));
+    Node n = sub->node;
+    n.subtree = id;
+    root.nodes.push_back(std::move(n));
+    pipe.dirs++;
+  }
+  for (auto& [name, n] : added.others) root.nodes.push_back(std::move(n));
+  return repo.save_tree(root);
+}
+
 }  // namespace
 
 core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource source,
@@ -933,42 +981,6 @@ core::Result<BackupResult> backup_entries(repo::Repository& repo, EntrySource so
   BackupOptions opt = options;
   if (source.engine) opt.engine.update(source.engine());
   return finish_snapshot(repo, pipe, root_id, paths, opt, before, start);
-}
-
-core::Result<BackupResult> backup_paths_then_entries(repo::Repository& repo,
-                                                     const std::vector<std::string>& paths,
-                                                     EntrySource extra, const BackupOptions& options,
-                                                     BackupProgress* progress) {
-  auto start = std::chrono::steady_clock::now();
-  if (paths.empty()) return core::invalid_argument("nothing to back up: no paths given");
-  repo::WriteStats before = repo.write_stats();
-  Pipeline pipe(repo, options, progress);
-  Tree walked;
-  {
-    Walker walker(pipe, options);
-    ASSIGN_OR_RETURN(walked, walker.run_open_root(paths));
-  }
-  if (pipe.failed()) return pipe.error();
-  DirBuild added;
-  std::vector<std::string> top;
-  TRY(collect_entries(pipe, extra, added, top));
-  Tree root;
-  for (auto& n : walked.nodes)
-    if (!added.dirs.count(n.name) && !added.others.count(n.name)) root.nodes.push_back(std::move(n));
-  for (auto& [name, sub] : added.dirs) {
-    ASSIGN_OR_RETURN(Id id, save_dir(repo, *sub, pipe));
-    Node n = sub->node;
-    n.subtree = id;
-    root.nodes.push_back(std::move(n));
-    pipe.dirs++;
-  }
-  for (auto& [name, n] : added.others) root.nodes.push_back(std::move(n));
-  ASSIGN_OR_RETURN(Id root_id, repo.save_tree(root));
-  std::vector<std::string> abs_paths;
-  for (const auto& p : paths) abs_paths.push_back(std::filesystem::absolute(p).lexically_normal().string());
-  BackupOptions opt = options;
-  if (extra.engine) opt.engine.update(extra.engine());
-  return finish_snapshot(repo, pipe, root_id, abs_paths, opt, before, start);
 }
 
 }  // namespace cairn::archive
