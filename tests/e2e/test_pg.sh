@@ -155,6 +155,19 @@ churner=$!
 expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$DSN"
 assert_eq 0 "$(jq -r .summary.errors <<<"$OUT")" "errors of a base backup taken while tables come and go"
 wait "$churner" || fail "table churn"
+# A role with REPLICATION only (the classic backup role): "auto" streams, and says why.
+psql_at "$PORT" shop -c "CREATE ROLE repl LOGIN REPLICATION" || fail "role repl"
+REPL_DSN="host=$T/pg port=$PORT user=repl dbname=shop"
+expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$REPL_DSN"
+assert_eq stream "$(jq -r .engine.source <<<"$OUT")" "source for a role that cannot see data_directory"
+assert_contains "$(jq -r '.notices[]' <<<"$OUT")" "data_directory"
+psql_at "$PORT" shop -c "GRANT pg_read_all_settings TO repl" || fail "grant"
+expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$REPL_DSN"
+assert_eq stream "$(jq -r .engine.source <<<"$OUT")" "source for a role without pg_backup_start"
+assert_contains "$(jq -r '.notices[]' <<<"$OUT")" "pg_backup_start"
+expect_exit 1 R pg backup --mode physical --service shop --dsn "$REPL_DSN" --source datadir
+assert_contains "$ERR" "pg_backup_start"
+assert_eq 0 "$(psql_at "$PORT" shop -c "SELECT count(*) FROM pg_replication_slots")" "slots after a backup that could not start"
 expect_exit 2 R pg backup --mode physical --service shop --dsn "$DSN" --source tape
 
 step "a killed base backup writes no snapshot"

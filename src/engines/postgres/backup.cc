@@ -287,13 +287,18 @@ core::Result<archive::BackupResult> physical_backup(repo::Repository& repo,
   b.engine["wal_included"] = true;
   std::string fallback;
   if (opt.source != "stream") {
-    auto dir = local_data_directory(conn);
-    if (dir.ok()) {
-      b.engine["source"] = "datadir";
-      return datadir_backup(repo, conn, *dir, opt, std::move(b), progress);
+    core::Status why = core::ok_status();
+    if (auto dir = local_data_directory(conn); dir.ok()) {
+      archive::BackupOptions local = b;
+      local.engine["source"] = "datadir";
+      auto r = datadir_backup(repo, conn, *dir, opt, std::move(local), progress);
+      if (r.ok() || r.status().code() != core::Code::kUnsupported) return r;
+      why = r.status();
+    } else {
+      why = dir.status();
     }
-    if (opt.source == "datadir") return dir.status();
-    fallback = "base backup streamed through pg_basebackup: " + dir.status().message();
+    if (opt.source == "datadir") return why;
+    fallback = "base backup streamed through pg_basebackup: " + why.message();
   }
   b.engine["source"] = "stream";
   std::string bindir = find_bindir(opt.bindir, conn.server_version_num());

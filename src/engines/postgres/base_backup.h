@@ -32,7 +32,8 @@ core::Result<std::string> local_data_directory(PgConn& conn);
 
 // The base backup read from `data_dir` (see local_data_directory), with the
 // WAL that makes it consistent and a backup_manifest (sizes, no checksums:
-// cairn verifies every blob itself) for pg_verifybackup.
+// cairn verifies every blob itself) for pg_verifybackup. kUnsupported only
+// when the backup could not start (nothing was read or written).
 core::Result<archive::BackupResult> datadir_backup(repo::Repository& repo, PgConn& conn,
                                                    const std::string& data_dir,
                                                    const PhysicalOptions& opt,

@@ -219,7 +219,8 @@ class StopEntries {
     stop_lsn_ = rows[0][0];
     label_ = std::make_shared<std::string>(rows[0][1]);
     if (!rows[0][2].empty())
-      return core::unsupported("the cluster gained a tablespace during the backup");
+      return core::io_error("a tablespace was created during the base backup: physical "
+                            "backups support only the data directory (use the logical mode)");
     meta_ = label_metadata(*label_);
     timeline_ = meta_.value("timeline", 0u);
     auto stop = parse_lsn(stop_lsn_);
@@ -342,10 +343,15 @@ core::Result<archive::BackupResult> datadir_backup(repo::Repository& repo, PgCon
       conn.query("SELECT pg_create_physical_replication_slot('" + slot + "', true, true)");
   std::string label = quote_literal("cairn base backup");
   std::string fast = opt.fast_checkpoint ? "true" : "false";
-  TRY(conn.query(conn.server_version_num() >= 150000
-                     ? "SELECT pg_backup_start(" + label + ", " + fast + ")"
-                     : "SELECT pg_start_backup(" + label + ", " + fast + ", false)")
-          .status());
+  auto started = conn.query(conn.server_version_num() >= 150000
+                                ? "SELECT pg_backup_start(" + label + ", " + fast + ")"
+                                : "SELECT pg_start_backup(" + label + ", " + fast + ", false)");
+  // Nothing has happened yet: kUnsupported lets "auto" stream instead (a
+  // role with REPLICATION but no EXECUTE on pg_backup_start).
+  if (!started.ok()) {
+    if (slotted.ok()) (void)conn.query("SELECT pg_drop_replication_slot('" + slot + "')");
+    return core::unsupported(started.status().message());
+  }
 
   auto files = std::make_shared<FileList>();
   backup.redirects = {{"/", data_dir}};
