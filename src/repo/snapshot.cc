@@ -1,8 +1,39 @@
 #include "repo/snapshot.h"
 
+#include <algorithm>
+
 namespace cairn::repo {
 
 using json = nlohmann::json;
+
+namespace {
+
+// A list of file system names under `key`; when one of them is not UTF-8
+// (not a JSON string), every element goes base64-encoded under "<key>_b64",
+// as tree nodes do.
+void put_names(json& j, const char* key, const std::vector<std::string>& names) {
+  if (std::all_of(names.begin(), names.end(), [](const std::string& n) { return core::is_valid_utf8(n); })) {
+    j[key] = names;
+    return;
+  }
+  json out = json::array();
+  for (const auto& n : names) out.push_back(core::base64_encode(core::as_bytes(n)));
+  j[std::string(key) + "_b64"] = std::move(out);
+}
+
+core::Result<std::vector<std::string>> get_names(const json& j, const char* key) {
+  std::string b64_key = std::string(key) + "_b64";
+  if (!j.contains(b64_key)) return j.value(key, std::vector<std::string>{});
+  std::vector<std::string> out;
+  for (const auto& e : j.at(b64_key)) {
+    auto raw = core::base64_decode(e.get<std::string>());
+    if (!raw) return core::corruption(std::string("snapshot ") + b64_key + " is malformed");
+    out.emplace_back(raw->begin(), raw->end());
+  }
+  return out;
+}
+
+}  // namespace
 
 json Snapshot::to_json() const {
   json j = {{"version", 1},
@@ -12,11 +43,11 @@ json Snapshot::to_json() const {
             {"uid", uid},
             {"gid", gid},
             {"tree", tree.hex()},
-            {"paths", paths},
             {"tags", tags},
             {"program_version", program_version}};
+  put_names(j, "paths", paths);
   if (!service.empty()) j["service"] = service;
-  if (!excludes.empty()) j["excludes"] = excludes;
+  if (!excludes.empty()) put_names(j, "excludes", excludes);
   if (parent) j["parent"] = parent->hex();
   if (!original.empty()) j["original"] = original;
   if (!engine.empty()) j["engine"] = engine;
@@ -49,9 +80,9 @@ core::Result<Snapshot> Snapshot::from_json(core::ByteView text) {
     s.uid = j.value("uid", 0u);
     s.gid = j.value("gid", 0u);
     s.service = j.value("service", "");
-    s.paths = j.value("paths", std::vector<std::string>{});
+    ASSIGN_OR_RETURN(s.paths, get_names(j, "paths"));
     s.tags = j.value("tags", std::vector<std::string>{});
-    s.excludes = j.value("excludes", std::vector<std::string>{});
+    ASSIGN_OR_RETURN(s.excludes, get_names(j, "excludes"));
     s.program_version = j.value("program_version", "");
     auto tree = Id::from_hex(j.at("tree").get<std::string>());
     if (!tree) return core::corruption("snapshot tree id is malformed");

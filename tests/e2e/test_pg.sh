@@ -125,6 +125,9 @@ start_server "$T/pg/stream" || { tail -20 "$T/pg/stream.log" >&2; fail "server r
 stop_server "$T/pg/stream"
 
 step "the same, read from the data directory on this host (the default here)"
+# A stray file whose name is not UTF-8: the manifest hex-encodes it, and
+# pg_verifybackup (run on every restore below) must accept the manifest.
+as_pg sh -c "echo note > '$DATA/$(printf 'notes-\351.txt')'" || fail "stray file"
 psql_at "$PORT" shop -c "CREATE UNLOGGED TABLE scratch_u AS SELECT generate_series(1, 5000) i" || fail "unlogged table"
 unlogged=$(psql_at "$PORT" shop -c "SELECT pg_relation_filepath('scratch_u')")
 expect_exit 0 R --json pg backup --mode physical --service shop --dsn "$DSN"

@@ -99,8 +99,13 @@ class FileList {
     for (const auto& f : files_) {
       m += first ? "\n" : ",\n";
       first = false;
-      m += "{ \"Path\": " + json(f.path).dump() + ", \"Size\": " + std::to_string(f.size) +
-           ", \"Last-Modified\": \"" + gmt(f.mtime_ns) + "\" }";
+      // Names that are not plain ASCII go hex-encoded, as PostgreSQL writes them.
+      bool plain = std::all_of(f.path.begin(), f.path.end(),
+                               [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+      m += plain ? "{ \"Path\": \"" + f.path + "\""
+                 : "{ \"Encoded-Path\": \"" + core::hex_encode(core::as_bytes(f.path)) + "\"";
+      m += ", \"Size\": " + std::to_string(f.size) + ", \"Last-Modified\": \"" + gmt(f.mtime_ns) +
+           "\" }";
     }
     m += " ],\n\"WAL-Ranges\": [\n{ \"Timeline\": " + std::to_string(timeline) +
          ", \"Start-LSN\": \"" + start_lsn + "\", \"End-LSN\": \"" + stop_lsn + "\" }\n],\n";
