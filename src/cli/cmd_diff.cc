@@ -30,7 +30,7 @@ core::Status diff_trees(repo::Repository& repo, const std::optional<repo::Id>& a
   }
   auto emit = [&](char what, const std::string& path) {
     if (ctx.json) {
-      std::cout << nlohmann::json{{"change", std::string(1, what)}, {"path", repo::printable_name(path)}}.dump() << "\n";
+      std::cout << json_text({{"change", std::string(1, what)}, {"path", repo::printable_name(path)}}) << "\n";
     } else {
       std::cout << what << "    " << repo::printable_name(path) << "\n";
     }

@@ -56,7 +56,7 @@ void add_ls(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(auto start, archive::locate(*repo, snap.snapshot.tree, path));
       auto print = [&](const std::string& p, const repo::Node& n) {
         if (ctx.json) {
-          std::cout << node_json(p, n).dump() << "\n";
+          std::cout << json_text(node_json(p, n)) << "\n";
         } else if (o->long_format) {
           std::string t = repo::format_time({n.mtime_ns, 0});
           std::cout << fmt::format("{} {:>6} {:>6} {:>12} {} {}{}\n", mode_string(n),

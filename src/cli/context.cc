@@ -31,8 +31,7 @@ int exit_code_for(const core::Status& st) {
 
 int Context::fail(const core::Status& st) const {
   if (json) {
-    std::cout << nlohmann::json{{"error", st.message()}, {"code", core::code_name(st.code())}}.dump()
-              << std::endl;
+    std::cout << json_text({{"error", st.message()}, {"code", core::code_name(st.code())}}) << std::endl;
   }
   std::cerr << "cairn: " << st.message() << std::endl;
   return exit_code_for(st);
@@ -57,7 +56,11 @@ core::Result<std::unique_ptr<repo::Lock>> Context::shared_lock(repo::Repository&
 
 bool Context::show_progress() const { return !quiet && !json && !no_progress && isatty(2); }
 
-void Context::print_json(const nlohmann::json& j) const { std::cout << j.dump() << std::endl; }
+std::string json_text(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void Context::print_json(const nlohmann::json& j) const { std::cout << json_text(j) << std::endl; }
 
 core::Result<std::unique_ptr<storage::Backend>> Context::open_backend() const {
   if (repo.empty()) return core::invalid_argument("no repository given: use --repo or CAIRN_REPOSITORY");

@@ -20,6 +20,10 @@
 
 namespace cairn::cli {
 
+// JSON text for output. File names need not be UTF-8: bytes that are not
+// become U+FFFD here instead of an exception.
+std::string json_text(const nlohmann::json& j);
+
 // Exit codes scripts can trust (docs/cli.md).
 enum ExitCode {
   kExitOk = 0,

@@ -102,8 +102,10 @@ else
   random_file "$NB/src/ok2" 100000
   echo secret >"$NB/src/secret"
   echo hidden >"$NB/src/locked/inner"
+  odd=$NB/src/$(printf 'odd-\351')  # a name that is not UTF-8, in a --json warning
+  echo odd >"$odd"
   [[ $(id -u) == 0 ]] && chown -R nobody "$NB"
-  chmod 000 "$NB/src/secret" "$NB/src/locked"
+  chmod 000 "$NB/src/secret" "$NB/src/locked" "$odd"
   NBR() { (cd / && "${as_user[@]}" "$CAIRN_BIN" --no-progress --repo "$NB/repo" "$@"); }
   NBR --quiet init --kdf-iterations 1 --kdf-memory 8 >/dev/null || fail "init as ${as_user[*]} failed"
   if "${as_user[@]}" cat "$NB/src/secret" >/dev/null 2>&1; then
@@ -114,7 +116,7 @@ else
     assert_contains "$ERR" "$NB/src/locked" "backup stderr (unreadable directory)"
     assert_eq 1 "$(NBR --json snapshots | jq length)" "snapshots after a backup with unreadable files"
     expect_exit 3 NBR --json backup "$NB/src"
-    jq -e '.warnings | length >= 2' "$OUT_FILE" >/dev/null || fail "backup --json lacks the warnings: $OUT"
+    jq -e '.warnings | length >= 3' "$OUT_FILE" >/dev/null || fail "backup --json lacks the warnings: $OUT"
     expect_exit 0 NBR restore latest:"$NB/src" --target "$NB/out"
     assert_file_same "$NB/src/ok1" "$NB/out/ok1"
     assert_file_same "$NB/src/ok2" "$NB/out/ok2"
