@@ -166,7 +166,7 @@ std::string webhook_body(const std::vector<Alert>& alerts) {
   body["version"] = "1";
   body["status"] = any_firing ? "firing" : "resolved";
   body["alerts"] = std::move(list);
-  return body.dump();
+  return body.dump(-1, ' ', false, Json::error_handler_t::replace);  // messages may quote non-UTF-8 names
 }
 
 std::string alertmanager_body(const std::vector<Alert>& alerts, Time now,
@@ -191,7 +191,7 @@ std::string alertmanager_body(const std::vector<Alert>& alerts, Time now,
     if (!generator_url.empty()) j["generatorURL"] = generator_url;
     list.push_back(std::move(j));
   }
-  return list.dump();
+  return list.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 // --- AlertManager -------------------------------------------------------------
