@@ -68,14 +68,16 @@ bool looks_incompressible(core::ByteView data) {
 
 namespace {
 
-// Compression contexts shared by every thread, at most one per CPU (plus one)
-// in use at once. A backup compresses on its CPU pool and on every reader
-// thread (small files): a context per thread kept ~1 MiB of match tables on
-// each of ~10 threads, and compression is CPU-bound, so more contexts than
-// cores would not compress faster anyway. Contexts are reused newest first.
+// Compression contexts shared by every thread, at most two per CPU (plus
+// two) in use at once. A backup compresses on its CPU pool and on every
+// reader thread (small files): a context per thread kept ~1 MiB of match
+// tables on each of ~10 threads, and compression is CPU-bound, so more
+// contexts would not compress faster. (One per CPU was too few: threads
+// preempted mid-compression held them and readers waited instead of reading.)
+// Contexts are reused newest first.
 class CCtxPool {
  public:
-  CCtxPool() : limit_(std::max(2u, std::thread::hardware_concurrency()) + 1) {}
+  CCtxPool() : limit_(2 * std::max(2u, std::thread::hardware_concurrency()) + 2) {}
 
   class Lease {
    public:

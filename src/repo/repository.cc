@@ -436,7 +436,11 @@ void Repository::wait_for_uploads() {
 }
 
 core::Status Repository::upload_pack(SealedPack pack) {
-  core::Status st = backend_->save({FileType::kPack, pack.id.hex()}, pack.data);
+  // The buffer goes as soon as the backend has the bytes (a local save:
+  // before its fsyncs), so packs waiting on the disk hold no memory.
+  storage::SaveOptions options;
+  options.data_consumed = [&pack] { pack.data = core::Bytes(); };
+  core::Status st = backend_->save_with({FileType::kPack, pack.id.hex()}, pack.data, options);
   // Same name = same bytes (content-addressed): an earlier attempt stored it.
   if (st.code() == core::Code::kAlreadyExists) st = core::Status();
   if (!st.ok()) return st.with_context("storing pack " + pack.id.hex());

@@ -1,12 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
-#include <algorithm>
-#include <nlohmann/json.hpp>
 
 #include "repo/checker.h"
 #include "repo/compression.h"
@@ -18,6 +18,7 @@
 #include "repo/timefmt.h"
 #include "repo/tree.h"
 #include "storage/fault_backend.h"
+#include "storage/local_backend.h"
 #include "storage/memory_backend.h"
 #include "unit/test_util.h"
 
@@ -275,6 +276,28 @@ TEST(Repository, UploadsRunInParallelBoundedAndBeforeTheIndex) {
   ASSERT_TRUE(reopened.ok());
   ASSERT_TRUE((*reopened)->load_index().ok());
   for (const Id& id : ids) EXPECT_TRUE((*reopened)->index().has(id)) << id.hex();
+}
+
+// The local backend hands a pack's bytes back (data_consumed) before its
+// fsyncs and the repository frees the buffer there: every blob still reads
+// back, also after a fresh open.
+TEST(Repository, LocalPacksFreedBeforeTheirSyncReadBack) {
+  cairn::testing::TempDir dir;
+  auto backend = std::make_shared<storage::LocalBackend>(dir / "repo");
+  auto repo = make_repo(backend);
+  repo->set_compression(Compression::kOff);
+  auto [ids, st] = fill_packs(*repo, 3);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  ASSERT_TRUE(repo->flush().ok());
+  EXPECT_EQ(repo->write_stats().packs, 3u);
+  auto reopened = Repository::open(backend, "pw");
+  ASSERT_TRUE(reopened.ok());
+  ASSERT_TRUE((*reopened)->load_index().ok());
+  for (const Id& id : ids) {
+    auto blob = (*reopened)->load_blob(id);
+    ASSERT_TRUE(blob.ok()) << id.hex() << ": " << blob.status().to_string();
+    EXPECT_EQ(blob->size(), 1u << 20);
+  }
 }
 
 TEST(Repository, FailedUploadIsStickyNamedAndNeverIndexed) {
