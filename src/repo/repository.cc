@@ -1,5 +1,7 @@
 #include "repo/repository.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -445,6 +447,13 @@ core::Status Repository::upload_pack(SealedPack pack) {
   if (st.code() == core::Code::kAlreadyExists) st = core::Status();
   if (!st.ok()) return st.with_context("storing pack " + pack.id.hex());
   pack.data = core::Bytes();  // release the buffer before indexing
+  // Hand freed heap pages back to the kernel once per pack (~16 MiB stored),
+  // on this thread that otherwise only waits for the backend. Chunks and
+  // blobs below the mmap threshold come and go on ~10 threads' arenas, and
+  // the free space they leave between longer-lived allocations stayed
+  // resident: ~15-30 MiB of a full backup's peak RSS. Costs well under a
+  // millisecond per call.
+  malloc_trim(0);
   PackContents pc{pack.id, std::move(pack.entries)};
   std::lock_guard lock(index_mu_);
   index_.add(pc);
