@@ -33,13 +33,27 @@ void append_json_string(std::string& out, std::string_view s) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -121,7 +135,8 @@ std::string encode_tree(const Tree& tree) {
     }
     if (n->subtree) append_text(out, "subtree", n->subtree->hex());
     if (n->type == NodeType::kSymlink) append_raw(out, "link_target", n->link_target);
-    if (n->type == NodeType::kBlockDev || n->type == NodeType::kCharDev) append_number(out, "rdev", n->rdev);
+    if (n->type == NodeType::kBlockDev || n->type == NodeType::kCharDev)
+      append_number(out, "rdev", n->rdev);
     if (!n->xattrs.empty()) {
       append_key(out, "xattrs");
       out += '[';

@@ -474,7 +474,8 @@ static std::string dom_encode_tree(const Tree& tree) {
   };
   std::vector<const Node*> sorted;
   for (const auto& n : tree.nodes) sorted.push_back(&n);
-  std::sort(sorted.begin(), sorted.end(), [](const Node* a, const Node* b) { return a->name < b->name; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Node* a, const Node* b) { return a->name < b->name; });
   ojson nodes = ojson::array();
   for (const Node* n : sorted) {
     ojson j;
@@ -521,11 +522,17 @@ TEST(TreeFormat, EncodingMatchesTheJsonDom) {
   EXPECT_EQ(encode_tree(t), dom_encode_tree(t));  // empty directory
   std::string every_control;
   for (int c = 1; c < 0x20; ++c) every_control += static_cast<char>(c);
-  const std::vector<std::string> names = {
-      "plain.txt", "quote\"back\\slash/slash", every_control, "del\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
-      "b\xff\xfe-not-utf8", std::string("nul\0in", 6), "z"};
-  const NodeType types[] = {NodeType::kFile, NodeType::kDir, NodeType::kSymlink, NodeType::kBlockDev,
-                            NodeType::kCharDev, NodeType::kFifo, NodeType::kSocket};
+  const std::vector<std::string> names = {"plain.txt",
+                                          "quote\"back\\slash/slash",
+                                          every_control,
+                                          "del\x7f",
+                                          "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                          "b\xff\xfe-not-utf8",
+                                          std::string("nul\0in", 6),
+                                          "z"};
+  const NodeType types[] = {NodeType::kFile,     NodeType::kDir,     NodeType::kSymlink,
+                            NodeType::kBlockDev, NodeType::kCharDev, NodeType::kFifo,
+                            NodeType::kSocket};
   uint8_t seed = 1;
   for (size_t i = 0; i < names.size() * 7; ++i) {
     Node n;
