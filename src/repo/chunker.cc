@@ -146,6 +146,11 @@ Chunker::Chunker(const GearTable& gear, const ChunkerParams& params, ReadFn read
   read_size_ = std::min<size_t>(params_.max_size, kMaxRead);
   buf_limit_ = size_t{params_.max_size} + read_size_;
   scan_pos_ = params_.min_size;
+  // Reserved whole at once: one mapping of its own (above the mmap threshold
+  // set in main()) whose pages are touched only as the buffer grows, and
+  // returned when the stream ends. Growing it step by step through the heap
+  // left freed 64 KiB..1 MiB buffers resident in glibc's arenas.
+  buf_.reserve(buf_limit_);
 }
 
 core::Result<bool> Chunker::next(core::Bytes& chunk) {

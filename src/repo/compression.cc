@@ -2,7 +2,12 @@
 
 #include <zstd.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace cairn::repo {
 
@@ -61,11 +66,74 @@ bool looks_incompressible(core::ByteView data) {
 
 }  // namespace
 
+namespace {
+
+// Compression contexts shared by every thread, at most two per CPU (plus
+// two) in use at once. A backup compresses on its CPU pool and on every
+// reader thread (small files): a context per thread kept ~1 MiB of match
+// tables on each of ~10 threads, and compression is CPU-bound, so more
+// contexts would not compress faster. (One per CPU was too few: threads
+// preempted mid-compression held them and readers waited instead of reading.)
+// Contexts are reused newest first.
+class CCtxPool {
+ public:
+  CCtxPool() : limit_(2 * std::max(2u, std::thread::hardware_concurrency()) + 2) {}
+
+  class Lease {
+   public:
+    Lease(CCtxPool& pool, ZSTD_CCtx* cctx) : pool_(pool), cctx_(cctx) {}
+    ~Lease() { pool_.release(cctx_); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ZSTD_CCtx* get() const { return cctx_; }
+
+   private:
+    CCtxPool& pool_;
+    ZSTD_CCtx* cctx_;
+  };
+
+  Lease acquire() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !free_.empty() || created_ < limit_; });
+    if (free_.empty()) {
+      ++created_;
+      lock.unlock();
+      return Lease(*this, ZSTD_createCCtx());
+    }
+    ZSTD_CCtx* c = free_.back().release();
+    free_.pop_back();
+    return Lease(*this, c);
+  }
+
+ private:
+  void release(ZSTD_CCtx* c) {
+    {
+      std::lock_guard lock(mu_);
+      if (c) {
+        free_.emplace_back(c);
+      } else {
+        --created_;  // creation failed (out of memory): let a later caller retry
+      }
+    }
+    cv_.notify_one();
+  }
+
+  const size_t limit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<ZSTD_CCtx, CCtxDeleter>> free_;
+  size_t created_ = 0;
+};
+
+}  // namespace
+
 std::optional<size_t> compress_into(core::ByteView data, Compression c, uint8_t* out, size_t cap) {
   if (c == Compression::kOff || data.size() < 64) return std::nullopt;
-  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
   if (c == Compression::kAuto && data.size() >= kSampleFrom && looks_incompressible(data))
     return std::nullopt;
+  static CCtxPool& pool = *new CCtxPool;  // never destroyed: no exit-time race
+  CCtxPool::Lease cctx = pool.acquire();
+  if (!cctx.get()) return std::nullopt;  // no memory for a context: store raw
   size_t n = ZSTD_compressCCtx(cctx.get(), out, cap, data.data(), data.size(), zstd_level(c));
   // Keep the raw form unless compression saves at least 1/64: decompressing
   // incompressible data costs restore time for nothing.

@@ -1,5 +1,5 @@
-// zstd compression of blobs and repository files. Thread-safe (one zstd
-// context per thread).
+// zstd compression of blobs and repository files. Thread-safe (compression
+// contexts come from a small shared pool, decompression ones are per thread).
 #pragma once
 
 #include <optional>

@@ -8,7 +8,9 @@
 // a small pool of upload threads (backend().preferred_upload_concurrency()
 // of them, started on the first pack). At most that many packs are queued or
 // in flight; a producer blocks until one finishes, so memory stays bounded at
-// N x ~16 MiB plus the open packs. The first failed upload is sticky: later
+// N x ~16 MiB plus the open packs. A pack's buffer is freed as soon as the
+// backend has its bytes (SaveOptions::data_consumed: a local save, before
+// its fsyncs). The first failed upload is sticky: later
 // save_blob() and flush() calls return it (naming the pack) and nothing is
 // indexed for a pack that was not stored.
 //

@@ -49,6 +49,12 @@ struct SaveOptions {
   // for objects whose loss in such a crash is harmless: lock files (a crash
   // that loses one ended its holder too; docs/retention.md, "Locks").
   bool no_sync = false;
+  // Called (at most once, on the saving thread) as soon as the backend will
+  // not read `data` again, which may be before save_with() returns: a local
+  // save is done with the bytes before its fsyncs. The repository frees a
+  // ~16 MiB pack buffer there instead of holding it through them. Backends
+  // that keep the bytes to the end (retries) simply never call it.
+  std::function<void()> data_consumed;
 };
 
 class Backend {

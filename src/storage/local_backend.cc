@@ -144,6 +144,7 @@ core::Status LocalBackend::save_with(const Handle& h, core::ByteView data,
 
   // Errors name the object, not the temp file: that is what the user knows.
   core::Status st = core::write_all(fd.get(), data, final_path);
+  if (options.data_consumed) options.data_consumed();  // `data` is not read below
   if (st.ok() && !options.no_sync) st = sync_file(fd.get(), final_path);
   if (st.ok()) st = fd.close(final_path);
   if (st.ok()) st = link_no_replace(tmp_path, final_path);

@@ -179,6 +179,28 @@ TEST_F(LocalBackendTest, SaveSyncsFileAndFolder) {
   EXPECT_EQ(b.dir_syncs, 5);
 }
 
+// data_consumed (the repository frees a pack's buffer there) comes once per
+// save, after the write and before any fsync.
+TEST_F(LocalBackendTest, DataConsumedComesOnceBeforeTheSyncs) {
+  CountingLocalBackend b(root_);
+  ASSERT_TRUE(b.create().ok());
+  for (bool no_sync : {false, true}) {
+    const int syncs_before = b.file_syncs + b.dir_syncs;
+    int calls = 0, syncs_at_call = -1;
+    SaveOptions options;
+    options.no_sync = no_sync;
+    options.data_consumed = [&] {
+      ++calls;
+      syncs_at_call = b.file_syncs + b.dir_syncs;
+    };
+    Handle h{FileType::kSnapshot, hex_id(rng_)};  // its folder exists: no syncs to make one
+    ASSERT_TRUE(b.save_with(h, core::to_bytes("pack bytes"), options).ok());
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(syncs_at_call, syncs_before);
+    EXPECT_EQ(b.load(h).value(), core::to_bytes("pack bytes"));
+  }
+}
+
 TEST_F(LocalBackendTest, VolatileSaveIsReadableAndNotSynced) {
   CountingLocalBackend b(root_);
   ASSERT_TRUE(b.create().ok());

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "repo/timefmt.h"
 #include "repo/tree.h"
 #include "storage/fault_backend.h"
+#include "storage/local_backend.h"
 #include "storage/memory_backend.h"
 #include "unit/test_util.h"
 
@@ -275,6 +278,28 @@ TEST(Repository, UploadsRunInParallelBoundedAndBeforeTheIndex) {
   for (const Id& id : ids) EXPECT_TRUE((*reopened)->index().has(id)) << id.hex();
 }
 
+// The local backend hands a pack's bytes back (data_consumed) before its
+// fsyncs and the repository frees the buffer there: every blob still reads
+// back, also after a fresh open.
+TEST(Repository, LocalPacksFreedBeforeTheirSyncReadBack) {
+  cairn::testing::TempDir dir;
+  auto backend = std::make_shared<storage::LocalBackend>(dir / "repo");
+  auto repo = make_repo(backend);
+  repo->set_compression(Compression::kOff);
+  auto [ids, st] = fill_packs(*repo, 3);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  ASSERT_TRUE(repo->flush().ok());
+  EXPECT_EQ(repo->write_stats().packs, 3u);
+  auto reopened = Repository::open(backend, "pw");
+  ASSERT_TRUE(reopened.ok());
+  ASSERT_TRUE((*reopened)->load_index().ok());
+  for (const Id& id : ids) {
+    auto blob = (*reopened)->load_blob(id);
+    ASSERT_TRUE(blob.ok()) << id.hex() << ": " << blob.status().to_string();
+    EXPECT_EQ(blob->size(), 1u << 20);
+  }
+}
+
 TEST(Repository, FailedUploadIsStickyNamedAndNeverIndexed) {
   auto backend = std::make_shared<SlowPackBackend>(2, /*fail_pack=*/2);
   auto repo = make_repo(backend);
@@ -434,6 +459,119 @@ TEST(TreeFormat, RoundTripOddNamesAndDeterminism) {
   EXPECT_EQ(dec->nodes[0].link_target, b.link_target);
   EXPECT_EQ(dec->nodes[1].name, a.name);
   EXPECT_EQ(dec->nodes[1].xattrs[0].value, a.xattrs[0].value);
+}
+
+// encode_tree writes its JSON by hand: it must stay byte-identical to the
+// nlohmann DOM it replaced (tree ids of unchanged directories must not move).
+static std::string dom_encode_tree(const Tree& tree) {
+  using ojson = nlohmann::ordered_json;
+  auto put_raw = [](ojson& j, const char* key, const std::string& raw) {
+    if (core::is_valid_utf8(raw)) {
+      j[key] = raw;
+    } else {
+      j[std::string(key) + "_b64"] = core::base64_encode(core::as_bytes(raw));
+    }
+  };
+  std::vector<const Node*> sorted;
+  for (const auto& n : tree.nodes) sorted.push_back(&n);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Node* a, const Node* b) { return a->name < b->name; });
+  ojson nodes = ojson::array();
+  for (const Node* n : sorted) {
+    ojson j;
+    put_raw(j, "name", n->name);
+    j["type"] = node_type_name(n->type);
+    j["mode"] = n->mode;
+    j["uid"] = n->uid;
+    j["gid"] = n->gid;
+    if (!n->user.empty()) j["user"] = n->user;
+    if (!n->group.empty()) j["group"] = n->group;
+    j["mtime_ns"] = n->mtime_ns;
+    j["ctime_ns"] = n->ctime_ns;
+    j["inode"] = n->inode;
+    j["device_id"] = n->device_id;
+    j["links"] = n->links;
+    if (n->type == NodeType::kFile) {
+      j["size"] = n->size;
+      ojson c = ojson::array();
+      for (const auto& id : n->content) c.push_back(id.hex());
+      j["content"] = std::move(c);
+    }
+    if (n->subtree) j["subtree"] = n->subtree->hex();
+    if (n->type == NodeType::kSymlink) put_raw(j, "link_target", n->link_target);
+    if (n->type == NodeType::kBlockDev || n->type == NodeType::kCharDev) j["rdev"] = n->rdev;
+    if (!n->xattrs.empty()) {
+      ojson xs = ojson::array();
+      for (const auto& x : n->xattrs) {
+        ojson xj;
+        put_raw(xj, "name", x.name);
+        xj["value_b64"] = core::base64_encode(x.value);
+        xs.push_back(std::move(xj));
+      }
+      j["xattrs"] = std::move(xs);
+    }
+    nodes.push_back(std::move(j));
+  }
+  ojson root;
+  root["nodes"] = std::move(nodes);
+  return root.dump();
+}
+
+TEST(TreeFormat, EncodingMatchesTheJsonDom) {
+  Tree t;
+  EXPECT_EQ(encode_tree(t), dom_encode_tree(t));  // empty directory
+  std::string every_control;
+  for (int c = 1; c < 0x20; ++c) every_control += static_cast<char>(c);
+  const std::vector<std::string> names = {"plain.txt",
+                                          "quote\"back\\slash/slash",
+                                          every_control,
+                                          "del\x7f",
+                                          "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                          "b\xff\xfe-not-utf8",
+                                          std::string("nul\0in", 6),
+                                          "z"};
+  const NodeType types[] = {NodeType::kFile,     NodeType::kDir,     NodeType::kSymlink,
+                            NodeType::kBlockDev, NodeType::kCharDev, NodeType::kFifo,
+                            NodeType::kSocket};
+  uint8_t seed = 1;
+  for (size_t i = 0; i < names.size() * 7; ++i) {
+    Node n;
+    n.name = names[i % names.size()] + std::to_string(i);
+    n.type = types[i % 7];
+    n.mode = static_cast<uint32_t>(04755 + i);
+    n.uid = i % 2 ? 0 : 4294967295u;
+    n.gid = static_cast<uint32_t>(i * 1000);
+    if (i % 3) n.user = i % 4 ? "root" : "us\"er";
+    if (i % 5) n.group = "wheel";
+    n.mtime_ns = i % 2 ? -1234567890123456789LL : INT64_MAX;
+    n.ctime_ns = INT64_MIN;
+    n.inode = UINT64_MAX - i;
+    n.device_id = i;
+    n.links = i + 1;
+    n.size = i * 12345678901ull;
+    n.rdev = 0x0801;
+    for (size_t k = 0; k < i % 4; ++k) {
+      Id id;
+      for (auto& b : id.bytes) b = seed++;
+      n.content.push_back(id);
+    }
+    if (i % 2) {
+      Id sub;
+      for (auto& b : sub.bytes) b = seed++;
+      n.subtree = sub;
+    }
+    n.link_target = i % 2 ? "../t\xff" : "target \"x\"\n";
+    if (i % 3 == 0) {
+      n.xattrs.push_back({"user.k", core::to_bytes(std::string("v\0x", 3))});
+      n.xattrs.push_back({"user.\xff", core::Bytes{}});
+    }
+    t.nodes.push_back(n);
+  }
+  const std::string enc = encode_tree(t);
+  EXPECT_EQ(enc, dom_encode_tree(t));
+  auto dec = decode_tree(core::as_bytes(enc));
+  ASSERT_TRUE(dec.ok()) << dec.status().message();
+  EXPECT_EQ(dec->nodes.size(), t.nodes.size());
 }
 
 TEST(TreeFormat, ValidationRefusesUnsafeNames) {
