@@ -874,8 +874,8 @@ core::Result<DirBuild*> parent_dir(DirBuild& root, const std::vector<std::string
   return d;
 }
 
-core::Result<Id> save_dir(repo::Repository& repo, DirBuild& d, Pipeline& pipe) {
-  Tree t;
+// Saves `d` bottom-up as a tree holding its entries, added to `t`'s nodes.
+core::Result<Id> save_dir(repo::Repository& repo, DirBuild& d, Pipeline& pipe, Tree t = {}) {
   for (auto& [name, sub] : d.dirs) {
     ASSIGN_OR_RETURN(Id id, save_dir(repo, *sub, pipe));
     Node n = sub->node;
@@ -954,15 +954,7 @@ core::Result<Id> merge_entries(repo::Repository& repo, Pipeline& pipe, Tree walk
   Tree root;
   for (auto& n : walked.nodes)
     if (!added.dirs.count(n.name) && !added.others.count(n.name)) root.nodes.push_back(std::move(n));
-  for (auto& [name, sub] : added.dirs) {
-    ASSIGN_OR_RETURN(Id id, save_dir(repo, *sub, pipe));
-    Node n = sub->node;
-    n.subtree = id;
-    root.nodes.push_back(std::move(n));
-    pipe.dirs++;
-  }
-  for (auto& [name, n] : added.others) root.nodes.push_back(std::move(n));
-  return repo.save_tree(root);
+  return save_dir(repo, added, pipe, std::move(root));
 }
 
 }  // namespace
