@@ -53,7 +53,9 @@ struct SaveOptions {
   // not read `data` again, which may be before save_with() returns: a local
   // save is done with the bytes before its fsyncs. The repository frees a
   // ~16 MiB pack buffer there instead of holding it through them. Backends
-  // that keep the bytes to the end (retries) simply never call it.
+  // that keep the bytes to the end (retries) simply never call it, and a
+  // decorator that may pass `data` on again after its inner save (a retry
+  // wrapper) must not forward it.
   std::function<void()> data_consumed;
 };
 
