@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "repo/lock.h"
@@ -243,6 +245,34 @@ core::Status copy_used_blobs(Repository& repo, const PackContents& pc,
   return {};
 }
 
+// Repacks on up to four threads (one per core): the copy is CPU-bound on
+// verifying blobs and on faulting in fresh buffers, while the upload threads
+// write behind it. Repository::copy_stored_blob is thread-safe; the order of
+// blobs in the new packs does not matter. Stops at the first error.
+core::Status copy_repacked(Repository& repo, const std::vector<PackContents>& repack,
+                           const std::unordered_set<Id, IdHash>& used) {
+  const size_t cores = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  const size_t workers = std::min(cores, repack.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  core::Status first;
+  auto work = [&] {
+    for (size_t i; !failed && (i = next++) < repack.size();) {
+      core::Status st = copy_used_blobs(repo, repack[i], used);
+      if (st.ok()) continue;
+      std::lock_guard lock(mu);
+      if (first.ok()) first = std::move(st);
+      failed = true;
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t k = 1; k < workers; ++k) helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers) t.join();
+  return first;
+}
+
 core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& r, const Note& note) {
   ASSIGN_OR_RETURN(auto used, used_blobs(repo, note));
   const std::vector<std::string> index_files = repo.loaded_index_files();
@@ -328,7 +358,7 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
   // Copy what repacked packs still need, then flush (new packs + an index
   // naming them), so nothing used is ever only in a pack about to go.
   note("repacking");
-  for (const auto& pc : repack) TRY(copy_used_blobs(repo, pc, used));
+  TRY(copy_repacked(repo, repack, used));
   TRY(repo.flush());
   changed();
 
