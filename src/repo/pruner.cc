@@ -38,10 +38,45 @@ void changed() {
   if (limit > 0 && ++count >= limit) raise(SIGKILL);
 }
 
+// Runs fn(0), ..., fn(n - 1) on up to `threads` threads; returns the first
+// error and starts nothing after it. The repack copy is CPU-bound (verifying
+// blobs, faulting in fresh buffers) and removals wait on the filesystem or
+// the network: both gain from overlap. fn must be thread-safe.
+core::Status parallel_each(size_t n, size_t threads, const std::function<core::Status(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  core::Status first;
+  auto work = [&] {
+    for (size_t i; !failed && (i = next++) < n;) {
+      core::Status st = fn(i);
+      if (st.ok()) continue;
+      std::lock_guard lock(mu);
+      if (first.ok()) first = std::move(st);
+      failed = true;
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t k = 1; k < std::min(n, threads); ++k) helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers) t.join();
+  return first;
+}
+
+// One copy thread per core (up to four): each holds one loaded pack range.
+size_t copy_threads() { return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4); }
+
 core::Status removed(Repository& repo, FileType type, const std::string& name) {
   TRY(repo.backend().remove({type, name}));
   changed();
   return {};
+}
+
+core::Status remove_all(Repository& repo, FileType type, const std::vector<std::string>& names) {
+  // As many as the backend has uploads in flight: on object stores a removal
+  // is a round trip; locally, unlinks in parallel measured no faster.
+  const size_t threads = std::max(1, repo.backend().preferred_upload_concurrency());
+  return parallel_each(names.size(), threads, [&](size_t i) { return removed(repo, type, names[i]); });
 }
 
 core::Status mark_tree(Repository& repo, const Id& tree, std::unordered_set<Id, IdHash>& used) {
@@ -152,17 +187,19 @@ core::Status execute_sweep(Repository& repo, const Marker& s, PruneReport& r, co
   // them) go.
   if (!s.rescued.empty()) TRY(write_index_files(repo, s.rescued).status());
   TRY(remove_marker(repo, s.supersedes));
-  for (const auto& name : s.obsolete_index) TRY(removed(repo, FileType::kIndex, name));
+  TRY(remove_all(repo, FileType::kIndex, s.obsolete_index));
   std::map<std::string, uint64_t> stored;
   TRY(repo.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) { stored[fi.name] = fi.size; }));
+  std::vector<std::string> packs;
   for (const auto& pc : s.packs) {
     std::string name = pc.pack.hex();
     auto it = stored.find(name);
     if (it == stored.end()) continue;  // removed before a kill
-    TRY(removed(repo, FileType::kPack, name));
+    packs.push_back(std::move(name));
     r.bytes_swept += it->second;
     r.packs_swept++;
   }
+  TRY(remove_all(repo, FileType::kPack, packs));
   r.packs_rescued += s.rescued.size();
   r.index_files_replaced += s.obsolete_index.size();
   r.swept = true;
@@ -243,34 +280,6 @@ core::Status copy_used_blobs(Repository& repo, const PackContents& pc,
     TRY(repo.copy_stored_blob(*b, stored).with_context("repacking pack " + name));
   }
   return {};
-}
-
-// Repacks on up to four threads (one per core): the copy is CPU-bound on
-// verifying blobs and on faulting in fresh buffers, while the upload threads
-// write behind it. Repository::copy_stored_blob is thread-safe; the order of
-// blobs in the new packs does not matter. Stops at the first error.
-core::Status copy_repacked(Repository& repo, const std::vector<PackContents>& repack,
-                           const std::unordered_set<Id, IdHash>& used) {
-  const size_t cores = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
-  const size_t workers = std::min(cores, repack.size());
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  core::Status first;
-  auto work = [&] {
-    for (size_t i; !failed && (i = next++) < repack.size();) {
-      core::Status st = copy_used_blobs(repo, repack[i], used);
-      if (st.ok()) continue;
-      std::lock_guard lock(mu);
-      if (first.ok()) first = std::move(st);
-      failed = true;
-    }
-  };
-  std::vector<std::thread> helpers;
-  for (size_t k = 1; k < workers; ++k) helpers.emplace_back(work);
-  work();
-  for (auto& t : helpers) t.join();
-  return first;
 }
 
 core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& r, const Note& note) {
@@ -358,7 +367,8 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
   // Copy what repacked packs still need, then flush (new packs + an index
   // naming them), so nothing used is ever only in a pack about to go.
   note("repacking");
-  TRY(copy_repacked(repo, repack, used));
+  TRY(parallel_each(repack.size(), copy_threads(),
+                    [&](size_t i) { return copy_used_blobs(repo, repack[i], used); }));
   TRY(repo.flush());
   changed();
 
@@ -374,16 +384,17 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
     // Nothing else runs: the old index files and the packs go now.
     note("deleting");
     std::set<std::string> fresh(new_index_files.begin(), new_index_files.end());
-    std::vector<std::string> all_index;
-    TRY(repo.backend().list(FileType::kIndex, [&](const storage::FileInfo& fi) { all_index.push_back(fi.name); }));
-    for (const auto& name : all_index) {
-      if (fresh.count(name)) continue;
-      TRY(removed(repo, FileType::kIndex, name));
-      r.index_files_replaced++;
-    }
+    std::vector<std::string> old_index, packs;
+    TRY(repo.backend().list(FileType::kIndex, [&](const storage::FileInfo& fi) {
+      if (!fresh.count(fi.name)) old_index.push_back(fi.name);
+    }));
+    // Index files first: a kill in between leaves unindexed packs (the next
+    // prune removes them), never an index naming a deleted pack.
+    TRY(remove_all(repo, FileType::kIndex, old_index));
+    r.index_files_replaced += old_index.size();
     for (const auto* v : {&drop, &repack, &unindexed})
-      for (const auto& pc : *v) TRY(removed(repo, FileType::kPack, pc.pack.hex()));
-    return {};
+      for (const auto& pc : *v) packs.push_back(pc.pack.hex());
+    return remove_all(repo, FileType::kPack, packs);
   }
 
   note("writing marker");
