@@ -357,7 +357,10 @@ core::Status Repository::append_to_pack(PackEntry e, core::ByteView sealed) {
   {
     std::lock_guard lock(pack_mu_);
     OpenPack& p = open_packs_[static_cast<int>(e.type)];
-    if (p.data.capacity() == 0) p.data.reserve(kTargetPackSize + config_.chunker.max_size + 4096);
+    if (p.data.capacity() == 0) {
+      p.data = std::move(spare_pack_buffer_);  // empty unless reuse_pack_buffers()
+      p.data.reserve(kTargetPackSize + config_.chunker.max_size + 4096);
+    }
     e.offset = static_cast<uint32_t>(p.data.size());
     p.data.insert(p.data.end(), sealed.begin(), sealed.end());
     p.entries.push_back(e);
@@ -441,7 +444,14 @@ core::Status Repository::upload_pack(SealedPack pack) {
   // The buffer goes as soon as the backend has the bytes (a local save:
   // before its fsyncs), so packs waiting on the disk hold no memory.
   storage::SaveOptions options;
-  options.data_consumed = [&pack] { pack.data = core::Bytes(); };
+  options.data_consumed = [this, &pack] {
+    if (reuse_pack_buffers_) {
+      pack.data.clear();
+      std::lock_guard lock(pack_mu_);
+      if (spare_pack_buffer_.capacity() == 0) spare_pack_buffer_ = std::move(pack.data);
+    }
+    pack.data = core::Bytes();
+  };
   core::Status st = backend_->save_with({FileType::kPack, pack.id.hex()}, pack.data, options);
   // Same name = same bytes (content-addressed): an earlier attempt stored it.
   if (st.code() == core::Code::kAlreadyExists) st = core::Status();

@@ -103,6 +103,11 @@ class Repository {
   const std::string& key_id() const { return key_id_; }
   Index& index() { return index_; }
   void set_compression(Compression c) { compression_ = c; }
+  // For work that writes pack after pack from few threads (prune's repack):
+  // keep one stored pack's buffer for the next pack instead of freeing it,
+  // which saves faulting in ~16 MiB per pack. Off by default: in a backup,
+  // with its many pipeline threads, it raised peak RSS by 15-20 MiB.
+  void reuse_pack_buffers() { reuse_pack_buffers_ = true; }
 
   Id blob_id(core::ByteView plaintext) const;
 
@@ -243,6 +248,8 @@ class Repository {
 
   std::mutex pack_mu_;
   OpenPack open_packs_[2];  // by BlobType: data and trees go to separate packs
+  bool reuse_pack_buffers_ = false;
+  core::Bytes spare_pack_buffer_;  // guarded by pack_mu_
 
   mutable std::mutex index_mu_;
   std::vector<PackContents> unindexed_;

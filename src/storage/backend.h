@@ -73,6 +73,12 @@ class Backend {
   // length == 0 means "to the end".
   virtual core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
                                          uint64_t length = 0) = 0;
+  // load() into a caller's buffer, whose capacity is reused: a loop over
+  // many packs then faults in fresh pages once, not for every pack.
+  virtual core::Status load_into(const Handle& h, uint64_t offset, uint64_t length, core::Bytes& out) {
+    ASSIGN_OR_RETURN(out, load(h, offset, length));
+    return core::ok_status();
+  }
   virtual core::Result<FileInfo> stat(const Handle& h) = 0;
   virtual core::Status list(FileType t, const std::function<void(const FileInfo&)>& fn) = 0;
   virtual core::Status remove(const Handle& h) = 0;

@@ -158,6 +158,12 @@ core::Status LocalBackend::save_with(const Handle& h, core::ByteView data,
 }
 
 core::Result<core::Bytes> LocalBackend::load(const Handle& h, uint64_t offset, uint64_t length) {
+  core::Bytes out;
+  TRY(load_into(h, offset, length, out));
+  return out;
+}
+
+core::Status LocalBackend::load_into(const Handle& h, uint64_t offset, uint64_t length, core::Bytes& out) {
   TRY(check_handle(h));
   const std::string path = path_of(h);
   ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(path, O_RDONLY));
@@ -170,9 +176,8 @@ core::Result<core::Bytes> LocalBackend::load(const Handle& h, uint64_t offset, u
                                   std::to_string(size) + ")");
   }
   const uint64_t n = length == 0 ? size - offset : length;
-  core::Bytes out(n);
-  TRY(core::pread_all(fd.get(), out.data(), out.size(), offset, path));
-  return out;
+  out.resize(n);
+  return core::pread_all(fd.get(), out.data(), out.size(), offset, path);
 }
 
 core::Result<FileInfo> LocalBackend::stat(const Handle& h) {

@@ -24,6 +24,7 @@ class LocalBackend : public Backend {
   core::Status save_with(const Handle& h, core::ByteView data, const SaveOptions& options) override;
   core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
                                  uint64_t length = 0) override;
+  core::Status load_into(const Handle& h, uint64_t offset, uint64_t length, core::Bytes& out) override;
   core::Result<FileInfo> stat(const Handle& h) override;
   core::Status list(FileType t, const std::function<void(const FileInfo&)>& fn) override;
   core::Status remove(const Handle& h) override;

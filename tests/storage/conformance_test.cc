@@ -107,6 +107,25 @@ TEST_P(BackendConformance, RangedLoads) {
   }
 }
 
+// load_into reuses the caller's buffer: whatever it held before (longer or
+// shorter), afterwards it holds exactly the range; a miss is kNotFound.
+TEST_P(BackendConformance, LoadIntoReusesTheBufferAndHoldsExactlyTheRange) {
+  Handle h = pack(random_hex_id(rng_));
+  Bytes data = random_bytes(rng_, 1000);
+  ASSERT_TRUE(backend_->save(h, data).ok());
+  Bytes buffer(5000, 0xAB);
+  ASSERT_TRUE(backend_->load_into(h, 100, 300, buffer).ok());
+  EXPECT_EQ(buffer, Bytes(data.begin() + 100, data.begin() + 400));
+  ASSERT_TRUE(backend_->load_into(h, 0, 0, buffer).ok());
+  EXPECT_EQ(buffer, data);
+  ASSERT_TRUE(backend_->load_into(h, 990, 10, buffer).ok());
+  EXPECT_EQ(buffer, Bytes(data.begin() + 990, data.end()));
+  core::Status past = backend_->load_into(h, 999, 2, buffer);
+  EXPECT_EQ(past.code(), Code::kInvalidArgument) << past.to_string();
+  core::Status missing = backend_->load_into(pack(random_hex_id(rng_)), 0, 0, buffer);
+  EXPECT_EQ(missing.code(), Code::kNotFound) << missing.to_string();
+}
+
 TEST_P(BackendConformance, RangePastEndFails) {
   Handle h = pack(random_hex_id(rng_));
   ASSERT_TRUE(backend_->save(h, random_bytes(rng_, 100)).ok());
