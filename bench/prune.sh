@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # bench/prune.sh: forget + prune after 30 daily snapshots of a changing corpus,
-# cairn vs restic, on one machine, one run (it is noisy: run it once, on an
-# otherwise idle machine, and read the spread in docs/benchmarks.md).
+# cairn vs restic, on one machine (run it on an otherwise idle machine).
 #
 # Corpus: BENCH_FILES files of BENCH_FILE_KB KiB of random data. Each "day"
 # rewrites 5% of the files, adds 1% new ones and deletes 1%; cairn and
@@ -12,6 +11,9 @@
 #           repository after forget, prune --exclusive
 #           and prune --exclusive opened with a key file (no key derivation)
 #   restic: prune
+# and then BENCH_ROUNDS (default 5) alternating rounds of cairn prune
+# --exclusive and restic prune, each on a fresh copy of the state after
+# forget, reported as medians (single runs vary by +-30 % here).
 # Repository sizes before and after are printed with the ratios.
 #
 # --synthetic instead: a synthetic repository of BENCH_PACKS (default 100000)
@@ -32,6 +34,7 @@ FILE_KB=${BENCH_FILE_KB:-512}
 CAIRN=${CAIRN:-$ROOT/build/release/cairn}
 RESTIC=${RESTIC:-restic}
 DAYS=30
+ROUNDS=${BENCH_ROUNDS:-5}
 export CAIRN_PASSWORD=cairn-bench-not-a-secret RESTIC_PASSWORD=cairn-bench-not-a-secret
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -110,7 +113,20 @@ timed cairn_prune_sweep "$CAIRN" --no-progress --quiet --repo "$CR" prune
 timed cairn_prune_exclusive "$CAIRN" --no-progress --quiet --repo "$BENCH_DIR/cairn-repo-exclusive" prune --exclusive
 timed cairn_prune_exclusive_keyfile "$CAIRN" --no-progress --quiet --repo "$BENCH_DIR/cairn-repo-keyfile" --key-file "$BENCH_DIR/bench.key" prune --exclusive
 timed restic_forget "$RESTIC" -q -r "$RR" forget --keep-daily 7 --keep-weekly 4
+rm -rf "$BENCH_DIR/restic-repo-after-forget"
+cp -a "$RR" "$BENCH_DIR/restic-repo-after-forget"
 timed restic_prune "$RESTIC" -q -r "$RR" prune
+
+# One run of each is noisy (page cache and writeback state): repeat the
+# exclusive prunes, alternating, each on a fresh copy of the state after forget.
+for ((round = 1; round <= ROUNDS; round++)); do
+  rm -rf "$BENCH_DIR/round" && mkdir -p "$BENCH_DIR/round"
+  cp -a "$BENCH_DIR/cairn-repo-after-forget" "$BENCH_DIR/round/cairn" && sync
+  timed "cairn_round_$round" "$CAIRN" --no-progress --quiet --repo "$BENCH_DIR/round/cairn" prune --exclusive
+  cp -a "$BENCH_DIR/restic-repo-after-forget" "$BENCH_DIR/round/restic" && sync
+  timed "restic_round_$round" "$RESTIC" -q -r "$BENCH_DIR/round/restic" prune
+done
+rm -rf "$BENCH_DIR/round"
 cairn_after=$(size_of "$CR")
 cairn_excl_after=$(size_of "$BENCH_DIR/cairn-repo-exclusive")
 restic_after=$(size_of "$RR")
@@ -120,6 +136,9 @@ get() { awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + b }'; }
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
+# median PREFIX: the median wall time of the rounds named PREFIX_<n>.
+median() { awk -v p="$1_" 'index($1, p) == 1 { print $2 }' "$RESULTS" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+all_of() { awk -v p="$1_" 'index($1, p) == 1 { printf "%s%s", sep, $2; sep = " " }' "$RESULTS"; }
 two_phase_s=$(sum "$(get cairn_prune_mark 2)" "$(get cairn_prune_sweep 2)")
 two_phase_rss=$(max "$(get cairn_prune_mark 3)" "$(get cairn_prune_sweep 3)")
 cat <<EOF
@@ -131,6 +150,9 @@ cat <<EOF
 | prune, two-phase (mark + sweep) | $two_phase_s | $((two_phase_rss / 1024)) | $(get restic_prune 2) | $(($(get restic_prune 3) / 1024)) | $(ratio "$two_phase_s" "$(get restic_prune 2)") |
 | prune --exclusive | $(get cairn_prune_exclusive 2) | $(($(get cairn_prune_exclusive 3) / 1024)) | $(get restic_prune 2) | $(($(get restic_prune 3) / 1024)) | $(ratio "$(get cairn_prune_exclusive 2)" "$(get restic_prune 2)") |
 | prune --exclusive, key file (no KDF) | $(get cairn_prune_exclusive_keyfile 2) | $(($(get cairn_prune_exclusive_keyfile 3) / 1024)) | $(get restic_prune 2) | $(($(get restic_prune 3) / 1024)) | $(ratio "$(get cairn_prune_exclusive_keyfile 2)" "$(get restic_prune 2)") |
+| prune --exclusive, median of $ROUNDS alternating rounds on fresh copies | $(median cairn_round) | | $(median restic_round) | | **$(ratio "$(median cairn_round)" "$(median restic_round)")** |
+
+Rounds (s): cairn $(all_of cairn_round); restic $(all_of restic_round).
 
 | repository | before forget MB | after prune MB |
 |---|---|---|

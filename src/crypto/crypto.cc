@@ -140,10 +140,16 @@ Bytes seal(const Key& key, ByteView plaintext) {
 }
 
 core::Result<Bytes> open(const Key& key, ByteView sealed) {
+  Bytes out;
+  TRY(open_into(key, sealed, out));
+  return out;
+}
+
+core::Status open_into(const Key& key, ByteView sealed, Bytes& out) {
   if (sealed.size() < kAeadOverhead)
     return core::corruption("ciphertext too short (" + std::to_string(sealed.size()) + " bytes)");
   size_t n = sealed.size() - kAeadOverhead;
-  Bytes out(n);
+  out.resize(n);
   EVP_CIPHER_CTX* ctx = thread_ctx();
   int len = 0;
   const uint8_t* nonce = sealed.data();
@@ -159,7 +165,7 @@ core::Result<Bytes> open(const Key& key, ByteView sealed) {
                                  const_cast<uint8_t*>(ct + n)) == 1;
   ok = ok && EVP_DecryptFinal_ex(ctx, out.data() + done, &len) == 1;
   if (!ok) return core::corruption("authentication failed (data modified or wrong key)");
-  return out;
+  return core::ok_status();
 }
 
 core::Result<Key> derive_key(std::string_view password, ByteView salt, const KdfParams& p) {

@@ -58,6 +58,8 @@ void seal_append(const Key& key, ByteView plaintext, Bytes& out);
 void seal_in_place(const Key& key, uint8_t* buf, size_t body_len);
 // Fails with kCorruption when the tag does not verify (tampered or wrong key).
 core::Result<Bytes> open(const Key& key, ByteView sealed);
+// open() into `out`, whose capacity is reused (no fresh pages per call).
+core::Status open_into(const Key& key, ByteView sealed, Bytes& out);
 
 struct KdfParams {
   uint64_t ops = 3;                 // argon2id iterations

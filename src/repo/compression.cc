@@ -150,12 +150,18 @@ std::optional<core::Bytes> compress(core::ByteView data, Compression c) {
 }
 
 core::Result<core::Bytes> decompress(core::ByteView data, size_t raw_length) {
+  core::Bytes out;
+  TRY(decompress_into(data, raw_length, out));
+  return out;
+}
+
+core::Status decompress_into(core::ByteView data, size_t raw_length, core::Bytes& out) {
   thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
-  core::Bytes out(raw_length);
+  out.resize(raw_length);
   size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(n)) return core::corruption(std::string("zstd: ") + ZSTD_getErrorName(n));
   if (n != raw_length) return core::corruption("zstd: decompressed length differs from recorded");
-  return out;
+  return core::ok_status();
 }
 
 core::Result<core::Bytes> decompress_frame(core::ByteView data) {

@@ -24,6 +24,8 @@ std::optional<size_t> compress_into(core::ByteView data, Compression c, uint8_t*
 size_t max_compressed_size(size_t n);
 // `raw_length` is the expected plaintext size (recorded beside the blob).
 core::Result<core::Bytes> decompress(core::ByteView data, size_t raw_length);
+// decompress() into `out`, whose capacity is reused.
+core::Status decompress_into(core::ByteView data, size_t raw_length, core::Bytes& out);
 // For repository files whose plaintext size is not recorded elsewhere.
 core::Result<core::Bytes> decompress_frame(core::ByteView data);
 

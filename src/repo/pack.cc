@@ -66,9 +66,19 @@ core::Result<HeaderRead> decode_pack_header_with(
 
 core::Result<core::Bytes> open_blob(const crypto::Key& enc, const crypto::Key& mac,
                                     const PackEntry& e, core::ByteView sealed) {
-  ASSIGN_OR_RETURN(core::Bytes plain, crypto::open(enc, sealed));
+  BlobScratch scratch;
+  TRY(open_blob_into(enc, mac, e, sealed, scratch).status());
+  return e.compressed() ? std::move(scratch.raw) : std::move(scratch.decrypted);
+}
+
+core::Result<core::ByteView> open_blob_into(const crypto::Key& enc, const crypto::Key& mac,
+                                            const PackEntry& e, core::ByteView sealed,
+                                            BlobScratch& scratch) {
+  TRY(crypto::open_into(enc, sealed, scratch.decrypted));
+  core::ByteView plain = scratch.decrypted;
   if (e.compressed()) {
-    ASSIGN_OR_RETURN(plain, decompress(plain, e.raw_length));
+    TRY(decompress_into(plain, e.raw_length, scratch.raw));
+    plain = scratch.raw;
   } else if (plain.size() != e.raw_length) {
     return core::corruption("blob length differs from the index");
   }

@@ -53,4 +53,15 @@ core::Result<HeaderRead> decode_pack_header_with(
 core::Result<core::Bytes> open_blob(const crypto::Key& enc, const crypto::Key& mac,
                                     const PackEntry& e, core::ByteView sealed);
 
+// Buffers reused by one thread opening blob after blob (restore, check
+// --read-data, prune's repack): after the first blobs, no allocation and no
+// page faults per blob. Not thread-safe; one per thread.
+struct BlobScratch {
+  core::Bytes decrypted, raw;
+};
+// open_blob() into `scratch`; the view stays valid until its next use.
+core::Result<core::ByteView> open_blob_into(const crypto::Key& enc, const crypto::Key& mac,
+                                            const PackEntry& e, core::ByteView sealed,
+                                            BlobScratch& scratch);
+
 }  // namespace cairn::repo

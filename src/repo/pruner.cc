@@ -263,10 +263,14 @@ core::Result<bool> process_markers(Repository& repo, const PruneOptions& opt, Pr
 
 // Copies the used blobs of a pack that is being repacked into new packs, as
 // they are stored (see Repository::copy_stored_blob), reading the pack once
-// from its first to its last used blob (one request on object stores) into
-// `bytes`, the calling thread's reused buffer.
+// from its first to its last used blob (one request on object stores).
+// `buffers` are the calling thread's, reused from pack to pack.
+struct CopyBuffers {
+  core::Bytes read;
+  BlobScratch blob;
+};
 core::Status copy_used_blobs(Repository& repo, const PackContents& pc,
-                             const std::unordered_set<Id, IdHash>& used, core::Bytes& bytes) {
+                             const std::unordered_set<Id, IdHash>& used, CopyBuffers& buffers) {
   std::vector<const PackEntry*> wanted;
   uint64_t start = UINT64_MAX, end = 0;
   for (const auto& b : pc.blobs) {
@@ -277,10 +281,10 @@ core::Status copy_used_blobs(Repository& repo, const PackContents& pc,
   }
   if (wanted.empty()) return {};
   const std::string name = pc.pack.hex();
-  TRY(repo.backend().load_into({FileType::kPack, name}, start, end - start, bytes));
+  TRY(repo.backend().load_into({FileType::kPack, name}, start, end - start, buffers.read));
   for (const PackEntry* b : wanted) {
-    core::ByteView stored = core::ByteView(bytes).subspan(b->offset - start, b->length);
-    TRY(repo.copy_stored_blob(*b, stored).with_context("repacking pack " + name));
+    core::ByteView stored = core::ByteView(buffers.read).subspan(b->offset - start, b->length);
+    TRY(repo.copy_stored_blob(*b, stored, buffers.blob).with_context("repacking pack " + name));
   }
   return {};
 }
@@ -372,8 +376,8 @@ core::Status mark_phase(Repository& repo, const PruneOptions& opt, PruneReport& 
   note("repacking");
   repo.reuse_pack_buffers();
   {
-    // One read buffer per copy thread, reused for every pack it copies.
-    std::vector<core::Bytes> buffers(copy_threads());
+    // Buffers per copy thread, reused for every pack it copies.
+    std::vector<CopyBuffers> buffers(copy_threads());
     TRY(parallel_each(repack.size(), buffers.size(), [&](size_t i, size_t worker) {
       return copy_used_blobs(repo, repack[i], used, buffers[worker]);
     }));

@@ -336,11 +336,11 @@ core::Result<bool> Repository::store_blob(BlobType type, const Id& id, core::Byt
   return true;
 }
 
-core::Status Repository::copy_stored_blob(const PackEntry& e, core::ByteView stored) {
+core::Status Repository::copy_stored_blob(const PackEntry& e, core::ByteView stored, BlobScratch& scratch) {
   if (stored.size() != e.length)
     return core::corruption("blob " + e.id.short_hex() + ": stored length does not match its entry");
   {
-    auto plain = open_blob(e, stored);  // checks the tag and the id
+    auto plain = open_blob_into(e, stored, scratch);  // checks the tag and the id
     if (!plain.ok()) return plain.status().with_context("blob " + e.id.short_hex());
   }
   {
@@ -358,7 +358,10 @@ core::Status Repository::append_to_pack(PackEntry e, core::ByteView sealed) {
     std::lock_guard lock(pack_mu_);
     OpenPack& p = open_packs_[static_cast<int>(e.type)];
     if (p.data.capacity() == 0) {
-      p.data = std::move(spare_pack_buffer_);  // empty unless reuse_pack_buffers()
+      if (!spare_pack_buffers_.empty()) {  // only with reuse_pack_buffers()
+        p.data = std::move(spare_pack_buffers_.back());
+        spare_pack_buffers_.pop_back();
+      }
       p.data.reserve(kTargetPackSize + config_.chunker.max_size + 4096);
     }
     e.offset = static_cast<uint32_t>(p.data.size());
@@ -448,7 +451,7 @@ core::Status Repository::upload_pack(SealedPack pack) {
     if (reuse_pack_buffers_) {
       pack.data.clear();
       std::lock_guard lock(pack_mu_);
-      if (spare_pack_buffer_.capacity() == 0) spare_pack_buffer_ = std::move(pack.data);
+      if (spare_pack_buffers_.size() < upload_limit_) spare_pack_buffers_.push_back(std::move(pack.data));
     }
     pack.data = core::Bytes();
   };
@@ -818,12 +821,19 @@ core::Result<core::Bytes> Repository::decode_stored(core::ByteView stored, bool*
 }
 
 core::Result<core::Bytes> Repository::open_blob(const PackEntry& e, core::ByteView stored) {
+  BlobScratch scratch;
+  TRY(open_blob_into(e, stored, scratch).status());
+  return e.compressed() ? std::move(scratch.raw) : std::move(scratch.decrypted);
+}
+
+core::Result<core::ByteView> Repository::open_blob_into(const PackEntry& e, core::ByteView stored,
+                                                        BlobScratch& scratch) {
   if (agent_) return agent_denied("read data");
-  if (!(e.flags & kBlobSealedKey)) return repo::open_blob(key_.encrypt, key_.mac, e, stored);
+  if (!(e.flags & kBlobSealedKey)) return repo::open_blob_into(key_.encrypt, key_.mac, e, stored, scratch);
   if (!opener_) return core::corruption("blob written by an agent, but no agent key pair is known");
   if (stored.size() < kSealedDataKeySize) return core::corruption("agent blob is too short");
   ASSIGN_OR_RETURN(crypto::Key key, opener_->open_key(stored.first(kSealedDataKeySize)));
-  return repo::open_blob(key, key_.mac, e, stored.subspan(kSealedDataKeySize));
+  return repo::open_blob_into(key, key_.mac, e, stored.subspan(kSealedDataKeySize), scratch);
 }
 
 core::Result<HeaderRead> Repository::decode_pack_header(core::ByteView tail, uint64_t pack_size) {

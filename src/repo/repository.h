@@ -104,8 +104,8 @@ class Repository {
   Index& index() { return index_; }
   void set_compression(Compression c) { compression_ = c; }
   // For work that writes pack after pack from few threads (prune's repack):
-  // keep one stored pack's buffer for the next pack instead of freeing it,
-  // which saves faulting in ~16 MiB per pack. Off by default: in a backup,
+  // keep stored packs' buffers (as many as uploads in flight) for the next
+  // packs instead of freeing them, which saves faulting in ~16 MiB per pack. Off by default: in a backup,
   // with its many pipeline threads, it raised peak RSS by 15-20 MiB.
   void reuse_pack_buffers() { reuse_pack_buffers_ = true; }
 
@@ -129,6 +129,9 @@ class Repository {
   bool is_agent() const { return agent_ != nullptr; }
   // Opens a blob's stored form (master-key or agent-sealed) and checks its id.
   core::Result<core::Bytes> open_blob(const PackEntry& e, core::ByteView stored);
+  // open_blob() into a thread's reused buffers (see BlobScratch).
+  core::Result<core::ByteView> open_blob_into(const PackEntry& e, core::ByteView stored,
+                                              BlobScratch& scratch);
   // Parses a pack's header (see repo/pack.h) whoever sealed it.
   core::Result<HeaderRead> decode_pack_header(core::ByteView tail, uint64_t pack_size);
   // --- end agent keys ---
@@ -150,7 +153,7 @@ class Repository {
   // was read from its pack (compressed, encrypted, maybe agent-sealed). It is
   // opened and its id checked (nothing damaged is copied), then appended to
   // an open pack as it is - no decompress, recompress and re-encrypt.
-  core::Status copy_stored_blob(const PackEntry& e, core::ByteView stored);
+  core::Status copy_stored_blob(const PackEntry& e, core::ByteView stored, BlobScratch& scratch);
   // Packs stored by this process so far (their full contents).
   std::vector<PackContents> written_packs() const;
   // Writes all open packs and the index for everything stored so far.
@@ -249,7 +252,7 @@ class Repository {
   std::mutex pack_mu_;
   OpenPack open_packs_[2];  // by BlobType: data and trees go to separate packs
   bool reuse_pack_buffers_ = false;
-  core::Bytes spare_pack_buffer_;  // guarded by pack_mu_
+  std::vector<core::Bytes> spare_pack_buffers_;  // guarded by pack_mu_
 
   mutable std::mutex index_mu_;
   std::vector<PackContents> unindexed_;

@@ -176,6 +176,7 @@ core::Status LocalBackend::load_into(const Handle& h, uint64_t offset, uint64_t 
                                   std::to_string(size) + ")");
   }
   const uint64_t n = length == 0 ? size - offset : length;
+  if (n > out.capacity()) out = core::Bytes();  // grow without copying old bytes
   out.resize(n);
   return core::pread_all(fd.get(), out.data(), out.size(), offset, path);
 }

@@ -71,14 +71,15 @@ TEST(PruneRepackCopy, StoredBlobIsCopiedAsItIsAndDamageIsRefused) {
   auto stored = backend->load({FileType::kPack, loc->pack.hex()}, loc->entry.offset, loc->entry.length);
   ASSERT_TRUE(stored.ok());
 
+  BlobScratch scratch;
   core::Bytes damaged = *stored;
   damaged[damaged.size() / 2] ^= 0x40;
-  EXPECT_EQ(repo->copy_stored_blob(loc->entry, damaged).code(), core::Code::kCorruption);
-  EXPECT_EQ(repo->copy_stored_blob(loc->entry, core::ByteView(*stored).first(10)).code(),
+  EXPECT_EQ(repo->copy_stored_blob(loc->entry, damaged, scratch).code(), core::Code::kCorruption);
+  EXPECT_EQ(repo->copy_stored_blob(loc->entry, core::ByteView(*stored).first(10), scratch).code(),
             core::Code::kCorruption);
 
   const size_t before = repo->written_packs().size();
-  ASSERT_TRUE(repo->copy_stored_blob(loc->entry, *stored).ok());
+  ASSERT_TRUE(repo->copy_stored_blob(loc->entry, *stored, scratch).ok());
   ASSERT_TRUE(repo->flush().ok());
   auto packs = repo->written_packs();
   ASSERT_EQ(packs.size(), before + 1);

@@ -349,6 +349,54 @@ TEST(Repository, FindSnapshotByPrefixAndLatest) {
   EXPECT_EQ(repo->find_snapshot("latest", "nope").status().code(), core::Code::kNotFound);
 }
 
+// One scratch serves blob after blob of any size and kind: every view holds
+// exactly that blob's plaintext, damage is refused, and a refusal does not
+// spoil the next blob.
+TEST(PackFormat, OpenBlobIntoReusesScratchAcrossBlobsAndRefusesDamage) {
+  const auto enc = crypto::random_key(), mac = crypto::random_key();
+  struct Sealed {
+    core::Bytes plain, stored;
+    PackEntry entry;
+  };
+  auto make = [&](core::Bytes plain) {
+    Sealed b;
+    auto packed = compress(plain, Compression::kAuto);
+    b.stored = crypto::seal(enc, packed ? *packed : plain);
+    b.entry.flags = packed ? kBlobCompressed : 0;
+    const auto id = crypto::hmac_sha256(mac, plain);
+    std::copy(id.begin(), id.end(), b.entry.id.bytes.begin());
+    b.entry.length = static_cast<uint32_t>(b.stored.size());
+    b.entry.raw_length = static_cast<uint32_t>(plain.size());
+    b.plain = std::move(plain);
+    return b;
+  };
+  core::Bytes text_big(1u << 20), text_small(300000);
+  for (size_t i = 0; i < text_big.size(); ++i) text_big[i] = static_cast<uint8_t>("cairn "[i % 6]);
+  for (size_t i = 0; i < text_small.size(); ++i) text_small[i] = static_cast<uint8_t>(i / 1000);
+  const Sealed big = make(text_big), small = make(text_small), random = make(random_data(100000, 7));
+  ASSERT_TRUE(big.entry.compressed() && small.entry.compressed() && !random.entry.compressed());
+
+  BlobScratch scratch;
+  for (const Sealed* b : {&big, &small, &random, &small, &big}) {
+    auto view = open_blob_into(enc, mac, b->entry, b->stored, scratch);
+    ASSERT_TRUE(view.ok()) << view.status().message();
+    EXPECT_TRUE(std::equal(view->begin(), view->end(), b->plain.begin(), b->plain.end()));
+  }
+  core::Bytes damaged = random.stored;
+  damaged[damaged.size() / 3] ^= 1;
+  EXPECT_EQ(open_blob_into(enc, mac, random.entry, damaged, scratch).status().code(), core::Code::kCorruption);
+  PackEntry wrong_id = small.entry;
+  wrong_id.id.bytes[0] ^= 1;
+  EXPECT_EQ(open_blob_into(enc, mac, wrong_id, small.stored, scratch).status().code(), core::Code::kCorruption);
+  auto again = open_blob_into(enc, mac, small.entry, small.stored, scratch);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(std::equal(again->begin(), again->end(), small.plain.begin(), small.plain.end()));
+  // The by-value form gives the same bytes.
+  auto owned = open_blob(enc, mac, big.entry, big.stored);
+  ASSERT_TRUE(owned.ok());
+  EXPECT_TRUE(*owned == big.plain);
+}
+
 TEST(PackFormat, HeaderRoundTripAndTruncation) {
   auto key = crypto::random_key();
   std::vector<PackEntry> entries(3);
