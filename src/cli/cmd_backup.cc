@@ -216,6 +216,7 @@ core::Status run_service_backup(Context& ctx, BackupArgs& a) {
   std::vector<std::string> env = {"CAIRN_SERVICE=" + svc->name, "CAIRN_REPOSITORY=" + ctx.repo};
   for (const auto& h : svc->hooks.pre) TRY(run_hook(h, env));
 
+  if (engines::is_physical_database_backup(svc->engine)) ctx.default_compression = kPhysicalCompression;
   auto backup = [&]() -> core::Result<archive::BackupResult> {
     ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
     ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));

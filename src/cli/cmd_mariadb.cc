@@ -97,6 +97,7 @@ core::Status run_backup(Context& ctx, const BackupArgs& a) {
     require_binlog = svc->engine.binlog_archiving;
   }
   if (mode.empty()) mode = "logical";
+  if (mode == "physical") ctx.default_compression = kPhysicalCompression;
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
   ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));
   TRY(ctx.load_index(*repo));

@@ -30,6 +30,7 @@ core::Status run_pg_backup(Context& ctx, const PgBackupArgs& a) {
   if (a.service.empty())
     return core::invalid_argument(
         "pg backup needs --service: snapshots and WAL are kept per service");
+  if (a.mode == "physical") ctx.default_compression = kPhysicalCompression;
   // Lock before reading the index: a two-phase prune must see this backup.
   ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
   ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));

@@ -119,7 +119,7 @@ core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool lo
   }
   auto r = repo::Repository::open(shared, password);
   if (!r.ok()) return r.status();
-  auto c = repo::parse_compression(compression);
+  auto c = repo::parse_compression(compression.empty() ? default_compression : compression);
   if (!c) return core::invalid_argument("--compression must be off, fast, auto or max");
   (*r)->set_compression(*c);
   if (load_index) TRY(this->load_index(**r));

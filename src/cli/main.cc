@@ -76,7 +76,9 @@ int main(int argc, char** argv) {
   app.add_option("--retry-lock", ctx.retry_lock,
                  "wait up to this long (e.g. 10m) for a lock another process holds");
   app.add_flag("--no-lock", ctx.no_lock, "restore/check without taking a lock (read-only repositories)");
-  app.add_option("--compression", ctx.compression, "off, fast, auto (zstd 3) or max")
+  app.add_option("--compression", ctx.compression,
+                 "off, fast (zstd 1), auto (zstd 3) or max; default auto, fast for physical database "
+                 "backups")
       ->check(CLI::IsMember({"off", "fast", "auto", "max"}));
 
   cli::add_init(app, ctx);

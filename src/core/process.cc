@@ -129,6 +129,9 @@ Result<std::unique_ptr<Subprocess>> Subprocess::start(const std::vector<std::str
   if (argv.empty()) return invalid_argument("no command to run");
   int out[2] = {-1, -1}, err[2];
   if (options.capture_stdout && pipe2(out, O_CLOEXEC) != 0) return errno_status(errno, "pipe");
+  // A 1 MiB pipe instead of 64 KiB: a dump tool and cairn then switch places
+  // on the CPU 16 times less often (best effort: the limit may be lower).
+  if (out[0] >= 0) (void)fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
   if (pipe2(err, O_CLOEXEC) != 0) {
     int e = errno;
     if (out[0] >= 0) close(out[0]), close(out[1]);

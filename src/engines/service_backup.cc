@@ -22,6 +22,10 @@ core::Result<std::vector<std::string>> expand_all(const std::vector<std::string>
 
 }  // namespace
 
+bool is_physical_database_backup(const policy::EngineSpec& engine) {
+  return (engine.type == "postgres" || engine.type == "mariadb") && engine.mode == "physical";
+}
+
 core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const policy::Service& service,
                                                    archive::BackupOptions opt, archive::BackupProgress* progress) {
   const policy::EngineSpec& e = service.engine;

@@ -17,4 +17,8 @@ namespace cairn::engines {
 core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const policy::Service& service,
                                                    archive::BackupOptions base, archive::BackupProgress* progress);
 
+// A PostgreSQL base backup or a mariadb-backup stream: large, page-shaped data
+// read on the database host (the CLI compresses these faster by default).
+bool is_physical_database_backup(const policy::EngineSpec& engine);
+
 }  // namespace cairn::engines
