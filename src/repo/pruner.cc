@@ -38,11 +38,11 @@ void changed() {
   if (limit > 0 && ++count >= limit) raise(SIGKILL);
 }
 
-// Runs fn(0), ..., fn(n - 1) on up to `threads` threads; returns the first
-// error and starts nothing after it. The repack copy is CPU-bound (verifying
-// blobs, faulting in fresh buffers) and removals wait on the filesystem or
-// the network: both gain from overlap. fn must be thread-safe.
-// fn's second argument is the worker's number, below `threads`.
+// Runs fn(i, worker) for i in [0, n) on up to `threads` threads (worker is
+// the thread's number, below `threads`); returns the first error and starts
+// nothing after it. The repack copy is CPU-bound (verifying blobs, faulting
+// in fresh buffers) and removals wait on the filesystem or the network: both
+// gain from overlap. fn must be thread-safe.
 core::Status parallel_each(size_t n, size_t threads, const std::function<core::Status(size_t, size_t)>& fn) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};

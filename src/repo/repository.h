@@ -19,6 +19,7 @@
 // (flush() waits for every upload before it writes the index).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -105,8 +106,9 @@ class Repository {
   void set_compression(Compression c) { compression_ = c; }
   // For work that writes pack after pack from few threads (prune's repack):
   // keep stored packs' buffers (as many as uploads in flight) for the next
-  // packs instead of freeing them, which saves faulting in ~16 MiB per pack. Off by default: in a backup,
-  // with its many pipeline threads, it raised peak RSS by 15-20 MiB.
+  // packs instead of freeing them, which saves faulting in ~16 MiB per pack.
+  // Off by default: in a backup, with its many pipeline threads, it raised
+  // peak RSS by 15-20 MiB.
   void reuse_pack_buffers() { reuse_pack_buffers_ = true; }
 
   Id blob_id(core::ByteView plaintext) const;
@@ -251,7 +253,7 @@ class Repository {
 
   std::mutex pack_mu_;
   OpenPack open_packs_[2];  // by BlobType: data and trees go to separate packs
-  bool reuse_pack_buffers_ = false;
+  std::atomic<bool> reuse_pack_buffers_{false};  // read by the upload threads
   std::vector<core::Bytes> spare_pack_buffers_;  // guarded by pack_mu_
 
   mutable std::mutex index_mu_;
