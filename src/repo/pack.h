@@ -53,9 +53,10 @@ core::Result<HeaderRead> decode_pack_header_with(
 core::Result<core::Bytes> open_blob(const crypto::Key& enc, const crypto::Key& mac,
                                     const PackEntry& e, core::ByteView sealed);
 
-// Buffers reused by one thread opening blob after blob (restore, check
-// --read-data, prune's repack): after the first blobs, no allocation and no
-// page faults per blob. Not thread-safe; one per thread.
+// Buffers reused by one thread opening blob after blob (prune's repack):
+// after the first blobs, no allocation and no page faults per blob. Each
+// buffer keeps the size of the largest blob seen, which is why restore and
+// check, with many more threads, allocate per blob instead. One per thread.
 struct BlobScratch {
   core::Bytes decrypted, raw;
 };
