@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "archive/fs_meta.h"
 #include "core/file.h"
@@ -887,57 +888,96 @@ core::Result<Id> save_dir(repo::Repository& repo, DirBuild& d, Pipeline& pipe, T
   return repo.save_tree(t);
 }
 
+// Places an entry in the tree under construction, checking its path.
+// Returns the node whose content the caller fills in (files), else nullptr.
+// Nodes live in std::map slots, so the pointer stays valid while other
+// entries are added.
+core::Result<Node*> place_entry(DirBuild& root, std::vector<std::string>& top,
+                                const StreamEntry& e) {
+  std::vector<std::string> parts;
+  std::stringstream ss(e.path);
+  for (std::string part; std::getline(ss, part, '/');)
+    if (!part.empty() && part != ".") parts.push_back(part);
+  if (parts.empty()) return nullptr;  // the root itself ("./" in tar streams)
+  for (const auto& p : parts)
+    if (!repo::is_safe_name(p))
+      return core::invalid_argument("unsafe stream entry path '" + e.path + "'");
+  ASSIGN_OR_RETURN(DirBuild * dir, parent_dir(root, parts, e));
+  const std::string& name = parts.back();
+  if (std::find(top.begin(), top.end(), parts[0]) == top.end()) top.push_back(parts[0]);
+  if (e.type == NodeType::kDir) {
+    if (dir->others.count(name))
+      return core::invalid_argument("stream entry '" + e.path + "' is repeated");
+    auto& slot = dir->dirs[name];
+    if (!slot) slot = std::make_unique<DirBuild>();
+    slot->node = entry_node(e, name);
+    return nullptr;
+  }
+  if (dir->dirs.count(name) || dir->others.count(name))
+    return core::invalid_argument("stream entry '" + e.path + "' is repeated");
+  if (e.type == NodeType::kFile && !e.read)
+    return core::invalid_argument("stream entry '" + e.path + "' has no data");
+  if (e.type != NodeType::kFile && e.type != NodeType::kSymlink)
+    return core::invalid_argument("stream entry '" + e.path + "' has an unsupported type");
+  Node& n = dir->others.emplace(name, entry_node(e, name)).first->second;
+  return e.type == NodeType::kFile ? &n : nullptr;
+}
+
 // Reads every entry of `source` into `root` (file contents stored through
 // `pipe`), then calls source.finish; `top` gets the top-level names in order.
+// With source.concurrency > 1, that many threads each take the next entry
+// and read it to its end, so several streams flow at once.
 core::Status collect_entries(Pipeline& pipe, EntrySource& source, DirBuild& root,
                              std::vector<std::string>& top) {
-  auto add = [&](StreamEntry& e) -> core::Status {
-    std::vector<std::string> parts;
-    std::stringstream ss(e.path);
-    for (std::string part; std::getline(ss, part, '/');)
-      if (!part.empty() && part != ".") parts.push_back(part);
-    if (parts.empty()) return {};  // the root itself ("./" in tar streams)
-    for (const auto& p : parts)
-      if (!repo::is_safe_name(p)) return core::invalid_argument("unsafe stream entry path '" + e.path + "'");
-    ASSIGN_OR_RETURN(DirBuild* dir, parent_dir(root, parts, e));
-    const std::string& name = parts.back();
-    if (std::find(top.begin(), top.end(), parts[0]) == top.end()) top.push_back(parts[0]);
-    if (e.type == NodeType::kDir) {
-      if (dir->others.count(name)) return core::invalid_argument("stream entry '" + e.path + "' is repeated");
-      auto& slot = dir->dirs[name];
-      if (!slot) slot = std::make_unique<DirBuild>();
-      slot->node = entry_node(e, name);
-      return {};
-    }
-    if (dir->dirs.count(name) || dir->others.count(name))
-      return core::invalid_argument("stream entry '" + e.path + "' is repeated");
-    Node n = entry_node(e, name);
-    if (e.type == NodeType::kFile) {
-      if (!e.read) return core::invalid_argument("stream entry '" + e.path + "' has no data");
+  std::mutex mu;  // guards source.next(), the tree and `st`
+  core::Status st;
+  auto record = [&](const core::Status& s) {
+    std::lock_guard lock(mu);
+    if (st.ok()) st = s;
+  };
+  auto worker = [&] {
+    for (;;) {
+      StreamEntry e;
+      Node* node = nullptr;
+      {
+        std::lock_guard lock(mu);
+        if (!st.ok()) return;
+        auto next = source.next();
+        if (!next.ok()) {
+          st = next.status();
+          return;
+        }
+        if (!*next) return;
+        e = std::move(**next);
+        auto placed = place_entry(root, top, e);
+        if (!placed.ok()) {
+          st = placed.status();
+          return;
+        }
+        node = *placed;
+      }
+      if (!node) continue;
       uint64_t bytes = 0;
-      TRY(pipe.store_stream(e.read, n.content, bytes, e.fixed_chunk));
-      n.size = bytes;
+      std::vector<Id> content;
+      core::Status stored = pipe.store_stream(e.read, content, bytes, e.fixed_chunk);
+      if (!stored.ok()) {
+        record(stored);
+        pipe.fail(stored);  // the other streams stop at their next chunk
+        return;
+      }
+      node->content = std::move(content);
+      node->size = bytes;
       pipe.files_new++;
       pipe.total_files++;
       pipe.total_bytes += bytes;
       pipe.progress().files_done++;
-    } else if (e.type != NodeType::kSymlink) {
-      return core::invalid_argument("stream entry '" + e.path + "' has an unsupported type");
     }
-    dir->others.emplace(name, std::move(n));
-    return {};
   };
-  core::Status st;
-  for (;;) {
-    auto e = source.next();
-    if (!e.ok()) {
-      st = e.status();
-      break;
-    }
-    if (!*e) break;
-    st = add(**e);
-    if (!st.ok()) break;
-  }
+  size_t threads = std::max<size_t>(1, source.concurrency);
+  std::vector<std::thread> helpers;
+  for (size_t i = 1; i < threads; ++i) helpers.emplace_back(worker);
+  worker();
+  for (auto& t : helpers) t.join();
   if (source.finish) {
     core::Status fin = source.finish();
     if (st.ok()) st = fin;

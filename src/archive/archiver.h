@@ -103,14 +103,21 @@ struct StreamEntry {
 };
 
 // Entries one after another. next() returns nullopt at the end; it is called
-// again only after the previous entry's data was read to its end. `finish`
-// may veto the snapshot (e.g. the producing command failed).
+// again only after the previous entry's data was read to its end (unless
+// `concurrency` says otherwise). `finish` may veto
+// the snapshot (e.g. the producing command failed).
 struct EntrySource {
   std::function<core::Result<std::optional<StreamEntry>>()> next;
   std::function<core::Status()> finish;
   // Engine metadata only known at the end (e.g. a base backup's stop LSN):
   // merged into the snapshot's `engine` after finish() succeeds.
   std::function<nlohmann::json()> engine;
+  // > 1: that many entries are read at once, each on its own thread, for
+  // producers whose streams must all flow together (parallel dumps that
+  // wait for each other). next() is then called again before earlier
+  // entries end (never concurrently with itself), and `read` of different
+  // entries runs concurrently.
+  size_t concurrency = 1;
 };
 
 // Backs up every entry of `source` as one snapshot whose paths are the

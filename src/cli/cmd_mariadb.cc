@@ -83,6 +83,7 @@ struct BackupArgs {
   ConnArgs conn;
   std::vector<std::string> databases, tags;
   bool no_users = false;
+  size_t parallel = 0;  // 0: the policy's, else 1
 };
 
 core::Status run_backup(Context& ctx, const BackupArgs& a) {
@@ -91,8 +92,10 @@ core::Status run_backup(Context& ctx, const BackupArgs& a) {
   std::string mode = a.mode;
   std::vector<std::string> databases = a.databases;
   bool require_binlog = false;
+  size_t parallel = a.parallel;
   if (svc && svc->engine.type == "mariadb") {
     if (mode.empty()) mode = svc->engine.mode;
+    if (parallel == 0) parallel = svc->engine.parallel;
     if (databases.empty()) databases = svc->engine.databases;
     require_binlog = svc->engine.binlog_archiving;
   }
@@ -116,9 +119,12 @@ core::Status run_backup(Context& ctx, const BackupArgs& a) {
   if (mode == "physical") {
     if (!databases.empty())
       return core::invalid_argument("--database applies to logical backups only");
+    if (a.parallel > 1) return core::invalid_argument("--parallel applies to logical backups only");
     r = mdb::physical_backup(*repo, {conn, require_binlog}, opt, &progress);
   } else {
-    r = mdb::logical_backup(*repo, {conn, databases, !a.no_users, require_binlog}, opt, &progress);
+    mdb::LogicalOptions lo{conn, databases, !a.no_users, require_binlog,
+                           std::max<size_t>(parallel, 1)};
+    r = mdb::logical_backup(*repo, lo, opt, &progress);
   }
   line.stop();
   if (!r.ok())
@@ -310,6 +316,12 @@ void add_mariadb(CLI::App& app, Context& ctx) {
                    "logical: database(s) to dump (default: all but the system ones)")
       ->allow_extra_args(false);
   backup->add_flag("--no-users", b->no_users, "logical: skip users.sql (CREATE USER / GRANT)");
+  backup
+      ->add_option(
+          "--parallel", b->parallel,
+          "logical: N dump streams over disjoint table sets, held at one consistent "
+          "point (needs the binlog and RELOAD; default: the policy's engine.parallel, else 1)")
+      ->check(CLI::Range(1, 64));
   backup->add_option("--record-host", b->record_host, "host name to record in the snapshot");
   backup->add_option("--tag", b->tags, "tag(s) for the snapshot")->allow_extra_args(false);
   backup->callback([&ctx, b] { ctx.run([&] { return run_backup(ctx, *b); }); });

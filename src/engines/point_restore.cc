@@ -41,12 +41,20 @@ std::string next_step_for(const policy::Service& s, const repo::SnapshotRef& sna
                           const std::string& target) {
   const auto& e = snap.snapshot.engine;
   std::string type = e.value("type", s.engine.type);
-  if (type == "mariadb" && s.engine.mariadb_binlogs())
+  if (type == "mariadb") {
+    std::string load =
+        e.value("layout", "") == "parallel"
+            ? fmt::format(
+                  "load {0}/dump/tables-*.sql into a server (at once or in any "
+                  "order), then {0}/dump/objects.sql",
+                  target)
+            : fmt::format("load {0}/dump.sql into a server (mariadb < dump.sql)", target);
+    if (!s.engine.mariadb_binlogs()) return load;
     return fmt::format(
-        "load {0}/dump.sql into a server, or for exactly T: cairn mariadb restore --service {1} --to-time T "
+        "{0}, or for exactly T: cairn mariadb restore --service {1} --to-time T "
         "--socket <server socket> (dump + archived binlogs)",
-        target, s.name);
-  if (type == "mariadb") return "load " + target + "/dump.sql into a server (mariadb < dump.sql)";
+        load, s.name);
+  }
   if (type == "postgres")
     return fmt::format(
         "load the dumps with pg_restore (e.g. pg_restore --create -d postgres {}/<database>.dump)",

@@ -98,7 +98,8 @@ core::Result<archive::BackupResult> backup_service(repo::Repository& repo, const
     core::Result<archive::BackupResult> r =
         e.mode == "physical"
             ? mariadb::physical_backup(repo, {*conn, e.binlog_archiving}, opt, progress)
-            : mariadb::logical_backup(repo, {*conn, e.databases, true, e.binlog_archiving}, opt, progress);
+            : mariadb::logical_backup(
+                  repo, {*conn, e.databases, true, e.binlog_archiving, e.parallel}, opt, progress);
     if (!r.ok()) return in_service(core::Status(r.status().code(), r.status().message() + "\nno snapshot written"));
     return r;
   }

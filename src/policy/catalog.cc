@@ -48,10 +48,12 @@ const std::map<std::string, std::vector<std::string>> kEngineKeys = {
     {"sqlite", {"type", "path"}},
     // --- end redis, sqlite engines
     // mariadb engine
-    {"mariadb", {"type", "mode", "socket", "host", "port", "user", "password", "password_file", "databases",
-                 "binlog_archiving"}},
+    {"mariadb",
+     {"type", "mode", "socket", "host", "port", "user", "password", "password_file", "databases",
+      "binlog_archiving", "parallel"}},
     // volume engine
-    {"volume", {"type", "driver", "source", "snapshot_dir", "snapshot_size", "freeze", "quiesce", "exclude"}},
+    {"volume",
+     {"type", "driver", "source", "snapshot_dir", "snapshot_size", "freeze", "quiesce", "exclude"}},
 };
 
 // "files, exec, postgres, mariadb, redis, sqlite or volume" for messages: always the types this version runs.
@@ -508,6 +510,13 @@ class Reader {
     if (node["databases"]) e.databases = strings(node["databases"], svc, "engine.databases");
     if (node["binlog_archiving"])
       e.binlog_archiving = boolean(node["binlog_archiving"], svc, "engine.binlog_archiving").value_or(false);
+    if (node["parallel"]) {
+      e.parallel =
+          static_cast<size_t>(integer(node["parallel"], svc, "engine.parallel", 1, 64).value_or(1));
+      if (e.parallel > 1 && e.mode != "logical")
+        error(node["parallel"], svc, "engine.parallel",
+              "parallel dump streams apply to mode logical only");
+    }
   }
   // --- end mariadb engine ---
 
@@ -999,6 +1008,7 @@ nlohmann::json to_json(const Service& s) {
     if (!e.password.empty()) engine["password"] = e.password;  // a ${VAR} reference, never a secret
     engine["databases"] = e.databases;
     engine["binlog_archiving"] = e.binlog_archiving;
+    engine["parallel"] = e.parallel;
   } else if (e.type == "volume") {  // volume engine
     engine["driver"] = e.driver;
     engine["source"] = e.source;

@@ -578,14 +578,20 @@ void mariadb_commands(Runbook& b, const policy::Service& s, const Ctx& c,
             "2>&1\n" +
             run);
     std::string conn = " --socket \"$socket\"";
+    std::string dump = s.engine.parallel > 1
+                           ? "`dump/tables-*.sql` at once, then `dump/objects.sql`"
+                           : "`dump.sql`";
     add(b, "restore-latest", pitr ? "Restore to the newest point" : "Restore the newest backup",
-        pitr ? "Loads the newest logical base (`dump.sql`) and replays every archived binlog after "
-               "it (add `--with-users` to run `users.sql` too: accounts and grants)." +
-                   sync_note
-             : "Loads the newest logical backup (`dump.sql`; add `--with-users` to run `users.sql` "
-               "too). "
-               "No binlog is archived for this service (`binlog_archiving` is off): the base is "
-               "the recovery point.",
+        pitr
+            ? "Loads the newest logical base (" + dump +
+                  ") and replays every archived binlog after "
+                  "it (add `--with-users` to run `users.sql` too: accounts and grants)." +
+                  sync_note
+            : "Loads the newest logical backup (" + dump +
+                  "; add `--with-users` to run `users.sql` "
+                  "too). "
+                  "No binlog is archived for this service (`binlog_archiving` is off): the base is "
+                  "the recovery point.",
         c.target_line + sock + c.cairn + " mariadb restore --service " + c.svc + conn + base_only +
             "\n");
     if (pitr) {

@@ -12,10 +12,12 @@ chmod 755 "$T"
 as_server=()
 [ "$(id -u)" -eq 0 ] && as_server=(--user=mysql)
 
-# start_mariadb NAME: a server in $T/NAME on a free port with its socket
-# there and a binlog; sets SOCK_<NAME>, PORT_<NAME>, PID_<NAME>, DATA_<NAME>.
+# start_mariadb NAME [MARIADBD OPTION...]: a server in $T/NAME on a free port
+# with its socket there and a binlog (unless an option says --skip-log-bin);
+# sets SOCK_<NAME>, PORT_<NAME>, PID_<NAME>, DATA_<NAME>.
 start_mariadb() {
   local name=$1 dir=$T/$1 port pid
+  shift
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown mysql "$dir"
   mariadb-install-db --no-defaults --datadir="$dir/data" "${as_server[@]}" --skip-test-db \
@@ -23,7 +25,7 @@ start_mariadb() {
   port=$(free_port)
   "$MARIADBD" --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
     --bind-address=127.0.0.1 --log-bin="$dir/data/binlog" --server-id=1 --pid-file="$dir/pid" \
-    --log-error="$dir/error.log" --innodb-buffer-pool-size=32M "${as_server[@]}" >/dev/null 2>&1 &
+    --log-error="$dir/error.log" --innodb-buffer-pool-size=32M "${as_server[@]}" "$@" >/dev/null 2>&1 &
   pid=$!
   on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
   for _ in $(seq 1 300); do

@@ -3,8 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <algorithm>
+#include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -415,6 +416,93 @@ TEST_F(ArchiveTest, StreamEntriesBecomeATree) {
     EXPECT_EQ(b.status().code(), core::Code::kInvalidArgument);
   }
   EXPECT_EQ(repo_->list_snapshots().value().size(), 1u);
+}
+
+// Streams that only flow together (parallel dumps held at a common point):
+// with `concurrency`, every entry is read at once and each file keeps its
+// own content; read one after another, the first stream would wait forever
+// (here: a few seconds, then an error).
+class TogetherSource {
+ public:
+  TogetherSource(size_t streams, size_t bytes_each, int fail_stream = -1,
+                 std::chrono::seconds patience = std::chrono::seconds(10))
+      : streams_(streams), bytes_(bytes_each), fail_(fail_stream), patience_(patience) {}
+
+  EntrySource source(size_t concurrency) {
+    EntrySource src;
+    src.concurrency = concurrency;
+    src.next = [this]() -> core::Result<std::optional<StreamEntry>> {
+      if (next_ == streams_) return std::optional<StreamEntry>();
+      size_t i = next_++;
+      StreamEntry e;
+      e.path = "dump/part-" + std::to_string(i) + ".sql";
+      auto sent = std::make_shared<size_t>(0);
+      e.read = [this, i, sent](uint8_t* b, size_t n) -> core::Result<size_t> {
+        if (*sent == 0) TRY(wait_for_all());
+        if (static_cast<int>(i) == fail_ && *sent > bytes_ / 2)
+          return core::io_error("stream broke");
+        // The failing case's healthy streams never end: only the failure stops them.
+        size_t left = fail_ >= 0 ? n : std::min(n, bytes_ - *sent);
+        for (size_t k = 0; k < left; ++k) b[k] = static_cast<uint8_t>((*sent + k) * (i + 1) / 4099);
+        *sent += left;
+        return left;
+      };
+      return std::optional<StreamEntry>(std::move(e));
+    };
+    return src;
+  }
+
+ private:
+  core::Status wait_for_all() {
+    std::unique_lock lock(mu_);
+    started_++;
+    cv_.notify_all();
+    if (!cv_.wait_for(lock, patience_, [&] { return started_ >= streams_; }))
+      return core::io_error("the other streams never started");
+    return {};
+  }
+  size_t streams_, bytes_;
+  int fail_;
+  std::chrono::seconds patience_;
+  size_t next_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t started_ = 0;
+};
+
+TEST_F(ArchiveTest, ConcurrentEntriesFlowTogetherAndKeepTheirContent) {
+  const size_t kStreams = 3, kBytes = 5u << 20;
+  TogetherSource together(kStreams, kBytes);
+  auto r = backup_entries(*repo_, together.source(kStreams), {}, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->snapshot.summary.total_files, kStreams);
+  EXPECT_EQ(r->snapshot.summary.total_bytes, kStreams * kBytes);
+  std::string out = dir_ / "out";
+  auto restored = restore_to(r->snapshot, out);
+  EXPECT_TRUE(restored.errors.empty());
+  for (size_t i = 0; i < kStreams; ++i) {
+    std::string got = read_file(out + "/dump/part-" + std::to_string(i) + ".sql");
+    ASSERT_EQ(got.size(), kBytes) << i;
+    bool same = true;
+    for (size_t k = 0; k < got.size() && same; ++k)
+      same = static_cast<uint8_t>(got[k]) == static_cast<uint8_t>(k * (i + 1) / 4099);
+    EXPECT_TRUE(same) << "content of stream " << i;
+  }
+}
+
+TEST_F(ArchiveTest, ConcurrentEntriesReadOneByOneWouldStall) {
+  TogetherSource together(2, 1u << 20, -1, std::chrono::seconds(1));
+  auto r = backup_entries(*repo_, together.source(1), {}, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("never started"), std::string::npos) << r.status().message();
+}
+
+TEST_F(ArchiveTest, OneFailingConcurrentEntryStopsTheOthersAndWritesNoSnapshot) {
+  TogetherSource together(3, 4u << 20, /*fail_stream=*/1);
+  auto r = backup_entries(*repo_, together.source(3), {}, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("stream broke"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(repo_->list_snapshots().value().empty());
 }
 
 // A base backup read from a data directory: the directory's contents become

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/process.h"
+#include "engines/mariadb/dump_stream.h"
 #include "engines/mariadb/mariadb.h"
 #include "repo/timefmt.h"
 
@@ -19,20 +20,6 @@ namespace {
 
 const std::vector<std::string> kSystemSchemas = {"mysql", "information_schema",
                                                  "performance_schema", "sys"};
-
-struct ServerFacts {
-  std::string version;
-  bool log_bin = false;
-  std::string log_bin_basename;
-};
-
-core::Result<ServerFacts> server_facts(const Connection& conn) {
-  ASSIGN_OR_RETURN(auto rows,
-                   query(conn, "SELECT VERSION(), @@log_bin, IFNULL(@@log_bin_basename, '')"));
-  if (rows.empty() || rows[0].size() < 3)
-    return core::io_error("MariaDB at " + conn.describe() + " gave no version");
-  return ServerFacts{rows[0][0], rows[0][1] == "1", rows[0][2]};
-}
 
 core::Result<std::vector<std::string>> pick_databases(const Connection& conn,
                                                       const std::vector<std::string>& wanted) {
@@ -79,13 +66,16 @@ class DumpEntries {
     po.new_process_group = true;  // a signal to cairn reaches the dump too
     ASSIGN_OR_RETURN(current_, core::Subprocess::start(item.argv, po));
     current_is_dump_ = item.is_dump;
-    tail_.clear();
+    watch_ = DumpWatch();
     archive::StreamEntry e;
     e.path = item.filename;
     e.mode = 0600;
     e.read = [this](uint8_t* b, size_t n) -> core::Result<size_t> {
       ASSIGN_OR_RETURN(size_t r, current_->read(b, n));
-      observe(b, r);
+      if (watch_.observe(b, r) && current_is_dump_) {
+        position_ = watch_.position();
+        consistent_time_ = repo::format_time(repo::now_time());
+      }
       return r;
     };
     return std::optional<archive::StreamEntry>(std::move(e));
@@ -97,10 +87,7 @@ class DumpEntries {
     uint64_t bytes = p->bytes_read();
     TRY(p->wait());
     if (bytes == 0) return core::io_error(p->name() + " produced no output");
-    if (tail_.find("-- Dump completed") == std::string::npos)
-      return core::io_error(p->name() +
-                            " ended without its \"-- Dump completed\" line (a cut dump)");
-    return {};
+    return watch_.check_complete(p->name());
   }
 
   json metadata() const {
@@ -114,37 +101,64 @@ class DumpEntries {
   }
 
  private:
-  void observe(const uint8_t* b, size_t n) {
-    const char* c = reinterpret_cast<const char*>(b);
-    tail_.append(c, n);
-    if (tail_.size() > 4096) tail_.erase(0, tail_.size() - 256);
-    if (!current_is_dump_ || head_done_) return;
-    head_.append(c, std::min(n, kHeadLimit - head_.size()));
-    // The comment comes before any data: once it is seen, or after the first
-    // 64 KiB, nothing more is kept.
-    if (auto p = parse_change_master(head_)) {
-      position_ = p;
-      consistent_time_ = repo::format_time(repo::now_time());
-      head_done_ = true;
-    } else if (head_.size() >= kHeadLimit) {
-      head_done_ = true;
-    }
-    if (head_done_) std::string().swap(head_);
-  }
-
-  static constexpr size_t kHeadLimit = 64 << 10;
   std::shared_ptr<ClientOptions> opts_;  // the options file lives as long as the commands
   std::vector<Item> items_;
   size_t next_ = 0;
   std::unique_ptr<core::Subprocess> current_;
   bool current_is_dump_ = false;
-  std::string head_, tail_;
-  bool head_done_ = false;
+  DumpWatch watch_;
   std::optional<BinlogPosition> position_;
   std::string consistent_time_;
 };
 
 }  // namespace
+
+bool DumpWatch::observe(const uint8_t* b, size_t n) {
+  const char* c = reinterpret_cast<const char*>(b);
+  tail_.append(c, n);
+  if (tail_.size() > 4096) tail_.erase(0, tail_.size() - 256);
+  if (head_done_) return false;
+  head_.append(c, std::min(n, kHeadLimit - head_.size()));
+  // The comment comes before any data: once it is seen, or after the first
+  // 64 KiB, nothing more is kept.
+  bool found = false;
+  if (auto p = parse_change_master(head_)) {
+    position_ = p;
+    found = head_done_ = true;
+  } else if (head_.size() >= kHeadLimit) {
+    head_done_ = true;
+  }
+  if (head_done_) std::string().swap(head_);
+  return found;
+}
+
+core::Status DumpWatch::check_complete(const std::string& tool) const {
+  if (tail_.find("-- Dump completed") == std::string::npos)
+    return core::io_error(tool + " ended without its \"-- Dump completed\" line (a cut dump)");
+  return {};
+}
+
+std::vector<std::string> dump_argv(const ClientOptions& opts, bool log_bin) {
+  std::vector<std::string> dump = opts.argv("mariadb-dump");
+  dump.insert(dump.end(), {"--single-transaction", "--routines", "--triggers", "--events",
+                           "--hex-blob", "--default-character-set=utf8mb4"});
+  if (log_bin) dump.push_back("--master-data=2");
+  return dump;
+}
+
+std::vector<std::string> users_dump_argv(const ClientOptions& opts) {
+  std::vector<std::string> users = opts.argv("mariadb-dump");
+  users.insert(users.end(), {"--system=users", "--insert-ignore", "--no-data", "--no-create-db"});
+  return users;
+}
+
+core::Result<ServerFacts> server_facts(const Connection& conn) {
+  ASSIGN_OR_RETURN(auto rows,
+                   query(conn, "SELECT VERSION(), @@log_bin, IFNULL(@@log_bin_basename, '')"));
+  if (rows.empty() || rows[0].size() < 3)
+    return core::io_error("MariaDB at " + conn.describe() + " gave no version");
+  return ServerFacts{rows[0][0], rows[0][1] == "1", rows[0][2]};
+}
 
 core::Result<archive::BackupResult> logical_backup(repo::Repository& repo,
                                                    const LogicalOptions& opt,
@@ -157,24 +171,21 @@ core::Result<archive::BackupResult> logical_backup(repo::Repository& repo,
                              "point-in-time restores need --log-bin");
   ASSIGN_OR_RETURN(auto databases, pick_databases(opt.conn, opt.databases));
   ASSIGN_OR_RETURN(std::shared_ptr<ClientOptions> opts, ClientOptions::create(opt.conn));
-  std::vector<DumpEntries::Item> items;
-  std::vector<std::string> dump = opts->argv("mariadb-dump");
-  dump.insert(dump.end(), {"--single-transaction", "--routines", "--triggers", "--events",
-                           "--hex-blob", "--default-character-set=utf8mb4"});
-  if (facts.log_bin) dump.push_back("--master-data=2");
-  dump.push_back("--databases");
-  dump.insert(dump.end(), databases.begin(), databases.end());
-  items.push_back({"dump.sql", dump, true});
-  if (opt.users) {
-    std::vector<std::string> users = opts->argv("mariadb-dump");
-    users.insert(users.end(), {"--system=users", "--insert-ignore", "--no-data", "--no-create-db"});
-    items.push_back({"users.sql", users, false});
-  }
-  auto entries = std::make_shared<DumpEntries>(opts, std::move(items));
   archive::EntrySource src;
-  src.next = [entries] { return entries->next(); };
-  src.finish = [entries] { return entries->finish_current(); };
-  src.engine = [entries] { return entries->metadata(); };
+  if (opt.parallel > 1) {
+    ASSIGN_OR_RETURN(src, parallel_dump_source(opt, facts, databases, opts));
+  } else {
+    std::vector<DumpEntries::Item> items;
+    std::vector<std::string> dump = dump_argv(*opts, facts.log_bin);
+    dump.push_back("--databases");
+    dump.insert(dump.end(), databases.begin(), databases.end());
+    items.push_back({"dump.sql", dump, true});
+    if (opt.users) items.push_back({"users.sql", users_dump_argv(*opts), false});
+    auto entries = std::make_shared<DumpEntries>(opts, std::move(items));
+    src.next = [entries] { return entries->next(); };
+    src.finish = [entries] { return entries->finish_current(); };
+    src.engine = [entries] { return entries->metadata(); };
+  }
   archive::BackupOptions b = backup;
   b.engine = {
       {"type", "mariadb"},        {"mode", "logical"},      {"server_version", facts.version},

@@ -109,11 +109,20 @@ struct LogicalOptions {
   std::vector<std::string> databases;  // empty: every database except the system schemas
   bool users = true;                   // users.sql: CREATE USER / GRANT statements
   bool require_binlog = false;         // fail when the server does not write a binlog
+  // > 1: up to that many mariadb-dump streams over disjoint table sets
+  // (balanced by size), all started at one consistent point: commits are
+  // blocked (BACKUP STAGE BLOCK_COMMIT, needs RELOAD) until every stream has
+  // opened its snapshot, and the backup fails unless all name the same
+  // binlog position. Needs the binlog.
+  size_t parallel = 1;
 };
 // Snapshot layout: /dump.sql (one consistent mariadb-dump stream of every
 // selected database), /users.sql. Engine metadata: server_version,
 // databases, binlog_file/binlog_position of the dump's consistent point and
 // consistent_time (a time at or after that point).
+// With `parallel`: /dump/tables-NN.sql (tables, their data and triggers),
+// /dump/objects.sql (views, routines, events; loaded last), /users.sql;
+// engine.layout = "parallel" and engine.streams lists the dump files.
 core::Result<archive::BackupResult> logical_backup(repo::Repository& repo,
                                                    const LogicalOptions& opt,
                                                    const archive::BackupOptions& backup,
@@ -177,7 +186,8 @@ core::Result<repo::SnapshotRef> choose_base(const std::vector<repo::SnapshotRef>
                                             const RecoveryTarget& target);
 
 // Loads a logical snapshot's dump.sql (and users.sql when `users`) into the
-// server behind `target` through the mariadb client, streamed.
+// server behind `target` through the mariadb client, streamed. A parallel
+// backup's table streams load concurrently, then its objects.sql.
 core::Status restore_logical(repo::Repository& repo, const repo::SnapshotRef& snapshot,
                              const Connection& target, bool users);
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "archive/tree_walk.h"
 #include "core/file.h"
@@ -121,15 +122,37 @@ core::Status restore_logical(repo::Repository& repo, const repo::SnapshotRef& sn
   ASSIGN_OR_RETURN(auto opts, ClientOptions::create(target));
   std::vector<std::string> argv = opts->argv("mariadb");
   argv.insert(argv.end(), {"--binary-mode", "--batch"});
-  std::vector<std::string> files = {"/dump.sql"};
-  if (users) files.push_back("/users.sql");
-  for (const auto& f : files) {
+  auto load = [&](const std::string& f) {
     core::Status st =
         pipe_into(argv, {}, [&](int fd) { return stream_entry_to(repo, snap, f, fd, "mariadb"); });
     if (!st.ok())
       return st.with_context("loading " + f + " of snapshot " + snap.id.substr(0, 8) +
                              " into MariaDB at " + target.describe());
+    return st;
+  };
+  // A parallel backup: its table streams are independent (each creates its
+  // databases if missing and turns foreign key checks off), so they load at
+  // once; objects.sql (views, routines, events) needs the tables and goes last.
+  std::vector<std::string> together, after;
+  if (e.value("layout", "") == "parallel" && e.contains("streams") && e["streams"].is_array()) {
+    for (const auto& f : e["streams"]) {
+      if (!f.is_string())
+        return core::corruption("snapshot " + snap.id.substr(0, 8) +
+                                " has a malformed stream list");
+      std::string name = "/" + f.get<std::string>();
+      (name.starts_with("/dump/tables-") ? together : after).push_back(name);
+    }
+  } else {
+    after.push_back("/dump.sql");
   }
+  if (users) after.push_back("/users.sql");
+  std::vector<core::Status> results(together.size());
+  std::vector<std::thread> loaders;
+  for (size_t i = 0; i < together.size(); ++i)
+    loaders.emplace_back([&, i] { results[i] = load(together[i]); });
+  for (auto& t : loaders) t.join();
+  for (const auto& st : results) TRY(st);
+  for (const auto& f : after) TRY(load(f));
   return {};
 }
 
