@@ -1,6 +1,6 @@
 # Restore drills of a MariaDB service on a scratch server: the logical dump
-# (or a physical base as the server's data directory) plus the archived
-# binlogs recover every commit to the latest point, or
+# (two parallel streams) or a physical base as the server's data directory,
+# plus the archived binlogs recover every commit to the latest point, or
 # exactly the rows committed by a time (binlog times have whole seconds);
 # CHECK TABLE and the policy's SQL and command checks run; a false check
 # fails the drill; no scratch server or folder is left.
@@ -19,7 +19,8 @@ chmod 755 "$SCRATCH"
 on_exit "rm -rf '$SCRATCH'"
 start_mariadb src
 S=$SOCK_src
-M "$S" -e "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL)" ||
+M "$S" -e "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL);
+           CREATE TABLE shop.notes (id INT PRIMARY KEY, body TEXT); INSERT INTO shop.notes VALUES (1, 'kept')" ||
   fail "schema"
 # With the default database set: a one-database base replays only its
 # database's statements (docs/engines/mariadb.md).
@@ -31,7 +32,7 @@ services:
   shop:
     owner: team-shop
     objectives: { rpo: 1h, rto: 1h }
-    engine: { type: mariadb, socket: $S, user: root, databases: [shop], binlog_archiving: true }
+    engine: { type: mariadb, socket: $S, user: root, databases: [shop], binlog_archiving: true, parallel: 2 }
     schedule: "@daily"
     drill:
       checks:
@@ -55,6 +56,9 @@ expect_exit 0 D policy validate
 step "a base, then commits before and after a whole second T, binlogs archived"
 insert 1 20
 expect_exit 0 D backup --service shop
+expect_exit 0 D --json snapshots --service shop
+assert_eq '["dump/tables-01.sql","dump/tables-02.sql","dump/objects.sql"]' "$(jq -c '.[0].engine.streams' <<<"$OUT")" \
+  "streams of the parallel base"
 insert 21 30
 T_SEC=$(( $(date +%s) + 1 ))
 while (($(date +%s) < T_SEC + 1)); do sleep 0.1; done
