@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <random>
 
@@ -54,6 +57,60 @@ core::Status link_no_replace(const std::string& tmp, const std::string& final_pa
     if (errno != EINVAL && errno != ENOSYS) err = errno;
   }
   return core::errno_status(err, final_path);
+}
+
+// Packs are written with O_DIRECT where the file system takes it. A pack is
+// fsynced at once and not read back soon, so the page cache only adds a copy
+// into freshly allocated pages (42 % of a prune's CPU in a profile here; a
+// 160 MiB write took 0.11-0.44 s buffered, 0.05 s direct) and, on a
+// database host, evicts the database's own cache. Direct I/O needs aligned
+// buffers, offsets and lengths: the data goes through a per-thread aligned
+// bounce buffer, the last block is padded and the file truncated back.
+constexpr size_t kDirectAlign = 4096;
+constexpr size_t kDirectChunk = 2 << 20;
+constexpr size_t kDirectMinSize = 256 << 10;  // smaller objects: not worth a synchronous write
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+
+// Writes `data` at offset 0 of the empty file `fd` with O_DIRECT. Returns
+// false, with the file empty again and its flags as before, when the file
+// system (tmpfs on older kernels, some FUSE mounts) or the device refuses
+// direct I/O; the caller then writes through the page cache.
+core::Result<bool> write_direct(int fd, core::ByteView data, const std::string& what) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) return false;
+  auto give_up = [&]() -> core::Result<bool> {
+    if (::ftruncate(fd, 0) != 0 || ::fcntl(fd, F_SETFL, flags) != 0)
+      return core::errno_status(errno, what);
+    return false;
+  };
+  thread_local std::unique_ptr<uint8_t, FreeDeleter> bounce;
+  if (!bounce) {
+    void* p = nullptr;
+    if (::posix_memalign(&p, kDirectAlign, kDirectChunk) != 0) return give_up();
+    bounce.reset(static_cast<uint8_t*>(p));
+  }
+  for (size_t off = 0; off < data.size();) {
+    size_t n = std::min(kDirectChunk, data.size() - off);
+    size_t padded = (n + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    std::memcpy(bounce.get(), data.data() + off, n);
+    std::memset(bounce.get() + n, 0, padded - n);
+    ssize_t w;
+    do {
+      w = ::pwrite(fd, bounce.get(), padded, static_cast<off_t>(off));
+    } while (w < 0 && errno == EINTR);
+    if (w < 0 && errno == EINVAL) return give_up();  // an alignment this device refuses
+    if (w < 0) return core::errno_status(errno, what);
+    if (static_cast<size_t>(w) != padded) return give_up();  // short: finish buffered
+    off += n;
+  }
+  // Only the last chunk can be short: cut its padding off again.
+  if (data.size() % kDirectAlign != 0 && ::ftruncate(fd, static_cast<off_t>(data.size())) != 0)
+    return core::errno_status(errno, what);
+  if (::fcntl(fd, F_SETFL, flags) != 0) return core::errno_status(errno, what);
+  return true;
 }
 
 struct DirCloser {
@@ -143,7 +200,14 @@ core::Status LocalBackend::save_with(const Handle& h, core::ByteView data,
   }
 
   // Errors name the object, not the temp file: that is what the user knows.
-  core::Status st = core::write_all(fd.get(), data, final_path);
+  core::Status st;
+  bool written = false;
+  if (h.type == FileType::kPack && !options.no_sync && data.size() >= kDirectMinSize) {
+    auto direct = write_direct(fd.get(), data, final_path);
+    if (!direct.ok()) st = direct.status();
+    written = direct.ok() && *direct;
+  }
+  if (st.ok() && !written) st = core::write_all(fd.get(), data, final_path);
   if (options.data_consumed) options.data_consumed();  // `data` is not read below
   if (st.ok() && !options.no_sync) st = sync_file(fd.get(), final_path);
   if (st.ok()) st = fd.close(final_path);
