@@ -44,13 +44,6 @@ struct TableInfo {
   std::string qualified() const { return db + "." + name; }
 };
 
-std::string unhex(const std::string& h) {
-  std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2)
-    out.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
-  return out;
-}
-
 // Names travel as hex: the client's batch output escapes tabs, newlines and
 // backslashes, which a table name may hold.
 core::Result<std::vector<TableInfo>> list_tables(const Connection& conn,
@@ -63,8 +56,12 @@ core::Result<std::vector<TableInfo>> list_tables(const Connection& conn,
   std::set<std::string> wanted(databases.begin(), databases.end());
   std::vector<TableInfo> out;
   for (const auto& r : rows) {
-    if (r.size() < 4) continue;
-    TableInfo t{unhex(r[0]), unhex(r[1]), r[2] == "1", std::stoull(r[3])};
+    auto db = r.size() == 4 ? core::hex_decode(r[0]) : std::nullopt;
+    auto name = r.size() == 4 ? core::hex_decode(r[1]) : std::nullopt;
+    if (!db || !name)
+      return core::io_error("MariaDB at " + conn.describe() + " listed its tables unreadably");
+    TableInfo t{std::string(core::as_chars(*db)), std::string(core::as_chars(*name)), r[2] == "1",
+                std::strtoull(r[3].c_str(), nullptr, 10)};
     if (wanted.count(t.db)) out.push_back(std::move(t));
   }
   return out;
