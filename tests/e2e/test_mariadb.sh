@@ -155,16 +155,8 @@ step "restore to the latest archived point: every row, and the same schema and d
 start_mariadb latest
 expect_exit 0 R mariadb restore --service shop --socket "$SOCK_latest" --with-users
 assert_eq "$(seq -s, 1 40)" "$(M "$SOCK_latest" -e "SELECT GROUP_CONCAT(id ORDER BY id) FROM shop.ticks")" "rows (latest)"
-dump_of() {
-  mariadb-dump --no-defaults -S "$1" -uroot --skip-dump-date --skip-comments --routines --triggers --events \
-    --hex-blob --order-by-primary --databases shop stats | sed 's/ AUTO_INCREMENT=[0-9]*//'
-}
-dump_of "$S" >"$T/src.sql" && dump_of "$SOCK_latest" >"$T/latest.sql" || fail "dumps for comparison"
-cmp -s "$T/src.sql" "$T/latest.sql" || { diff "$T/src.sql" "$T/latest.sql" | head -20; fail "restored databases differ"; }
-assert_eq "$(M "$S" -e "SELECT shop.total()")" "$(M "$SOCK_latest" -e "SELECT shop.total()")" "function result"
-M "$SOCK_latest" -e "CALL shop.add_item('after restore')" || fail "procedure after restore"
-assert_eq insert "$(M "$SOCK_latest" -e "SELECT what FROM shop.audit ORDER BY id DESC LIMIT 1")" "trigger after restore"
-assert_eq nightly "$(M "$SOCK_latest" -e "SELECT event_name FROM information_schema.events")" "event"
+assert_same_databases "$S" "$SOCK_latest" shop stats
+assert_shop_objects_work "$S" "$SOCK_latest"
 assert_eq 1 "$(M "$SOCK_latest" -e "SELECT COUNT(*) FROM mysql.user WHERE user = 'bk'")" "users.sql restored"
 
 step "a target the archive does not reach, or before every base: exit 1, nothing claimed"

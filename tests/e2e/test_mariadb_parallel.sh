@@ -121,16 +121,8 @@ expect_exit 0 C --json backup --service shop
 quiet_id=$(jq -r .snapshot_id <<<"$OUT")
 start_mariadb quiet
 expect_exit 0 R mariadb restore --service shop --snapshot "$quiet_id" --base-only --socket "$SOCK_quiet"
-dump_of() {
-  mariadb-dump --no-defaults -S "$1" -uroot --skip-dump-date --skip-comments --routines --triggers --events \
-    --hex-blob --order-by-primary --databases bank shop | sed 's/ AUTO_INCREMENT=[0-9]*//'
-}
-dump_of "$S" >"$T/src.sql" && dump_of "$SOCK_quiet" >"$T/quiet.sql" || fail "dumps for comparison"
-cmp -s "$T/src.sql" "$T/quiet.sql" || { diff "$T/src.sql" "$T/quiet.sql" | head -20; fail "restored databases differ"; }
-assert_eq "$(M "$S" -e "SELECT shop.total()")" "$(M "$SOCK_quiet" -e "SELECT shop.total()")" "function result"
-M "$SOCK_quiet" -e "CALL shop.add_item('after restore')" || fail "procedure after restore"
-assert_eq insert "$(M "$SOCK_quiet" -e "SELECT what FROM shop.audit ORDER BY id DESC LIMIT 1")" "trigger after restore"
-assert_eq nightly "$(M "$SOCK_quiet" -e "SELECT event_name FROM information_schema.events")" "event"
+assert_same_databases "$S" "$SOCK_quiet" bank shop
+assert_shop_objects_work "$S" "$SOCK_quiet"
 # --parallel on the command line wins over the policy; more streams than tables is fine.
 expect_exit 0 C --json mariadb backup --service shop --parallel 12 --database shop
 assert_eq 4 "$(jq '.engine.streams | length' <<<"$OUT")" "streams for 3 tables"
