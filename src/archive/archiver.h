@@ -104,8 +104,8 @@ struct StreamEntry {
 
 // Entries one after another. next() returns nullopt at the end; it is called
 // again only after the previous entry's data was read to its end (unless
-// `concurrency` says otherwise). `finish` may veto
-// the snapshot (e.g. the producing command failed).
+// `concurrency` says otherwise). `finish` may veto the snapshot (e.g. the
+// producing command failed).
 struct EntrySource {
   std::function<core::Result<std::optional<StreamEntry>>()> next;
   std::function<core::Status()> finish;

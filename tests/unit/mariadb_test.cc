@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engines/mariadb/dump_stream.h"
 #include "policy/catalog.h"
 #include "repo/timefmt.h"
 
@@ -57,9 +58,49 @@ TEST(MariadbPosition, ChangeMasterCommentOfADump) {
   ASSERT_TRUE(p);
   EXPECT_EQ(*p, (BinlogPosition{"binlog.000003", 1108}));
   EXPECT_FALSE(parse_change_master("-- CHANGE MASTER TO MASTER_LOG_FILE='binlog.000003'"));
+  // Only the first digits have arrived yet: not a position.
+  EXPECT_FALSE(parse_change_master(
+      "-- CHANGE MASTER TO MASTER_LOG_FILE='binlog.000003', MASTER_LOG_POS=11"));
   EXPECT_FALSE(
       parse_change_master("-- CHANGE MASTER TO MASTER_LOG_FILE='../x', MASTER_LOG_POS=4;"));
   EXPECT_FALSE(parse_change_master(""));
+}
+
+// A dump stream watched as it passes, in pieces of every size: the
+// CHANGE MASTER comment is reported once, when its last byte arrives; the
+// end must be the "-- Dump completed" line.
+TEST(MariadbDumpWatch, FindsTheCommentAcrossPiecesAndChecksTheEnd) {
+  std::string dump =
+      "-- MariaDB dump 10.19\n--\n-- Position to start replication or point-in-time recovery from\n"
+      "--\n\n-- CHANGE MASTER TO MASTER_LOG_FILE='binlog.000007', MASTER_LOG_POS=1234;\n\n" +
+      std::string(100 << 10, 'x') + "\n-- Dump completed on 2026-11-27  0:10:00\n";
+  for (size_t piece : {size_t{1}, size_t{7}, size_t{4096}, dump.size()}) {
+    DumpWatch w;
+    int found = 0;
+    size_t found_at = 0;
+    for (size_t off = 0; off < dump.size(); off += piece) {
+      size_t n = std::min(piece, dump.size() - off);
+      if (w.observe(reinterpret_cast<const uint8_t*>(dump.data() + off), n)) {
+        found++;
+        found_at = off + n;
+      }
+    }
+    EXPECT_EQ(found, 1) << piece;
+    EXPECT_GE(found_at, dump.find("1234;") + 4) << piece;
+    ASSERT_TRUE(w.position().has_value()) << piece;
+    EXPECT_EQ(*w.position(), (BinlogPosition{"binlog.000007", 1234}));
+    EXPECT_TRUE(w.check_complete("mariadb-dump").ok()) << piece;
+  }
+  // Cut short: no final line. Without the comment in the first 64 KiB the
+  // watch stops looking (the head is done) and has no position.
+  DumpWatch cut;
+  std::string head = "-- MariaDB dump\n" + std::string(70 << 10, 'y');
+  EXPECT_FALSE(cut.observe(reinterpret_cast<const uint8_t*>(head.data()), head.size()));
+  EXPECT_TRUE(cut.head_done());
+  EXPECT_FALSE(cut.position().has_value());
+  auto st = cut.check_complete("mariadb-dump");
+  ASSERT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("a cut dump"));
 }
 
 TEST(MariadbPosition, MariabackupLogAndBinlogInfo) {

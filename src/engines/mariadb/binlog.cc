@@ -70,8 +70,10 @@ bool position_before(const BinlogPosition& a, const BinlogPosition& b) {
 }
 
 std::optional<BinlogPosition> parse_change_master(const std::string& text) {
+  // The number must be followed by its terminator: a stream read in pieces
+  // may have delivered only its first digits so far.
   static const std::regex re(
-      R"(CHANGE MASTER TO MASTER_LOG_FILE='([^']+)',\s*MASTER_LOG_POS=(\d+))");
+      R"(CHANGE MASTER TO MASTER_LOG_FILE='([^']+)',\s*MASTER_LOG_POS=(\d+)\s*[;,])");
   std::smatch m;
   if (!std::regex_search(text, m, re)) return std::nullopt;
   auto pos = parse_u64(m[2].str());
