@@ -39,7 +39,12 @@ export CAIRN_PASSWORD=cairn-bench-not-a-secret RESTIC_PASSWORD=cairn-bench-not-a
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 [[ -x $CAIRN ]] || { echo "prune.sh: no cairn binary at $CAIRN" >&2; exit 1; }
-command -v "$RESTIC" >/dev/null || { echo "prune.sh: restic not found" >&2; exit 1; }
+if ! command -v "$RESTIC" >/dev/null && [[ $RESTIC == restic && $(id -u) -eq 0 ]]; then
+  log "installing restic with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y restic >/dev/null ||
+    { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y restic >/dev/null; } || true
+fi
+command -v "$RESTIC" >/dev/null || { echo "prune.sh: restic not found (apt-get install restic)" >&2; exit 1; }
 
 if [[ ${1:-} == --synthetic ]]; then
   PACKS=${BENCH_PACKS:-100000}
