@@ -84,8 +84,7 @@ struct EngineSpec {
   std::string password;       // only a ${VAR} reference, never the secret itself
   bool binlog_archiving = false;  // closed binlogs go to the log archive (cairn mariadb binlog-sync)
   size_t parallel = 1;  // logical: dump streams held at one point (mariadb::LogicalOptions)
-  // volume (docs/engines/volume.md): a file system snapshot backed up as files; `exclude` as for
-  // files
+  // volume (docs/engines/volume.md): a file system snapshot backed up as files (`exclude` too)
   std::string driver;         // btrfs | lvm | zfs | auto
   std::string source;         // btrfs subvolume / mount point, LV (vg/lv), ZFS dataset
   std::string snapshot_dir;   // btrfs: where snapshots are made; lvm: where they are mounted
