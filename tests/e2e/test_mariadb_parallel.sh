@@ -5,7 +5,8 @@
 # restored copy still balances. A quiet backup restores to exactly the
 # source (tables, views, routines, triggers, events, odd table names). Bad
 # cases: a server without binlog, a user without RELOAD, a dump stream
-# killed mid-way: exit 1, no snapshot, and commits are not left blocked.
+# killed mid-way: exit 1, no snapshot, and commits are not left blocked;
+# nor are they when cairn itself is killed with SIGKILL.
 # Usage: bash tests/e2e/test_mariadb_parallel.sh /path/to/cairn
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -157,4 +158,19 @@ assert_contains "$(cat "$T/killed.out")" "no snapshot written"
 assert_eq "$n" "$(snapshot_count "$REPO")" "snapshots after a killed stream"
 timeout 20 mariadb --no-defaults -S "$S" -uroot -e "INSERT INTO bank.ledger (amount) VALUES (0)" ||
   fail "commits still blocked after the failed backup"
+expect_exit 0 R check
+
+step "cairn killed (-9) at random points of a parallel dump: commits never stay blocked"
+RANDOM=7
+for round in 1 2 3 4 5; do
+  "$CAIRN_BIN" --no-progress --config "$T/cairn.yaml" backup --service shop >/dev/null 2>&1 &
+  victim=$!
+  sleep "0.$((RANDOM % 4))$((RANDOM % 10))"
+  kill -9 "$victim" 2>/dev/null || true
+  wait "$victim" 2>/dev/null || true
+  timeout 20 mariadb --no-defaults -S "$S" -uroot -e "INSERT INTO bank.ledger (amount) VALUES (0)" ||
+    fail "round $round: commits blocked after cairn was killed"
+done
+for _ in $(seq 1 100); do pgrep -f "mariadb-dump.*--skip-routines" >/dev/null || break; sleep 0.1; done
+pgrep -f "mariadb-dump.*--skip-routines" >/dev/null && fail "dump processes outlived the killed cairn"
 expect_exit 0 R check
