@@ -18,14 +18,17 @@ as_server=()
 start_mariadb() {
   local name=$1 dir=$T/$1 port pid
   shift
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown mysql "$dir"
+  # A private tmpdir: servers bootstrapped at the same time in the shared
+  # /tmp remove each other's temporary tables and the install fails.
+  mkdir -p "$dir/tmp"
+  [ "$(id -u)" -eq 0 ] && chown mysql "$dir" "$dir/tmp"
   mariadb-install-db --no-defaults --datadir="$dir/data" "${as_server[@]}" --skip-test-db \
-    --auth-root-authentication-method=socket >"$dir/install.log" 2>&1 || fail "mariadb-install-db: $(tail -5 "$dir/install.log")"
+    --auth-root-authentication-method=socket --tmpdir="$dir/tmp" >"$dir/install.log" 2>&1 ||
+    fail "mariadb-install-db: $(grep -m5 -E 'ERROR|Error' "$dir/install.log")"
   port=$(free_port)
   "$MARIADBD" --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
     --bind-address=127.0.0.1 --log-bin="$dir/data/binlog" --server-id=1 --pid-file="$dir/pid" \
-    --log-error="$dir/error.log" --innodb-buffer-pool-size=32M "${as_server[@]}" "$@" >/dev/null 2>&1 &
+    --log-error="$dir/error.log" --tmpdir="$dir/tmp" --innodb-buffer-pool-size=32M "${as_server[@]}" "$@" >/dev/null 2>&1 &
   pid=$!
   on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
   for _ in $(seq 1 300); do

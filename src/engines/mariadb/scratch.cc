@@ -79,11 +79,19 @@ core::Result<std::unique_ptr<ScratchMariadb>> ScratchMariadb::start(const Option
   if (mysql && ::chown(s->dir_.c_str(), mysql->pw_uid, mysql->pw_gid) != 0)
     return core::errno_status(errno, "chown " + s->dir_);
   s->socket_ = s->dir_ + "/mysqld.sock";
+  // A private tmpdir: servers bootstrapped at the same time in the shared
+  // /tmp remove each other's temporary tables ("Could not remove temporary
+  // table '/tmp/#sql-temptable-...'", then the install fails).
+  const std::string tmpdir = s->dir_ + "/tmp";
+  if (::mkdir(tmpdir.c_str(), 0700) != 0) return core::errno_status(errno, tmpdir);
+  if (mysql && ::chown(tmpdir.c_str(), mysql->pw_uid, mysql->pw_gid) != 0)
+    return core::errno_status(errno, "chown " + tmpdir);
   if (o.datadir.empty()) {
     s->datadir_ = s->dir_ + "/data";
     std::vector<std::string> argv = {"mariadb-install-db", "--no-defaults",
                                      "--datadir=" + s->datadir_, "--skip-test-db",
-                                     "--auth-root-authentication-method=socket"};
+                                     "--auth-root-authentication-method=socket",
+                                     "--tmpdir=" + tmpdir};
     if (mysql) argv.push_back("--user=mysql");
     auto r = core::run_and_capture(argv);
     if (!r.ok()) return r.status().with_context("mariadb-install-db in " + s->datadir_);
@@ -98,6 +106,7 @@ core::Result<std::unique_ptr<ScratchMariadb>> ScratchMariadb::start(const Option
                                    fmt::format("--port={}", s->port_),
                                    "--bind-address=127.0.0.1",
                                    "--pid-file=" + s->dir_ + "/mysqld.pid",
+                                   "--tmpdir=" + tmpdir,
                                    "--innodb-buffer-pool-size=64M"};
   if (mysql) argv.push_back("--user=mysql");
   if (o.log_bin) argv.insert(argv.end(), {"--log-bin=" + s->datadir_ + "/binlog", "--server-id=1"});
