@@ -88,8 +88,10 @@ core::Result<std::unique_ptr<ScratchMariadb>> ScratchMariadb::start(const Option
     return core::errno_status(errno, "chown " + tmpdir);
   if (o.datadir.empty()) {
     s->datadir_ = s->dir_ + "/data";
-    std::vector<std::string> argv = {"mariadb-install-db", "--no-defaults",
-                                     "--datadir=" + s->datadir_, "--skip-test-db",
+    std::vector<std::string> argv = {"mariadb-install-db",
+                                     "--no-defaults",
+                                     "--datadir=" + s->datadir_,
+                                     "--skip-test-db",
                                      "--auth-root-authentication-method=socket",
                                      "--tmpdir=" + tmpdir};
     if (mysql) argv.push_back("--user=mysql");
