@@ -84,10 +84,7 @@ class DumpEntries {
   core::Status finish_current() {
     if (!current_) return {};
     auto p = std::move(current_);
-    uint64_t bytes = p->bytes_read();
-    TRY(p->wait());
-    if (bytes == 0) return core::io_error(p->name() + " produced no output");
-    return watch_.check_complete(p->name());
+    return watch_.finish(*p);
   }
 
   json metadata() const {
@@ -136,6 +133,13 @@ core::Status DumpWatch::check_complete(const std::string& tool) const {
   if (tail_.find("-- Dump completed") == std::string::npos)
     return core::io_error(tool + " ended without its \"-- Dump completed\" line (a cut dump)");
   return {};
+}
+
+core::Status DumpWatch::finish(core::Subprocess& dump) const {
+  uint64_t bytes = dump.bytes_read();
+  TRY(dump.wait());
+  if (bytes == 0) return core::io_error(dump.name() + " produced no output");
+  return check_complete(dump.name());
 }
 
 std::vector<std::string> dump_argv(const ClientOptions& opts, bool log_bin) {

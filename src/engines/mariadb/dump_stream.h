@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/process.h"
 #include "engines/mariadb/mariadb.h"
 
 namespace cairn::engines::mariadb {
@@ -24,6 +25,9 @@ class DumpWatch {
   const std::optional<BinlogPosition>& position() const { return position_; }
   // An error naming `tool` unless the stream ended with "-- Dump completed".
   core::Status check_complete(const std::string& tool) const;
+  // Waits for the dump process that fed this watch: it must exit 0, have
+  // written something, and end with its completion line.
+  core::Status finish(core::Subprocess& dump) const;
 
  private:
   static constexpr size_t kHeadLimit = 64 << 10;

@@ -186,8 +186,9 @@ class ParallelDump {
     e.read = [this, i](uint8_t* b, size_t n) -> core::Result<size_t> {
       Run& r = runs_[i];
       ASSIGN_OR_RETURN(size_t got, r.proc->read(b, n));
-      bool opened = r.watch.observe(b, got);
-      if (r.spec.held && !r.reported && (opened || got == 0 || r.watch.head_done())) {
+      r.watch.observe(b, got);
+      // Seen the comment (or given up on it), or the stream ended.
+      if (r.spec.held && !r.reported && (r.watch.head_done() || got == 0)) {
         r.reported = true;
         arrive(i);
       }
@@ -203,10 +204,7 @@ class ParallelDump {
     core::Status st;
     const Run* first = nullptr;
     for (auto& r : runs_) {
-      uint64_t bytes = r.proc->bytes_read();
-      core::Status one = r.proc->wait();
-      if (one.ok() && bytes == 0) one = core::io_error(r.proc->name() + " produced no output");
-      if (one.ok()) one = r.watch.check_complete(r.proc->name());
+      core::Status one = r.watch.finish(*r.proc);
       if (one.ok() && r.spec.held) {
         if (!r.watch.position()) {
           one = core::io_error(r.spec.filename + " has no binlog coordinates");
