@@ -34,8 +34,11 @@ constexpr size_t kMaxOpenFilesPerWorker = 16;
 struct FileState {
   std::string path;
   uint64_t size = 0;
+  size_t meta = 0;                   // its entry in Restorer::meta_
+  std::atomic<uint32_t> pending{0};  // blob writes still to come
   std::atomic<bool> failed{false};
-  std::atomic<bool> created{false};  // exists with its final size
+  std::atomic<bool> hole{false};      // an all-zero blob was skipped, not written
+  std::atomic<bool> finished{false};  // final size and metadata in place
   std::string error;  // guarded by Restorer::mu_
 };
 
@@ -59,15 +62,17 @@ class Restorer {
   core::Result<RestoreResult> run(const Located& start);
 
  private:
-  void restore_tree(const Id& tree_id, int dirfd, const std::string& dir_path,
+  // `fresh`: dirfd was made by this restore, so none of its names exist yet.
+  void restore_tree(const Id& tree_id, int dirfd, bool fresh, const std::string& dir_path,
                     const std::string& snap_path, bool ancestor_included, size_t& restored);
-  bool restore_node(const Node& n, int dirfd, const std::string& dir_path,
+  bool restore_node(const Node& n, int dirfd, bool fresh, const std::string& dir_path,
                     const std::string& snap_path, bool ancestor_included);
   void plan_file(const Node& n, const std::string& path);
   void write_data();
   void process_pack(const Id& pack, std::vector<std::pair<repo::PackEntry, const std::vector<Target>*>>& blobs);
   void fail_file(uint32_t file, const std::string& why);
   core::Result<core::UniqueFd> open_for_write(FileState& f);
+  void finish_file(uint32_t file, int fd);
   void apply_metadata();
   void verify();
   void error(const std::string& e) {
@@ -90,6 +95,8 @@ class Restorer {
 };
 
 core::Result<RestoreResult> Restorer::run(const Located& start) {
+  struct stat st;
+  bool fresh = lstat(opt_.target.c_str(), &st) != 0 && errno == ENOENT;
   TRY(core::make_dirs(opt_.target, 0755));
   auto root = core::open_file(opt_.target, O_RDONLY | O_DIRECTORY);
   if (!root.ok()) return root.status();
@@ -97,10 +104,10 @@ core::Result<RestoreResult> Restorer::run(const Located& start) {
     if (!start.node.subtree) return core::corruption("directory " + start.path + " has no tree");
     size_t restored = 0;
     std::string snap = start.path == "/" ? "" : start.path;
-    restore_tree(*start.node.subtree, root->get(), opt_.target, snap, false, restored);
+    restore_tree(*start.node.subtree, root->get(), fresh, opt_.target, snap, false, restored);
   } else {
     auto slash = start.path.rfind('/');
-    restore_node(start.node, root->get(), opt_.target, start.path.substr(0, slash), true);
+    restore_node(start.node, root->get(), fresh, opt_.target, start.path.substr(0, slash), true);
   }
   write_data();
   apply_metadata();
@@ -108,17 +115,18 @@ core::Result<RestoreResult> Restorer::run(const Located& start) {
   return std::move(result_);
 }
 
-void Restorer::restore_tree(const Id& tree_id, int dirfd, const std::string& dir_path,
-                            const std::string& snap_path, bool ancestor_included, size_t& restored) {
+void Restorer::restore_tree(const Id& tree_id, int dirfd, bool fresh, const std::string& dir_path,
+                            const std::string& snap_path, bool ancestor_included,
+                            size_t& restored) {
   auto tree = repo_.load_tree(tree_id);
   if (!tree.ok()) return error(snap_path + ": " + tree.status().message());
   if (auto st = repo::validate_tree(*tree); !st.ok())
     return error("refusing to restore " + (snap_path.empty() ? "/" : snap_path) + ": " + st.message());
   for (const auto& n : tree->nodes)
-    if (restore_node(n, dirfd, dir_path, snap_path, ancestor_included)) ++restored;
+    if (restore_node(n, dirfd, fresh, dir_path, snap_path, ancestor_included)) ++restored;
 }
 
-bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_path,
+bool Restorer::restore_node(const Node& n, int dirfd, bool fresh, const std::string& dir_path,
                             const std::string& snap_path, bool ancestor_included) {
   if (!repo::is_safe_name(n.name)) {
     error("refusing unsafe name '" + repo::printable_name(n.name) + "' in " + snap_path);
@@ -131,7 +139,8 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
   const char* name = n.name.c_str();
   switch (n.type) {
     case NodeType::kDir: {
-      if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST) {
+      bool made = mkdirat(dirfd, name, 0700) == 0;
+      if (!made && errno != EEXIST) {
         error(core::errno_status(errno, path).message());
         return false;
       }
@@ -141,7 +150,9 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
         return false;
       }
       size_t restored = 0;
-      if (n.subtree) restore_tree(*n.subtree, fd, path, snap, included && !opt_.includes.empty(), restored);
+      if (n.subtree)
+        restore_tree(*n.subtree, fd, made, path, snap, included && !opt_.includes.empty(),
+                     restored);
       close(fd);
       if (!included && restored == 0) {
         unlinkat(dirfd, name, AT_REMOVEDIR);  // only made on the way to includes
@@ -158,7 +169,7 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
         auto key = std::make_pair(n.device_id, n.inode);
         auto it = hardlinks_.find(key);
         if (it != hardlinks_.end()) {
-          unlinkat(dirfd, name, 0);
+          if (!fresh) unlinkat(dirfd, name, 0);
           if (linkat(AT_FDCWD, it->second.c_str(), dirfd, name, 0) == 0) {
             result_.links++;
             return true;
@@ -170,7 +181,7 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
       }
       // Replace, never truncate: an existing entry may be a hard link to a
       // file outside the target, or read-only from an earlier restore.
-      if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) {
+      if (!fresh && unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) {
         error(core::errno_status(errno, path).message() + " (cannot replace the existing entry)");
         return false;
       }
@@ -191,7 +202,7 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
         }
       }
       plan_file(n, path);
-      files_.back()->created = create_now;
+      files_.back()->meta = meta_.size();
       MetaEntry m{path, n, static_cast<int>(files_.size() - 1), false};
       m.node.content.clear();
       meta_.push_back(std::move(m));
@@ -200,7 +211,7 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
     }
     case NodeType::kSymlink: {
       if (!included) return false;
-      unlinkat(dirfd, name, 0);  // replace a previous restore's link; never a directory
+      if (!fresh) unlinkat(dirfd, name, 0);  // replace a previous restore's link; never a directory
       if (symlinkat(n.link_target.c_str(), dirfd, name) != 0) {
         error(core::errno_status(errno, path).message());
         return false;
@@ -218,7 +229,7 @@ bool Restorer::restore_node(const Node& n, int dirfd, const std::string& dir_pat
         result_.warnings.push_back(path + ": device node not restored (needs root)");
         return false;
       }
-      unlinkat(dirfd, name, 0);  // replace a previous restore's node; never a directory
+      if (!fresh) unlinkat(dirfd, name, 0);  // replace a previous restore's node; never a directory
       if (mknodat(dirfd, name, type | 0600, static_cast<dev_t>(n.rdev)) != 0) {
         error(core::errno_status(errno, path).message());
         return false;
@@ -246,6 +257,7 @@ void Restorer::plan_file(const Node& n, const std::string& path) {
       break;
     }
     targets_[id].push_back({idx, offset});
+    files_[idx]->pending++;
     offset += loc->entry.raw_length;
   }
   if (offset != n.size && !files_[idx]->failed)
@@ -261,11 +273,58 @@ void Restorer::plan_file(const Node& n, const std::string& path) {
 core::Result<core::UniqueFd> Restorer::open_for_write(FileState& f) {
   // O_CREAT without O_EXCL: several workers may hold parts of one file. The
   // old entry was removed in pass 1, and O_NOFOLLOW refuses a symlink.
-  ASSIGN_OR_RETURN(core::UniqueFd fd, core::open_file(f.path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0600));
-  // Setting the final size is idempotent, so racing first writers are harmless.
-  if (!f.created.exchange(true) && ftruncate(fd.get(), static_cast<off_t>(f.size)) != 0)
-    return core::errno_status(errno, f.path);
-  return fd;
+  return core::open_file(f.path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0600);
+}
+
+// Sets ownership, mode, xattrs and times of one entry, through `fd` when it
+// is open (no path lookups), else by path without following a symlink. The
+// order matters: chown clears set-id bits and capabilities (an xattr), and
+// the times go last because every other change would touch them.
+void set_metadata(int fd, const std::string& path, const Node& n, bool as_root,
+                  std::vector<std::string>& warnings) {
+  const char* p = path.c_str();
+  auto warn = [&](const std::string& what) {
+    warnings.push_back(core::errno_status(errno, path + ": " + what).message());
+  };
+  if (as_root && (fd >= 0 ? fchown(fd, n.uid, n.gid) : lchown(p, n.uid, n.gid)) != 0) warn("chown");
+  if (n.type != NodeType::kSymlink && (fd >= 0 ? fchmod(fd, n.mode) : chmod(p, n.mode)) != 0)
+    warn("chmod");
+  for (const auto& x : n.xattrs) {
+    int rc = fd >= 0 ? fsetxattr(fd, x.name.c_str(), x.value.data(), x.value.size(), 0)
+                     : lsetxattr(p, x.name.c_str(), x.value.data(), x.value.size(), 0);
+    if (rc != 0) warn("xattr " + x.name);
+  }
+  struct timespec ts[2];
+  ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(n.mtime_ns / 1000000000);
+  ts[0].tv_nsec = ts[1].tv_nsec = static_cast<long>(n.mtime_ns % 1000000000);
+  if (fd >= 0)
+    futimens(fd, ts);
+  else
+    utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+// Called once per file, after its last blob was written (or at the end for
+// files without blobs): sets the final size when a hole was skipped at the
+// end, then the metadata, while the worker still holds the file open.
+void Restorer::finish_file(uint32_t file, int fd) {
+  FileState& f = *files_[file];
+  if (f.failed) return;  // removed in the metadata pass
+  core::UniqueFd own;
+  if (fd < 0) {
+    auto opened = open_for_write(f);
+    if (!opened.ok()) return fail_file(file, opened.status().message());
+    own = std::move(*opened);
+    fd = own.get();
+  }
+  if (f.hole && ftruncate(fd, static_cast<off_t>(f.size)) != 0)
+    return fail_file(file, core::errno_status(errno, f.path).message());
+  std::vector<std::string> warnings;
+  set_metadata(fd, f.path, meta_[f.meta].node, is_root_, warnings);
+  f.finished = true;
+  progress_->files_done++;
+  if (warnings.empty()) return;
+  std::lock_guard lock(mu_);
+  for (auto& w : warnings) result_.warnings.push_back(std::move(w));
 }
 
 void Restorer::fail_file(uint32_t file, const std::string& why) {
@@ -313,76 +372,70 @@ void Restorer::process_pack(const Id& pack,
                             core::ByteView(data->data() + (entry.offset - start), entry.length))
           : core::Result<Bytes>(data.status());
       if (!plain.ok()) {
-        for (const auto& t : *targets)
+        for (const auto& t : *targets) {
           fail_file(t.file, "pack " + pack.hex() + ", blob " + entry.id.short_hex() + ": " +
                                 plain.status().message());
+          --files_[t.file]->pending;
+        }
         continue;
       }
       bool zero = core::is_all_zero(*plain);
       for (const auto& t : *targets) {
         FileState& f = *files_[t.file];
         progress_->bytes_done += plain->size();
-        if (f.failed || zero) continue;  // holes are already zeros after ftruncate
         auto it = fds.find(t.file);
-        if (it == fds.end()) {
-          // Packs of small files touch thousands of files: keep few open.
-          if (fds.size() >= kMaxOpenFilesPerWorker) fds.clear();
-          auto fd = open_for_write(f);
-          if (!fd.ok()) {
-            fail_file(t.file, fd.status().message());
-            continue;
+        if (zero) {
+          f.hole = true;  // left as a hole: finish_file sets the size
+        } else if (!f.failed) {
+          if (it == fds.end()) {
+            // Packs of small files touch thousands of files: keep few open.
+            if (fds.size() >= kMaxOpenFilesPerWorker) fds.clear();
+            auto fd = open_for_write(f);
+            if (fd.ok())
+              it = fds.emplace(t.file, std::move(*fd)).first;
+            else
+              fail_file(t.file, fd.status().message());
           }
-          it = fds.emplace(t.file, std::move(*fd)).first;
-        }
-        size_t done = 0;
-        while (done < plain->size()) {
-          ssize_t w = pwrite(it->second.get(), plain->data() + done, plain->size() - done,
-                             static_cast<off_t>(t.offset + done));
-          if (w < 0 && errno == EINTR) continue;
-          if (w <= 0) {
-            fail_file(t.file, core::errno_status(errno, f.path).message());
-            break;
+          size_t done = 0;
+          while (it != fds.end() && done < plain->size()) {
+            ssize_t w = pwrite(it->second.get(), plain->data() + done, plain->size() - done,
+                               static_cast<off_t>(t.offset + done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+              fail_file(t.file, core::errno_status(errno, f.path).message());
+              break;
+            }
+            done += static_cast<size_t>(w);
           }
-          done += static_cast<size_t>(w);
         }
+        if (--f.pending > 0) continue;
+        finish_file(t.file, it == fds.end() ? -1 : it->second.get());
+        if (it != fds.end()) fds.erase(it);  // no more writes will come
       }
     }
     i = j;
   }
 }
 
+// Files got their metadata from the worker that finished them; this pass
+// does the rest, children before their directory (post-order), because
+// creating or removing an entry changes its directory's mtime.
 void Restorer::apply_metadata() {
   for (auto& m : meta_) {
-    const Node& n = m.node;
-    const char* p = m.path.c_str();
     if (m.file >= 0) {
-      FileState& f = *files_[static_cast<size_t>(m.file)];
-      if (!f.failed && !f.created) {
-        // Nothing was written (all blobs were holes): create it sparse now.
-        auto fd = open_for_write(f);
-        if (!fd.ok()) fail_file(static_cast<uint32_t>(m.file), fd.status().message());
-      }
+      auto file = static_cast<uint32_t>(m.file);
+      FileState& f = *files_[file];
+      if (!f.failed && !f.finished) finish_file(file, -1);  // no blobs: empty
       if (f.failed) {
-        unlink(p);  // never leave a file with unverified content
+        unlink(m.path.c_str());  // never leave a file with unverified content
         result_.errors.push_back(m.path + ": not restored: " + f.error);
         result_.files--;
         continue;
       }
-      progress_->files_done++;
-      result_.bytes += n.size;
+      result_.bytes += m.node.size;
+      continue;
     }
-    if (is_root_ && lchown(p, n.uid, n.gid) != 0)
-      result_.warnings.push_back(core::errno_status(errno, m.path + ": chown").message());
-    if (n.type != NodeType::kSymlink && chmod(p, n.mode) != 0)
-      result_.warnings.push_back(core::errno_status(errno, m.path + ": chmod").message());
-    for (const auto& x : n.xattrs) {
-      if (lsetxattr(p, x.name.c_str(), x.value.data(), x.value.size(), 0) != 0)
-        result_.warnings.push_back(core::errno_status(errno, m.path + ": xattr " + x.name).message());
-    }
-    struct timespec ts[2];
-    ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(n.mtime_ns / 1000000000);
-    ts[0].tv_nsec = ts[1].tv_nsec = static_cast<long>(n.mtime_ns % 1000000000);
-    utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
+    set_metadata(-1, m.path, m.node, is_root_, result_.warnings);
   }
 }
 

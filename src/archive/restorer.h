@@ -1,12 +1,15 @@
 // Restorer: recreates a snapshot (or a subtree of it) below a target folder.
 //
-// Three passes: (1) create directories, empty files of the final size,
-// symlinks and special files, validating every tree first; (2) read packs in
+// Three passes: (1) create directories, empty files, symlinks and special
+// files, validating every tree first (names in a directory this restore made
+// are known to be free, so nothing is removed there); (2) read packs in
 // parallel and pwrite each verified blob to all its file offsets (all-zero
-// blobs are skipped, so holes stay sparse); (3) restore metadata, children
-// before their directory. Never writes outside the target: names are checked
-// (no "..", "/", duplicates), and nothing is opened through a symlink.
-// A file whose content fails verification is removed and reported.
+// blobs are skipped, so holes stay sparse); the worker that writes a file's
+// last blob sets its final size and metadata through the open descriptor;
+// (3) metadata of everything else, children before their directory. Never
+// writes outside the target: names are checked (no "..", "/", duplicates),
+// and nothing is opened through a symlink. A file whose content fails
+// verification is removed and reported.
 #pragma once
 
 #include <atomic>

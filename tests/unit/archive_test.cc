@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -116,6 +117,58 @@ TEST_F(ArchiveTest, RoundTripFilesLinksAndMetadata) {
   stat((base + "/sub/big.bin").c_str(), &restored);
   EXPECT_EQ(orig.st_mtim.tv_sec, restored.st_mtim.tv_sec);
   EXPECT_EQ(orig.st_mtim.tv_nsec, restored.st_mtim.tv_nsec);
+}
+
+// Files get their metadata from the worker that writes their last blob;
+// this checks every shape of file for that, into a new target and again over
+// the first restore (where every entry already exists, some read-only).
+TEST_F(ArchiveTest, EveryKindOfFileGetsItsSizeModeAndTimes) {
+  fs::create_directories(src_ + "/d");
+  write_file(src_ + "/empty", {});
+  write_file(src_ + "/small", core::as_bytes("small"));
+  write_file(src_ + "/d/multi", testing::random_data(6 << 20, 3));  // several blobs
+  write_file(src_ + "/zeros", core::Bytes(3 << 20, 0));             // holes only
+  auto tail = testing::random_data(1 << 20, 4);
+  tail.resize(4 << 20, 0);  // data, then a hole to the end
+  write_file(src_ + "/tail-hole", tail);
+  const std::map<std::string, mode_t> modes = {{"/empty", 0600},
+                                               {"/small", 0400},
+                                               {"/d/multi", 0444},
+                                               {"/zeros", 0751},
+                                               {"/tail-hole", 0640}};
+  int64_t sec = 1600000000;
+  for (const auto& [name, mode] : modes) {
+    std::string p = src_ + name;
+    ASSERT_EQ(chmod(p.c_str(), mode), 0);
+    struct timespec ts[2] = {{sec, 123456789}, {sec, 123456789}};
+    ASSERT_EQ(utimensat(AT_FDCWD, p.c_str(), ts, 0), 0);
+    sec += 1000;
+  }
+  struct timespec dir_ts[2] = {{sec, 5}, {sec, 5}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (src_ + "/d").c_str(), dir_ts, 0), 0);
+  auto res = backup();
+  std::string out = dir_ / "out";
+  for (int round = 0; round < 2; ++round) {
+    auto r = restore_to(res.snapshot, out);
+    ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+    EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+    for (const auto& [name, mode] : modes) {
+      struct stat a, b;
+      ASSERT_EQ(stat((src_ + name).c_str(), &a), 0);
+      ASSERT_EQ(stat((out + src_ + name).c_str(), &b), 0) << name;
+      EXPECT_EQ(b.st_size, a.st_size) << name;
+      EXPECT_EQ(b.st_mode & 07777, mode) << name << " round " << round;
+      EXPECT_EQ(b.st_mtim.tv_sec, a.st_mtim.tv_sec) << name;
+      EXPECT_EQ(b.st_mtim.tv_nsec, a.st_mtim.tv_nsec) << name;
+      EXPECT_EQ(read_file(out + src_ + name), read_file(src_ + name)) << name;
+    }
+    struct stat d;
+    ASSERT_EQ(stat((out + src_ + "/d").c_str(), &d), 0);
+    EXPECT_EQ(d.st_mtim.tv_sec, sec);  // set after its entries were made
+    struct stat zeros;
+    ASSERT_EQ(stat((out + src_ + "/zeros").c_str(), &zeros), 0);
+    EXPECT_LT(zeros.st_blocks * 512, 1 << 20);  // stays sparse
+  }
 }
 
 TEST_F(ArchiveTest, UnchangedFilesAreReusedFromParent) {
