@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "archive/fs_meta.h"
+#include "archive/tree_prefetch.h"
 #include "archive/tree_walk.h"
 #include "core/file.h"
 #include "core/thread_pool.h"
@@ -63,10 +65,13 @@ class Restorer {
 
  private:
   // `fresh`: dirfd was made by this restore, so none of its names exist yet.
-  void restore_tree(const Id& tree_id, int dirfd, bool fresh, const std::string& dir_path,
-                    const std::string& snap_path, bool ancestor_included, size_t& restored);
-  bool restore_node(const Node& n, int dirfd, bool fresh, const std::string& dir_path,
-                    const std::string& snap_path, bool ancestor_included);
+  // `slot`: the folder's tree as prefetch_ loads it (null: queue it now).
+  void restore_tree(const Id& tree_id, const TreePrefetch::SlotPtr& slot, int dirfd, bool fresh,
+                    const std::string& dir_path, const std::string& snap_path,
+                    bool ancestor_included, size_t& restored);
+  bool restore_node(const Node& n, const TreePrefetch::SlotPtr& slot, int dirfd, bool fresh,
+                    const std::string& dir_path, const std::string& snap_path,
+                    bool ancestor_included);
   void plan_file(const Node& n, const std::string& path);
   void write_data();
   void process_pack(const Id& pack, std::vector<std::pair<repo::PackEntry, const std::vector<Target>*>>& blobs);
@@ -92,6 +97,7 @@ class Restorer {
   std::vector<MetaEntry> meta_;  // post-order: children before their directory
   std::map<std::pair<uint64_t, uint64_t>, std::string> hardlinks_;
   bool is_root_ = geteuid() == 0;
+  std::optional<TreePrefetch> prefetch_;  // during pass 1
 };
 
 core::Result<RestoreResult> Restorer::run(const Located& start) {
@@ -100,34 +106,43 @@ core::Result<RestoreResult> Restorer::run(const Located& start) {
   TRY(core::make_dirs(opt_.target, 0755));
   auto root = core::open_file(opt_.target, O_RDONLY | O_DIRECTORY);
   if (!root.ok()) return root.status();
+  prefetch_.emplace(repo_, [this](const std::string& path, const Node&) {
+    return !matches_any(opt_.excludes, path);
+  });
   if (start.node.type == NodeType::kDir) {
     if (!start.node.subtree) return core::corruption("directory " + start.path + " has no tree");
     size_t restored = 0;
     std::string snap = start.path == "/" ? "" : start.path;
-    restore_tree(*start.node.subtree, root->get(), fresh, opt_.target, snap, false, restored);
+    restore_tree(*start.node.subtree, prefetch_->root(*start.node.subtree, snap), root->get(),
+                 fresh, opt_.target, snap, false, restored);
   } else {
     auto slash = start.path.rfind('/');
-    restore_node(start.node, root->get(), fresh, opt_.target, start.path.substr(0, slash), true);
+    restore_node(start.node, nullptr, root->get(), fresh, opt_.target, start.path.substr(0, slash),
+                 true);
   }
+  prefetch_.reset();
   write_data();
   apply_metadata();
   if (opt_.verify) verify();
   return std::move(result_);
 }
 
-void Restorer::restore_tree(const Id& tree_id, int dirfd, bool fresh, const std::string& dir_path,
-                            const std::string& snap_path, bool ancestor_included,
-                            size_t& restored) {
-  auto tree = repo_.load_tree(tree_id);
+void Restorer::restore_tree(const Id& tree_id, const TreePrefetch::SlotPtr& slot, int dirfd,
+                            bool fresh, const std::string& dir_path, const std::string& snap_path,
+                            bool ancestor_included, size_t& restored) {
+  auto [tree, subfolders] = prefetch_->take(slot ? slot : prefetch_->root(tree_id, snap_path));
   if (!tree.ok()) return error(snap_path + ": " + tree.status().message());
   if (auto st = repo::validate_tree(*tree); !st.ok())
     return error("refusing to restore " + (snap_path.empty() ? "/" : snap_path) + ": " + st.message());
-  for (const auto& n : tree->nodes)
-    if (restore_node(n, dirfd, fresh, dir_path, snap_path, ancestor_included)) ++restored;
+  for (size_t i = 0; i < tree->nodes.size(); ++i)
+    if (restore_node(tree->nodes[i], subfolders[i], dirfd, fresh, dir_path, snap_path,
+                     ancestor_included))
+      ++restored;
 }
 
-bool Restorer::restore_node(const Node& n, int dirfd, bool fresh, const std::string& dir_path,
-                            const std::string& snap_path, bool ancestor_included) {
+bool Restorer::restore_node(const Node& n, const TreePrefetch::SlotPtr& slot, int dirfd, bool fresh,
+                            const std::string& dir_path, const std::string& snap_path,
+                            bool ancestor_included) {
   if (!repo::is_safe_name(n.name)) {
     error("refusing unsafe name '" + repo::printable_name(n.name) + "' in " + snap_path);
     return false;
@@ -151,7 +166,7 @@ bool Restorer::restore_node(const Node& n, int dirfd, bool fresh, const std::str
       }
       size_t restored = 0;
       if (n.subtree)
-        restore_tree(*n.subtree, fd, made, path, snap, included && !opt_.includes.empty(),
+        restore_tree(*n.subtree, slot, fd, made, path, snap, included && !opt_.includes.empty(),
                      restored);
       close(fd);
       if (!included && restored == 0) {
