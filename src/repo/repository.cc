@@ -455,6 +455,7 @@ core::Status Repository::upload_pack(SealedPack pack) {
     }
     pack.data = core::Bytes();
   };
+  options.sha256_hex = pack.id.hex();  // the pack id is its bytes' SHA-256
   core::Status st = backend_->save_with({FileType::kPack, pack.id.hex()}, pack.data, options);
   // Same name = same bytes (content-addressed): an earlier attempt stored it.
   if (st.code() == core::Code::kAlreadyExists) st = core::Status();
@@ -652,7 +653,9 @@ core::Result<std::string> Repository::save_file(FileType type, core::ByteView pl
                                                 const storage::SaveOptions& options) {
   core::Bytes stored = encode_stored(plaintext, true);
   std::string name = core::hex_encode(crypto::sha256(stored));
-  core::Status st = backend_->save_with({type, name}, stored, options);
+  storage::SaveOptions named = options;
+  named.sha256_hex = name;
+  core::Status st = backend_->save_with({type, name}, stored, named);
   if (!st.ok() && st.code() != core::Code::kAlreadyExists) return st;
   return name;
 }

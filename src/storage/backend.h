@@ -57,6 +57,11 @@ struct SaveOptions {
   // decorator that may pass `data` on again after its inner save (a retry
   // wrapper) must not forward it.
   std::function<void()> data_consumed;
+  // Lowercase hex SHA-256 of `data`, when the caller has it already (packs
+  // and index/snapshot files are named by it): a backend that must send the
+  // hash (S3's signed payload hash) takes it instead of hashing the bytes
+  // again. It must be right: S3 refuses a body that does not match it.
+  std::string sha256_hex;
 };
 
 class Backend {

@@ -1,5 +1,7 @@
 #include "storage/memory_backend.h"
 
+#include <openssl/evp.h>
+
 #include <vector>
 
 #include "storage/local_backend.h"
@@ -25,6 +27,19 @@ core::Status MemoryBackend::save(const Handle& h, core::ByteView data) {
     return core::already_exists(h.to_string() + ": object already exists");
   }
   return core::ok_status();
+}
+
+core::Status MemoryBackend::save_with(const Handle& h, core::ByteView data,
+                                      const SaveOptions& options) {
+  if (!options.sha256_hex.empty()) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1)
+      return core::io_error(h.to_string() + ": sha256 failed");
+    if (core::hex_encode({md, len}) != options.sha256_hex)
+      return core::corruption(h.to_string() + ": body does not match the sha256 it was sent with");
+  }
+  return save(h, data);
 }
 
 core::Result<core::Bytes> MemoryBackend::load(const Handle& h, uint64_t offset, uint64_t length) {

@@ -19,6 +19,9 @@ class MemoryBackend : public Backend {
   MemoryBackend() = default;
 
   core::Status save(const Handle& h, core::ByteView data) override;
+  // Refuses a save whose options.sha256_hex does not match the bytes, as S3
+  // does, so repository tests catch a wrong hash that s3rver would accept.
+  core::Status save_with(const Handle& h, core::ByteView data, const SaveOptions& options) override;
   core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
                                  uint64_t length = 0) override;
   core::Result<FileInfo> stat(const Handle& h) override;

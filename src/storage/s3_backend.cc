@@ -23,11 +23,20 @@
 namespace cairn::storage {
 
 struct S3Backend::Request {
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  Request(std::string method_, std::string key_, Pairs query_, core::ByteView body_, Pairs headers_)
+      : method(std::move(method_)),
+        key(std::move(key_)),
+        query(std::move(query_)),
+        body(body_),
+        headers(std::move(headers_)) {}
+
   std::string method;  // GET, HEAD, PUT or DELETE
   std::string key;     // object key in the bucket; "" addresses the bucket itself
   std::vector<std::pair<std::string, std::string>> query;  // decoded; sigv4 encodes and sorts
   core::ByteView body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, all signed
+  std::string body_sha256_hex;  // known hash of body ("" : hash it when signing)
 
   // "GET bucket/key", for messages (no secrets: those only live in the signer).
   std::string describe(const std::string& bucket) const {
@@ -423,7 +432,9 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   sreq.headers = req.headers;
   // The real hash of the body, never UNSIGNED-PAYLOAD: S3 then rejects a
   // body that changed on the way, on top of Content-MD5.
-  sreq.payload_hash = req.body.empty() ? sigv4::kEmptyPayloadHash : sigv4::sha256_hex(req.body);
+  sreq.payload_hash = req.body.empty()               ? sigv4::kEmptyPayloadHash
+                      : !req.body_sha256_hex.empty() ? req.body_sha256_hex
+                                                     : sigv4::sha256_hex(req.body);
   const sigv4::Signed signed_req = sigv4::sign(
       sreq, {options_.access_key_id, options_.secret_access_key, options_.session_token},
       options_.region, "s3", sigv4::amz_date(std::time(nullptr)));
@@ -597,6 +608,11 @@ core::Result<bool> S3Backend::object_exists(const std::string& key) {
 // --- Backend -------------------------------------------------------------------------
 
 core::Status S3Backend::save(const Handle& h, core::ByteView data) {
+  return save_with(h, data, SaveOptions{});
+}
+
+core::Status S3Backend::save_with(const Handle& h, core::ByteView data,
+                                  const SaveOptions& options) {
   TRY(LocalBackend::check_handle(h));
   const std::string key = key_of(h);
 
@@ -629,9 +645,18 @@ core::Status S3Backend::save(const Handle& h, core::ByteView data) {
                                 ": object already exists (objects are immutable)");
   }
   if (data.size() > options_.multipart_threshold) return save_multipart(key, data);
-  const core::Bytes md5 = digest(EVP_md5(), data);
-  Request req{
-      "PUT", key, {}, data, {{"Content-MD5", core::base64_encode(md5)}, {"If-None-Match", "*"}}};
+  Request req{"PUT", key, {}, data, {{"If-None-Match", "*"}}};
+  if (options.sha256_hex.size() == 64) {
+    // The body's integrity rides on the SHA-256 the caller has: signed as the
+    // payload hash and sent as an additional checksum, both of which the
+    // server checks. No MD5 pass over a 16 MiB pack.
+    req.body_sha256_hex = options.sha256_hex;
+    auto raw = core::hex_decode(options.sha256_hex);
+    if (!raw) return core::invalid_argument(h.to_string() + ": sha256_hex is not hex");
+    req.headers.push_back({"x-amz-checksum-sha256", core::base64_encode(*raw)});
+  } else {
+    req.headers.push_back({"Content-MD5", core::base64_encode(digest(EVP_md5(), data))});
+  }
   ASSIGN_OR_RETURN(Response resp, call(req));
   if (resp.status == 200 || resp.status == 201 || resp.status == 204) return core::ok_status();
   if (resp.status == 412 && resp.attempts > 1) {
@@ -639,9 +664,8 @@ core::Status S3Backend::save(const Handle& h, core::ByteView data) {
     // lost: if the stored object has our bytes, that attempt was ours.
     Request head{"HEAD", key, {}, {}, {}};
     ASSIGN_OR_RETURN(Response stored, call(head));
-    if (stored.status == 200 && stored.header("etag") == "\"" + core::hex_encode(md5) + "\"") {
-      return core::ok_status();
-    }
+    const std::string etag = "\"" + core::hex_encode(digest(EVP_md5(), data)) + "\"";
+    if (stored.status == 200 && stored.header("etag") == etag) return core::ok_status();
   }
   return error_of(req, resp);
 }

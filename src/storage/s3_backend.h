@@ -102,6 +102,8 @@ class S3Backend : public Backend {
   S3Backend& operator=(const S3Backend&) = delete;
 
   core::Status save(const Handle& h, core::ByteView data) override;
+  // Uses options.sha256_hex (no_sync is moot: a stored object is durable).
+  core::Status save_with(const Handle& h, core::ByteView data, const SaveOptions& options) override;
   core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
                                  uint64_t length = 0) override;
   core::Result<FileInfo> stat(const Handle& h) override;

@@ -13,13 +13,14 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/crypto.h"
 #include "storage/backend.h"
 #include "storage/fault_backend.h"
 #include "storage/local_backend.h"
 #include "storage/memory_backend.h"
+#include "storage/rest_fixture.h"  // rest: the cairn server's repository endpoint
 #include "storage/s3_backend.h"
 #include "storage/s3_fixture.h"
-#include "storage/rest_fixture.h"  // rest: the cairn server's repository endpoint
 
 namespace cairn::storage {
 namespace {
@@ -197,6 +198,17 @@ TEST_P(BackendConformance, SaveWithNoSyncIsAnOrdinarySaveToReaders) {
   Handle p = pack(random_hex_id(rng_));
   ASSERT_TRUE(backend_->save_with(p, data, SaveOptions{}).ok());
   EXPECT_EQ(backend_->load(p).value(), data);
+}
+
+TEST_P(BackendConformance, SaveWithTheBodysSha256StoresIt) {
+  // How the repository saves packs and index files: named by, and sent with,
+  // the SHA-256 of their bytes (S3 signs it and sends it as a checksum).
+  Bytes data = random_bytes(rng_, 70000);
+  SaveOptions named;
+  named.sha256_hex = core::hex_encode(crypto::sha256(data));
+  Handle h = pack(named.sha256_hex);
+  ASSERT_TRUE(backend_->save_with(h, data, named).ok());
+  EXPECT_EQ(backend_->load(h).value(), data);
 }
 
 TEST_P(BackendConformance, RemoveThenLoadIsNotFound) {
@@ -420,6 +432,16 @@ INSTANTIATE_TEST_SUITE_P(
                                         server->options(s3test::unique_prefix()));
                                   }}),
     [](const ::testing::TestParamInfo<BackendCase>& info) { return info.param.name; });
+
+TEST(MemoryBackendTest, RefusesABodyThatDoesNotMatchItsSha256LikeS3) {
+  MemoryBackend backend;
+  Bytes data = core::to_bytes("pack");
+  SaveOptions wrong;
+  wrong.sha256_hex = core::hex_encode(crypto::sha256(core::to_bytes("other")));
+  Handle h{FileType::kPack, wrong.sha256_hex};
+  EXPECT_EQ(backend.save_with(h, data, wrong).code(), Code::kCorruption);
+  EXPECT_EQ(backend.load(h).status().code(), Code::kNotFound);
+}
 
 }  // namespace
 }  // namespace cairn::storage

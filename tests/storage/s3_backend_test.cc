@@ -5,6 +5,7 @@
 #include "storage/s3_backend.h"
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -13,11 +14,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "crypto/crypto.h"
 #include "storage/backend.h"
 #include "storage/s3_fixture.h"
 
@@ -252,6 +256,67 @@ TEST(S3BackendTest, TotalBackoffBudgetBoundsRetries) {
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(backend.remove(Handle{FileType::kLock, hex_id(2)}).code(), Code::kTransient);
   EXPECT_LT(seconds_since(start), 5.0);
+}
+
+// What a PUT carries, seen by a bare HTTP server on loopback (s3rver checks
+// neither the payload hash nor an additional checksum, so it cannot tell).
+class S3WireTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // HEAD (does the object exist?) reaches the GET handler in cpp-httplib.
+    server_.Get(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 404; });
+    server_.Put(".*", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      put_headers_ = req.headers;
+      res.status = 200;
+    });
+    server_.set_keep_alive_max_count(1);  // so stop() does not wait on an idle connection
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    S3Options o;
+    o.endpoint = "http://127.0.0.1:" + std::to_string(port_);
+    o.bucket = "bucket";
+    o.access_key_id = "id";
+    o.secret_access_key = "secret";
+    backend_ = std::make_unique<S3Backend>(o);
+  }
+  void TearDown() override {
+    server_.stop();
+    thread_.join();
+  }
+  std::string header(const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = put_headers_.find(name);
+    return it == put_headers_.end() ? "" : it->second;
+  }
+
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  httplib::Headers put_headers_;
+  std::unique_ptr<S3Backend> backend_;
+};
+
+TEST_F(S3WireTest, AKnownHashIsSignedAndSentAsChecksumWithoutMd5) {
+  core::Bytes body = core::to_bytes("pack bytes");
+  std::string hex = core::hex_encode(crypto::sha256(body));
+  SaveOptions opt;
+  opt.sha256_hex = hex;
+  ASSERT_TRUE(backend_->save_with(Handle{FileType::kPack, hex}, body, opt).ok());
+  EXPECT_EQ(header("x-amz-content-sha256"), hex);
+  EXPECT_EQ(header("x-amz-checksum-sha256"), core::base64_encode(crypto::sha256(body)));
+  EXPECT_EQ(header("Content-MD5"), "");
+  EXPECT_NE(header("Authorization").find("x-amz-checksum-sha256"), std::string::npos);  // signed
+}
+
+TEST_F(S3WireTest, WithoutAHashTheBodyIsHashedAndGetsContentMd5) {
+  core::Bytes body = core::to_bytes("lock");
+  ASSERT_TRUE(backend_->save(Handle{FileType::kLock, hex_id(7)}, body).ok());
+  EXPECT_EQ(header("x-amz-content-sha256"), core::hex_encode(crypto::sha256(body)));
+  EXPECT_EQ(header("Content-MD5"), "3OfEF0zpMjkEqTSkhsQSiA==");  // base64(md5("lock"))
+  EXPECT_EQ(header("x-amz-checksum-sha256"), "");
 }
 
 class S3ServerTest : public ::testing::Test {
