@@ -31,6 +31,9 @@ namespace {
 // (cli/main.cc) so read buffers are reused instead of mapped and faulted in.
 constexpr uint64_t kMaxRun = 1792u << 10;
 constexpr uint64_t kMaxGap = 256u << 10;
+// A streamed run (S3) holds one blob at a time, so it is only cut where the
+// pack has a gap of unneeded blobs worth a request of its own.
+constexpr uint64_t kMaxStreamGap = 4u << 20;
 constexpr size_t kMaxOpenFilesPerWorker = 16;
 
 struct FileState {
@@ -74,7 +77,13 @@ class Restorer {
                     bool ancestor_included);
   void plan_file(const Node& n, const std::string& path);
   void write_data();
-  void process_pack(const Id& pack, std::vector<std::pair<repo::PackEntry, const std::vector<Target>*>>& blobs);
+  using PackBlob = std::pair<repo::PackEntry, const std::vector<Target>*>;
+  using OpenFiles = std::unordered_map<uint32_t, core::UniqueFd>;  // a worker's, by file
+  void process_pack(const Id& pack, std::vector<PackBlob>& blobs);
+  void stream_run(const Id& pack, const storage::Handle& handle, std::vector<PackBlob>& blobs,
+                  size_t i, size_t j, uint64_t start, uint64_t end, OpenFiles& fds);
+  void write_blob(const Id& pack, const PackBlob& blob, core::Result<core::ByteView> sealed,
+                  OpenFiles& fds);
   void fail_file(uint32_t file, const std::string& why);
   core::Result<core::UniqueFd> open_for_write(FileState& f);
   void finish_file(uint32_t file, int fd);
@@ -363,10 +372,15 @@ void Restorer::write_data() {
   }
 }
 
-void Restorer::process_pack(const Id& pack,
-                            std::vector<std::pair<repo::PackEntry, const std::vector<Target>*>>& blobs) {
+void Restorer::process_pack(const Id& pack, std::vector<PackBlob>& blobs) {
   std::sort(blobs.begin(), blobs.end(), [](const auto& a, const auto& b) { return a.first.offset < b.first.offset; });
-  std::unordered_map<uint32_t, core::UniqueFd> fds;
+  // Backends with costly requests (S3) stream long runs; the others read
+  // short ones whole into a buffer.
+  const bool stream = repo_.backend().prefers_whole_reads();
+  const uint64_t max_gap = stream ? kMaxStreamGap : kMaxGap;
+  const uint64_t max_run = stream ? UINT64_MAX : kMaxRun;
+  const storage::Handle handle{storage::FileType::kPack, pack.hex()};
+  OpenFiles fds;
   size_t i = 0;
   while (i < blobs.size()) {
     // Merge neighbouring blobs into one ranged read.
@@ -375,60 +389,116 @@ void Restorer::process_pack(const Id& pack,
     uint64_t end = start + blobs[i].first.length;
     while (j < blobs.size()) {
       const auto& e = blobs[j].first;
-      if (e.offset > end + kMaxGap || e.offset + e.length - start > kMaxRun) break;
+      if (e.offset > end + max_gap || e.offset + e.length - start > max_run) break;
       end = std::max<uint64_t>(end, e.offset + e.length);
       ++j;
     }
-    auto data = repo_.backend().load({storage::FileType::kPack, pack.hex()}, start, end - start);
-    for (size_t k = i; k < j; ++k) {
-      const auto& [entry, targets] = blobs[k];
-      core::Result<Bytes> plain = data.ok()
-          ? repo_.open_blob(entry,
-                            core::ByteView(data->data() + (entry.offset - start), entry.length))
-          : core::Result<Bytes>(data.status());
-      if (!plain.ok()) {
-        for (const auto& t : *targets) {
-          fail_file(t.file, "pack " + pack.hex() + ", blob " + entry.id.short_hex() + ": " +
-                                plain.status().message());
-          --files_[t.file]->pending;
-        }
-        continue;
-      }
-      bool zero = core::is_all_zero(*plain);
-      for (const auto& t : *targets) {
-        FileState& f = *files_[t.file];
-        progress_->bytes_done += plain->size();
-        auto it = fds.find(t.file);
-        if (zero) {
-          f.hole = true;  // left as a hole: finish_file sets the size
-        } else if (!f.failed) {
-          if (it == fds.end()) {
-            // Packs of small files touch thousands of files: keep few open.
-            if (fds.size() >= kMaxOpenFilesPerWorker) fds.clear();
-            auto fd = open_for_write(f);
-            if (fd.ok())
-              it = fds.emplace(t.file, std::move(*fd)).first;
-            else
-              fail_file(t.file, fd.status().message());
-          }
-          size_t done = 0;
-          while (it != fds.end() && done < plain->size()) {
-            ssize_t w = pwrite(it->second.get(), plain->data() + done, plain->size() - done,
-                               static_cast<off_t>(t.offset + done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-              fail_file(t.file, core::errno_status(errno, f.path).message());
-              break;
-            }
-            done += static_cast<size_t>(w);
-          }
-        }
-        if (--f.pending > 0) continue;
-        finish_file(t.file, it == fds.end() ? -1 : it->second.get());
-        if (it != fds.end()) fds.erase(it);  // no more writes will come
+    if (stream) {
+      stream_run(pack, handle, blobs, i, j, start, end, fds);
+    } else {
+      auto data = repo_.backend().load(handle, start, end - start);
+      for (size_t k = i; k < j; ++k) {
+        const repo::PackEntry& e = blobs[k].first;
+        write_blob(pack, blobs[k],
+                   data.ok() ? core::Result<core::ByteView>(
+                                   core::ByteView(data->data() + (e.offset - start), e.length))
+                             : core::Result<core::ByteView>(data.status()),
+                   fds);
       }
     }
     i = j;
+  }
+}
+
+// One request for blobs [i, j) of a pack: each blob is handed on as soon as
+// its last byte arrives (straight from the piece when it lies inside one),
+// so a worker holds one blob, not the run. A load that breaks off for good
+// fails the blobs not yet complete.
+void Restorer::stream_run(const Id& pack, const storage::Handle& handle,
+                          std::vector<PackBlob>& blobs, size_t i, size_t j, uint64_t start,
+                          uint64_t end, OpenFiles& fds) {
+  Bytes partial;  // the current blob's bytes so far, when it spans pieces
+  size_t k = i;
+  uint64_t pos = start;
+  core::Status st =
+      repo_.backend().load_stream(handle, start, end - start, [&](core::ByteView piece) {
+        while (!piece.empty() && k < j) {
+          const repo::PackEntry& e = blobs[k].first;
+          if (pos < e.offset) {  // a gap between blobs
+            uint64_t skip = std::min<uint64_t>(piece.size(), e.offset - pos);
+            piece = piece.subspan(skip);
+            pos += skip;
+            continue;
+          }
+          size_t take =
+              static_cast<size_t>(std::min<uint64_t>(piece.size(), e.offset + e.length - pos));
+          if (partial.empty() && take == e.length) {
+            write_blob(pack, blobs[k], core::ByteView(piece.data(), take), fds);
+          } else {
+            partial.insert(partial.end(), piece.begin(),
+                           piece.begin() + static_cast<ptrdiff_t>(take));
+            if (partial.size() == e.length) {
+              write_blob(pack, blobs[k], core::ByteView(partial), fds);
+              partial.clear();
+            }
+          }
+          piece = piece.subspan(take);
+          pos += take;
+          if (pos == e.offset + e.length) ++k;
+        }
+        return core::ok_status();
+      });
+  for (; k < j; ++k)
+    write_blob(pack, blobs[k], st.ok() ? core::io_error("stream ended early") : st, fds);
+}
+
+// Verifies one stored blob and writes it to each of its places; the write
+// that completes a file finishes it.
+void Restorer::write_blob(const Id& pack, const PackBlob& blob, core::Result<core::ByteView> sealed,
+                          OpenFiles& fds) {
+  const auto& [entry, targets] = blob;
+  core::Result<Bytes> plain =
+      sealed.ok() ? repo_.open_blob(entry, *sealed) : core::Result<Bytes>(sealed.status());
+  if (!plain.ok()) {
+    for (const auto& t : *targets) {
+      fail_file(t.file, "pack " + pack.hex() + ", blob " + entry.id.short_hex() + ": " +
+                            plain.status().message());
+      --files_[t.file]->pending;
+    }
+    return;
+  }
+  bool zero = core::is_all_zero(*plain);
+  for (const auto& t : *targets) {
+    FileState& f = *files_[t.file];
+    progress_->bytes_done += plain->size();
+    auto it = fds.find(t.file);
+    if (zero) {
+      f.hole = true;  // left as a hole: finish_file sets the size
+    } else if (!f.failed) {
+      if (it == fds.end()) {
+        // Packs of small files touch thousands of files: keep few open.
+        if (fds.size() >= kMaxOpenFilesPerWorker) fds.clear();
+        auto fd = open_for_write(f);
+        if (fd.ok())
+          it = fds.emplace(t.file, std::move(*fd)).first;
+        else
+          fail_file(t.file, fd.status().message());
+      }
+      size_t done = 0;
+      while (it != fds.end() && done < plain->size()) {
+        ssize_t w = pwrite(it->second.get(), plain->data() + done, plain->size() - done,
+                           static_cast<off_t>(t.offset + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          fail_file(t.file, core::errno_status(errno, f.path).message());
+          break;
+        }
+        done += static_cast<size_t>(w);
+      }
+    }
+    if (--f.pending > 0) continue;
+    finish_file(t.file, it == fds.end() ? -1 : it->second.get());
+    if (it != fds.end()) fds.erase(it);  // no more writes will come
   }
 }
 

@@ -84,6 +84,22 @@ class Backend {
     ASSIGN_OR_RETURN(out, load(h, offset, length));
     return core::ok_status();
   }
+  // Receives the bytes of a streamed load in order, a piece at a time; an
+  // error it returns stops the load and becomes load_stream()'s result.
+  using ByteSink = std::function<core::Status(core::ByteView piece)>;
+  // load(h, offset, length) handed to `sink` piece by piece, so the caller
+  // never holds the whole range: one request for many blobs of a pack.
+  // length > 0. A backend that retries a broken transfer resumes after the
+  // last byte delivered: the sink never sees a byte twice or out of order.
+  // Errors are load()'s (kNotFound, kInvalidArgument beyond the end, ...),
+  // possibly after some pieces were delivered. The default loads the range
+  // and delivers it as one piece.
+  virtual core::Status load_stream(const Handle& h, uint64_t offset, uint64_t length,
+                                   const ByteSink& sink) {
+    if (length == 0) return core::invalid_argument(h.to_string() + ": load_stream needs a length");
+    ASSIGN_OR_RETURN(core::Bytes data, load(h, offset, length));
+    return sink(data);
+  }
   virtual core::Result<FileInfo> stat(const Handle& h) = 0;
   virtual core::Status list(FileType t, const std::function<void(const FileInfo&)>& fn) = 0;
   virtual core::Status remove(const Handle& h) = 0;

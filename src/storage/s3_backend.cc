@@ -56,6 +56,19 @@ struct S3Backend::Response {
   }
 };
 
+// Where a streamed GET's body goes: the sink while the answer is a success
+// (200 or 206), else Response::body (an error document).
+struct S3Backend::StreamTarget {
+  const Backend::ByteSink* sink = nullptr;
+  uint64_t range_start = 0;  // first byte asked for: a 200 (Range ignored) starts at 0
+  uint64_t want = 0;         // bytes still wanted by the caller
+  uint64_t delivered = 0;    // to the sink by this attempt
+  uint64_t received = 0;     // success body bytes seen, skipped ones included
+  core::Status error;        // the sink's, which ends the load
+  CURL* easy = nullptr;
+  core::Bytes* other = nullptr;
+};
+
 namespace {
 
 using curl_kit::EasyPtr;
@@ -409,7 +422,31 @@ std::string S3Backend::key_of(const Handle& h) const {
 
 // --- requests ------------------------------------------------------------------------
 
-core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
+size_t on_stream_body(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<S3Backend::StreamTarget*>(user);
+  const size_t len = size * n;
+  long code = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+  if (code != 200 && code != 206) {
+    t->other->insert(t->other->end(), data, data + len);
+    return len;
+  }
+  // Bytes before range_start in a 200, and any after the wanted ones, are dropped.
+  const uint64_t first = t->received;
+  t->received += len;
+  const uint64_t start = code == 200 ? t->range_start : 0;
+  if (t->received <= start || t->want == 0) return len;
+  const uint64_t skip = first < start ? start - first : 0;
+  const uint64_t take = std::min<uint64_t>(len - skip, t->want);
+  t->error = (*t->sink)(core::ByteView(reinterpret_cast<const uint8_t*>(data) + skip, take));
+  if (!t->error.ok()) return 0;  // aborts the transfer
+  t->want -= take;
+  t->delivered += take;
+  return len;
+}
+
+core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req,
+                                                          StreamTarget* stream) {
   const std::string what = "s3 " + req.describe(options_.bucket);
   EasyPtr easy(curl_easy_init());
   if (!easy) return core::io_error(what + ": curl_easy_init failed");
@@ -461,7 +498,14 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
                               options_.stall_timeout, options_.insecure_tls, options_.ca_file});
   if (resolve.get() != nullptr) curl_easy_setopt(e, CURLOPT_RESOLVE, resolve.get());
   curl_kit::BodySink body_sink{e, &resp.body};
-  curl_kit::receive_body(e, &body_sink);
+  if (stream != nullptr) {
+    stream->easy = e;
+    stream->other = &resp.body;
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_stream_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, stream);
+  } else {
+    curl_kit::receive_body(e, &body_sink);
+  }
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &header_state);
   if (req.method == "HEAD") {
@@ -482,6 +526,7 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req) {
   }
 
   CURLcode rc = curl_easy_perform(e);
+  if (rc == CURLE_WRITE_ERROR && stream != nullptr && !stream->error.ok()) return stream->error;
   if (rc == CURLE_WRITE_ERROR && header_state.impossible_range) {
     resp.status = 416;  // what S3 itself answers
     resp.body.clear();
@@ -547,15 +592,21 @@ core::Result<S3Backend::Response> S3Backend::call(const Request& req) {
     } else {
       return r.status();
     }
-    std::chrono::milliseconds budget = options_.max_total_backoff - waited;
-    if (attempt >= max_attempts || budget.count() <= 0) {
+    if (attempt >= max_attempts || !wait_to_retry(attempt, waited)) {
       return core::Status(core::Code::kTransient, last.message() + " (gave up after " +
                                                       std::to_string(attempt) + " attempts)");
     }
-    std::chrono::milliseconds delay = std::min(curl_kit::jittered_backoff(options_.initial_backoff, options_.max_backoff, attempt), budget);
-    std::this_thread::sleep_for(delay);
-    waited += delay;
   }
+}
+
+bool S3Backend::wait_to_retry(int attempt, std::chrono::milliseconds& waited) {
+  std::chrono::milliseconds budget = options_.max_total_backoff - waited;
+  if (budget.count() <= 0) return false;
+  std::chrono::milliseconds delay = std::min(
+      curl_kit::jittered_backoff(options_.initial_backoff, options_.max_backoff, attempt), budget);
+  std::this_thread::sleep_for(delay);
+  waited += delay;
+  return true;
 }
 
 core::Status S3Backend::error_of(const Request& req, const Response& resp) const {
@@ -822,6 +873,61 @@ core::Result<core::Bytes> S3Backend::load(const Handle& h, uint64_t offset, uint
                        resp.body.begin() + static_cast<ptrdiff_t>(offset + n));
   }
   return error_of(req, resp);
+}
+
+core::Status S3Backend::load_stream(const Handle& h, uint64_t offset, uint64_t length,
+                                    const ByteSink& sink) {
+  TRY(LocalBackend::check_handle(h));
+  const std::string key = key_of(h);
+  auto beyond_end = [&]() -> core::Status {
+    ASSIGN_OR_RETURN(FileInfo info, stat(h));
+    return core::invalid_argument("s3 " + options_.bucket + "/" + key + ": range [" +
+                                  std::to_string(offset) + ", +" + std::to_string(length) +
+                                  ") is beyond the end (size " + std::to_string(info.size) + ")");
+  };
+  if (length == 0) return core::invalid_argument(h.to_string() + ": load_stream needs a length");
+  if (length > UINT64_MAX - offset) return beyond_end();
+  uint64_t done = 0;
+  std::chrono::milliseconds waited{0};
+  core::Status last;
+  for (int attempt = 1;; ++attempt) {
+    StreamTarget target;
+    target.sink = &sink;
+    target.range_start = offset + done;
+    target.want = length - done;
+    Request req{"GET",
+                key,
+                {},
+                {},
+                {{"Range", "bytes=" + std::to_string(offset + done) + "-" +
+                               std::to_string(offset + length - 1)}}};
+    auto r = perform_once(req, &target);
+    done += target.delivered;
+    if (!target.error.ok()) return target.error;  // the sink's: never retried
+    if (r.ok()) {
+      const bool success = r->status == 200 || r->status == 206;
+      if (success && done == length) return core::ok_status();
+      uint64_t declared = 0;
+      if (r->status == 416 || (success && parse_u64(r->header("content-length"), &declared) &&
+                               declared == target.received)) {
+        return beyond_end();  // a whole answer, but the object ends before the range does
+      }
+      if (!success && !is_retryable_http(r->status, r->body)) return error_of(req, *r);
+      last = core::Status(core::Code::kTransient,
+                          "s3 " + req.describe(options_.bucket) + ": HTTP " +
+                              std::to_string(r->status) +
+                              (success ? " answer cut short" : " " + s3_error_detail(r->body)));
+    } else if (r.status().code() == core::Code::kTransient) {
+      last = r.status();
+    } else {
+      return r.status();
+    }
+    // The next attempt asks only for what the sink has not had yet.
+    if (attempt >= std::max(1, options_.max_attempts) || !wait_to_retry(attempt, waited)) {
+      return core::Status(core::Code::kTransient, last.message() + " (gave up after " +
+                                                      std::to_string(attempt) + " attempts)");
+    }
+  }
 }
 
 core::Result<FileInfo> S3Backend::stat(const Handle& h) {

@@ -106,6 +106,10 @@ class S3Backend : public Backend {
   core::Status save_with(const Handle& h, core::ByteView data, const SaveOptions& options) override;
   core::Result<core::Bytes> load(const Handle& h, uint64_t offset = 0,
                                  uint64_t length = 0) override;
+  // One ranged GET whose body goes to the sink as it arrives; a transfer that
+  // breaks is retried from the first byte not yet delivered.
+  core::Status load_stream(const Handle& h, uint64_t offset, uint64_t length,
+                           const ByteSink& sink) override;
   core::Result<FileInfo> stat(const Handle& h) override;
   core::Status list(FileType t, const std::function<void(const FileInfo&)>& fn) override;
   core::Status remove(const Handle& h) override;
@@ -124,13 +128,18 @@ class S3Backend : public Backend {
 
   struct Request;
   struct Response;
+  struct StreamTarget;
 
  private:
   std::string key_of(const Handle& h) const;
   // One request with retries. Returns the final HTTP answer (any status the
   // caller must interpret) or a transport / exhausted-retries error.
   core::Result<Response> call(const Request& req);
-  core::Result<Response> perform_once(const Request& req);
+  // With `stream`, a success's body goes to stream's sink, not to Response::body.
+  core::Result<Response> perform_once(const Request& req, StreamTarget* stream = nullptr);
+  // Sleeps before retry `attempt` + 1 (jittered backoff within the total
+  // budget); false when no retry is left.
+  bool wait_to_retry(int attempt, std::chrono::milliseconds& waited);
   // Maps a non-success answer to a Status (403 -> kPermissionDenied, ...).
   core::Status error_of(const Request& req, const Response& resp) const;
   // HEAD of the bucket: ok, kNotFound "bucket X does not exist", or an error.

@@ -127,6 +127,37 @@ TEST_P(BackendConformance, LoadIntoReusesTheBufferAndHoldsExactlyTheRange) {
   EXPECT_EQ(missing.code(), Code::kNotFound) << missing.to_string();
 }
 
+// load_stream delivers exactly the range, in order; a sink's error stops it
+// and comes back unchanged; misses and ranges past the end are load()'s errors.
+TEST_P(BackendConformance, LoadStreamDeliversTheRangeInOrder) {
+  Handle h = pack(random_hex_id(rng_));
+  Bytes data = random_bytes(rng_, 3 << 20);
+  ASSERT_TRUE(backend_->save(h, data).ok());
+  for (auto [offset, length] :
+       {std::pair<uint64_t, uint64_t>{0, 3 << 20}, {12345, 2 << 20}, {(3 << 20) - 1, 1}}) {
+    Bytes got;
+    core::Status st = backend_->load_stream(h, offset, length, [&](core::ByteView piece) {
+      EXPECT_FALSE(piece.empty());
+      got.insert(got.end(), piece.begin(), piece.end());
+      return core::ok_status();
+    });
+    ASSERT_TRUE(st.ok()) << offset << "+" << length << ": " << st.to_string();
+    EXPECT_TRUE(got == Bytes(data.begin() + static_cast<ptrdiff_t>(offset),
+                             data.begin() + static_cast<ptrdiff_t>(offset + length)))
+        << offset << "+" << length;
+  }
+  size_t calls = 0;
+  core::Status stopped = backend_->load_stream(h, 0, data.size(), [&](core::ByteView) {
+    ++calls;
+    return core::corruption("blob 1 is damaged");
+  });
+  EXPECT_EQ(stopped.code(), Code::kCorruption) << stopped.to_string();
+  EXPECT_EQ(calls, 1u);
+  auto sink = [](core::ByteView) { return core::ok_status(); };
+  EXPECT_EQ(backend_->load_stream(h, data.size() - 1, 2, sink).code(), Code::kInvalidArgument);
+  EXPECT_EQ(backend_->load_stream(pack(random_hex_id(rng_)), 0, 10, sink).code(), Code::kNotFound);
+}
+
 TEST_P(BackendConformance, RangePastEndFails) {
   Handle h = pack(random_hex_id(rng_));
   ASSERT_TRUE(backend_->save(h, random_bytes(rng_, 100)).ok());
