@@ -422,6 +422,9 @@ std::string S3Backend::key_of(const Handle& h) const {
 
 // --- requests ------------------------------------------------------------------------
 
+namespace {
+
+// CURLOPT_WRITEFUNCTION of a streamed GET (WRITEDATA = StreamTarget*).
 size_t on_stream_body(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<S3Backend::StreamTarget*>(user);
   const size_t len = size * n;
@@ -444,6 +447,8 @@ size_t on_stream_body(char* data, size_t size, size_t n, void* user) {
   t->delivered += take;
   return len;
 }
+
+}  // namespace
 
 core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req,
                                                           StreamTarget* stream) {
@@ -468,7 +473,7 @@ core::Result<S3Backend::Response> S3Backend::perform_once(const Request& req,
   sreq.query = req.query;
   sreq.headers = req.headers;
   // The real hash of the body, never UNSIGNED-PAYLOAD: S3 then rejects a
-  // body that changed on the way, on top of Content-MD5.
+  // body that changed on the way.
   sreq.payload_hash = req.body.empty()               ? sigv4::kEmptyPayloadHash
                       : !req.body_sha256_hex.empty() ? req.body_sha256_hex
                                                      : sigv4::sha256_hex(req.body);
