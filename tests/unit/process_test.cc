@@ -103,6 +103,9 @@ TEST(CleanupOnTermination, GoneAfterItsScope) {
       CleanupOnTermination guard([mark] { std::ofstream(mark) << "done"; });
     }
     ::kill(getpid(), SIGTERM);
+    // The watcher thread takes the signal and re-raises it; wait for that
+    // (a bare _exit here raced it and sometimes won under load).
+    for (int i = 0; i < 500; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     _exit(0);
   }
   int status = 0;
