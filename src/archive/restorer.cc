@@ -430,6 +430,11 @@ void Restorer::stream_run(const Id& pack, const storage::Handle& handle,
             pos += skip;
             continue;
           }
+          if (partial.empty() && pos > e.offset) {  // only a damaged index overlaps blobs
+            write_blob(pack, blobs[k++], core::corruption("overlaps another blob in the index"),
+                       fds);
+            continue;
+          }
           size_t take =
               static_cast<size_t>(std::min<uint64_t>(piece.size(), e.offset + e.length - pos));
           if (partial.empty() && take == e.length) {
