@@ -328,8 +328,9 @@ void set_metadata(int fd, const std::string& path, const Node& n, bool as_root,
 }
 
 // Called once per file, after its last blob was written (or at the end for
-// files without blobs): sets the final size when a hole was skipped at the
-// end, then the metadata, while the worker still holds the file open.
+// files without blobs): sets the final size if a hole was skipped (it may be
+// the file's end), then the metadata, while the worker still holds the file
+// open.
 void Restorer::finish_file(uint32_t file, int fd) {
   FileState& f = *files_[file];
   if (f.failed) return;  // removed in the metadata pass
