@@ -828,13 +828,22 @@ core::Status S3Backend::upload_parts(const std::string& key, const std::string& 
   }
 }
 
+namespace {
+
+// The one wording of load()'s and load_stream()'s "range beyond the end".
+core::Status range_beyond_end(const std::string& object, uint64_t offset, uint64_t length,
+                              const std::string& size) {
+  return core::invalid_argument("s3 " + object + ": range [" + std::to_string(offset) + ", +" +
+                                std::to_string(length) + ") is beyond the end (size " + size + ")");
+}
+
+}  // namespace
+
 core::Result<core::Bytes> S3Backend::load(const Handle& h, uint64_t offset, uint64_t length) {
   TRY(LocalBackend::check_handle(h));
   const std::string key = key_of(h);
   auto beyond_end = [&](const std::string& size) {
-    return core::invalid_argument("s3 " + options_.bucket + "/" + key + ": range [" +
-                                  std::to_string(offset) + ", +" + std::to_string(length) +
-                                  ") is beyond the end (size " + size + ")");
+    return range_beyond_end(options_.bucket + "/" + key, offset, length, size);
   };
   auto size_for_message = [&]() -> core::Result<std::string> {
     ASSIGN_OR_RETURN(FileInfo info, stat(h));
@@ -886,9 +895,7 @@ core::Status S3Backend::load_stream(const Handle& h, uint64_t offset, uint64_t l
   const std::string key = key_of(h);
   auto beyond_end = [&]() -> core::Status {
     ASSIGN_OR_RETURN(FileInfo info, stat(h));
-    return core::invalid_argument("s3 " + options_.bucket + "/" + key + ": range [" +
-                                  std::to_string(offset) + ", +" + std::to_string(length) +
-                                  ") is beyond the end (size " + std::to_string(info.size) + ")");
+    return range_beyond_end(options_.bucket + "/" + key, offset, length, std::to_string(info.size));
   };
   if (length == 0) return core::invalid_argument(h.to_string() + ": load_stream needs a length");
   if (length > UINT64_MAX - offset) return beyond_end();
