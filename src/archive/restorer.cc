@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -37,9 +38,8 @@ constexpr uint64_t kMaxStreamGap = 4u << 20;
 constexpr size_t kMaxOpenFilesPerWorker = 16;
 
 struct FileState {
-  std::string path;
   uint64_t size = 0;
-  size_t meta = 0;                   // its entry in Restorer::meta_
+  size_t meta = 0;                   // its entry (and path) in Restorer::meta_
   std::atomic<uint32_t> pending{0};  // blob writes still to come
   std::atomic<bool> failed{false};
   std::atomic<bool> hole{false};      // an all-zero blob was skipped, not written
@@ -52,11 +52,23 @@ struct Target {
   uint64_t offset;
 };
 
+// What set_metadata() applies: the part of a Node kept for every entry
+// until the end (a whole Node is ~300 bytes; a restore plans millions).
+struct EntryMeta {
+  NodeType type = NodeType::kFile;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  int64_t mtime_ns = 0;
+  uint64_t size = 0;
+  std::vector<repo::Xattr> xattrs;
+  static EntryMeta of(const Node& n) {
+    return {n.type, n.mode, n.uid, n.gid, n.mtime_ns, n.size, n.xattrs};
+  }
+};
+
 struct MetaEntry {
   std::string path;
-  Node node;          // content dropped to save memory
-  int file = -1;      // index into files_ for regular files
-  bool hardlink = false;
+  EntryMeta meta;
+  int file = -1;  // index into files_ for regular files
 };
 
 class Restorer {
@@ -75,7 +87,7 @@ class Restorer {
   bool restore_node(const Node& n, const TreePrefetch::SlotPtr& slot, int dirfd, bool fresh,
                     const std::string& dir_path, const std::string& snap_path,
                     bool ancestor_included);
-  void plan_file(const Node& n, const std::string& path);
+  void plan_file(const Node& n);
   void write_data();
   using PackBlob = std::pair<repo::PackEntry, const std::vector<Target>*>;
   using OpenFiles = std::unordered_map<uint32_t, core::UniqueFd>;  // a worker's, by file
@@ -85,6 +97,7 @@ class Restorer {
   void write_blob(const Id& pack, const PackBlob& blob, core::Result<core::ByteView> sealed,
                   OpenFiles& fds);
   void fail_file(uint32_t file, const std::string& why);
+  const std::string& path_of(const FileState& f) const { return meta_[f.meta].path; }
   core::Result<core::UniqueFd> open_for_write(FileState& f);
   void finish_file(uint32_t file, int fd);
   void apply_metadata();
@@ -103,7 +116,7 @@ class Restorer {
   std::vector<std::unique_ptr<FileState>> files_;
   std::vector<std::vector<Id>> file_content_;  // for --verify
   std::unordered_map<Id, std::vector<Target>, repo::IdHash> targets_;
-  std::vector<MetaEntry> meta_;  // post-order: children before their directory
+  std::deque<MetaEntry> meta_;  // post-order: children before their directory
   std::map<std::pair<uint64_t, uint64_t>, std::string> hardlinks_;
   bool is_root_ = geteuid() == 0;
   std::optional<TreePrefetch> prefetch_;  // during pass 1
@@ -183,8 +196,7 @@ bool Restorer::restore_node(const Node& n, const TreePrefetch::SlotPtr& slot, in
         return false;
       }
       result_.dirs++;
-      MetaEntry m{path, n, -1, false};
-      meta_.push_back(std::move(m));
+      meta_.push_back({path, EntryMeta::of(n), -1});
       return true;
     }
     case NodeType::kFile: {
@@ -225,11 +237,9 @@ bool Restorer::restore_node(const Node& n, const TreePrefetch::SlotPtr& slot, in
           return false;
         }
       }
-      plan_file(n, path);
+      plan_file(n);
       files_.back()->meta = meta_.size();
-      MetaEntry m{path, n, static_cast<int>(files_.size() - 1), false};
-      m.node.content.clear();
-      meta_.push_back(std::move(m));
+      meta_.push_back({path, EntryMeta::of(n), static_cast<int>(files_.size() - 1)});
       result_.files++;
       return true;
     }
@@ -240,7 +250,7 @@ bool Restorer::restore_node(const Node& n, const TreePrefetch::SlotPtr& slot, in
         error(core::errno_status(errno, path).message());
         return false;
       }
-      meta_.push_back({path, n, -1, false});
+      meta_.push_back({path, EntryMeta::of(n), -1});
       return true;
     }
     case NodeType::kFifo:
@@ -258,7 +268,7 @@ bool Restorer::restore_node(const Node& n, const TreePrefetch::SlotPtr& slot, in
         error(core::errno_status(errno, path).message());
         return false;
       }
-      meta_.push_back({path, n, -1, false});
+      meta_.push_back({path, EntryMeta::of(n), -1});
       return true;
     }
     case NodeType::kSocket:
@@ -267,10 +277,9 @@ bool Restorer::restore_node(const Node& n, const TreePrefetch::SlotPtr& slot, in
   return false;
 }
 
-void Restorer::plan_file(const Node& n, const std::string& path) {
+void Restorer::plan_file(const Node& n) {
   auto idx = static_cast<uint32_t>(files_.size());
   auto fs = std::make_unique<FileState>();
-  fs->path = path;
   fs->size = n.size;
   files_.push_back(std::move(fs));
   uint64_t offset = 0;
@@ -297,14 +306,14 @@ void Restorer::plan_file(const Node& n, const std::string& path) {
 core::Result<core::UniqueFd> Restorer::open_for_write(FileState& f) {
   // O_CREAT without O_EXCL: several workers may hold parts of one file. The
   // old entry was removed in pass 1, and O_NOFOLLOW refuses a symlink.
-  return core::open_file(f.path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0600);
+  return core::open_file(path_of(f), O_WRONLY | O_CREAT | O_NOFOLLOW, 0600);
 }
 
 // Sets ownership, mode, xattrs and times of one entry, through `fd` when it
 // is open (no path lookups), else by path without following a symlink. The
 // order matters: chown clears set-id bits and capabilities (an xattr), and
 // the times go last because every other change would touch them.
-void set_metadata(int fd, const std::string& path, const Node& n, bool as_root,
+void set_metadata(int fd, const std::string& path, const EntryMeta& n, bool as_root,
                   std::vector<std::string>& warnings) {
   const char* p = path.c_str();
   auto warn = [&](const std::string& what) {
@@ -342,9 +351,9 @@ void Restorer::finish_file(uint32_t file, int fd) {
     fd = own.get();
   }
   if (f.hole && ftruncate(fd, static_cast<off_t>(f.size)) != 0)
-    return fail_file(file, core::errno_status(errno, f.path).message());
+    return fail_file(file, core::errno_status(errno, path_of(f)).message());
   std::vector<std::string> warnings;
-  set_metadata(fd, f.path, meta_[f.meta].node, is_root_, warnings);
+  set_metadata(fd, path_of(f), meta_[f.meta].meta, is_root_, warnings);
   f.finished = true;
   progress_->files_done++;
   if (warnings.empty()) return;
@@ -496,7 +505,7 @@ void Restorer::write_blob(const Id& pack, const PackBlob& blob, core::Result<cor
                            static_cast<off_t>(t.offset + done));
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
-          fail_file(t.file, core::errno_status(errno, f.path).message());
+          fail_file(t.file, core::errno_status(errno, path_of(f)).message());
           break;
         }
         done += static_cast<size_t>(w);
@@ -523,10 +532,10 @@ void Restorer::apply_metadata() {
         result_.files--;
         continue;
       }
-      result_.bytes += m.node.size;
+      result_.bytes += m.meta.size;
       continue;
     }
-    set_metadata(-1, m.path, m.node, is_root_, result_.warnings);
+    set_metadata(-1, m.path, m.meta, is_root_, result_.warnings);
   }
 }
 
@@ -536,7 +545,7 @@ void Restorer::verify() {
     if (files_[i]->failed) continue;
     pool.submit([this, i] {
       const auto& ids = file_content_[i];
-      auto fd = core::open_file(files_[i]->path, O_RDONLY | O_NOFOLLOW);
+      auto fd = core::open_file(path_of(*files_[i]), O_RDONLY | O_NOFOLLOW);
       if (!fd.ok()) return error("verify: " + fd.status().message());
       Bytes buf;
       uint64_t off = 0;
@@ -544,9 +553,10 @@ void Restorer::verify() {
         auto loc = repo_.index().lookup(id);
         if (!loc) return;
         buf.resize(loc->entry.raw_length);
-        if (!core::pread_all(fd->get(), buf.data(), buf.size(), off, files_[i]->path).ok() ||
+        if (!core::pread_all(fd->get(), buf.data(), buf.size(), off, path_of(*files_[i])).ok() ||
             !(repo_.blob_id(buf) == id))
-          return error("verify: " + files_[i]->path + ": content differs at offset " + std::to_string(off));
+          return error("verify: " + path_of(*files_[i]) + ": content differs at offset " +
+                       std::to_string(off));
         off += buf.size();
       }
     });
