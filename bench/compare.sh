@@ -9,7 +9,8 @@
 #   4 restore_full    restore the latest snapshot into an empty folder (cold)
 #   5 check_read_data full check reading every byte of the repository (cold)
 #
-# Every step is timed with /usr/bin/time (wall seconds, peak RSS). The restored
+# Every step is timed with /usr/bin/time (wall seconds, peak RSS, CPU seconds;
+# with --s3 also s3rver's CPU seconds during the step). The restored
 # tree is compared with the corpus (diff -r) after every restore; a difference
 # fails the run. See bench/README.md.
 #
@@ -215,7 +216,13 @@ drop_caches() {
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
-declare -A SECS RSS RC LOAD REPO_FULL REPO_FINAL VERIFIED META_DIFFS
+declare -A SECS RSS CPU S3CPU RC LOAD REPO_FULL REPO_FINAL VERIFIED META_DIFFS
+CLK_TCK=$(getconf CLK_TCK)
+# CPU seconds s3rver has used so far (user + system); nothing without --s3.
+s3rver_cpu() {
+  [[ -n ${S3PID-} && -r /proc/$S3PID/stat ]] || return 0
+  awk -v hz="$CLK_TCK" '{ print ($14 + $15) / hz }' "/proc/$S3PID/stat"
+}
 FAILURES=()
 
 # run_step TOOL STEP COLD(0/1) CMD...: times CMD; returns its exit status.
@@ -227,11 +234,18 @@ run_step() {
   LOAD[$tool,$step]=$(load1)
   printf '%q ' "$@" >"$LOGS/$tool-$step.cmd"
   log "$tool: ${STEP_LABEL[$step]}"
-  /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$out" 2>"$err" || rc=$?
-  local line
-  line=$(tail -n 1 "$tf")
-  SECS[$tool,$step]=${line% *}
-  RSS[$tool,$step]=${line#* }
+  local s3_before s3_after
+  s3_before=$(s3rver_cpu)
+  /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" >"$out" 2>"$err" || rc=$?
+  s3_after=$(s3rver_cpu)
+  local e m u sy
+  read -r e m u sy < <(tail -n 1 "$tf")
+  SECS[$tool,$step]=$e
+  RSS[$tool,$step]=$m
+  CPU[$tool,$step]=$(awk -v u="$u" -v s="$sy" 'BEGIN { print u + s }')
+  if [[ -n $s3_before && -n $s3_after ]]; then
+    S3CPU[$tool,$step]=$(awk -v a="$s3_before" -v b="$s3_after" 'BEGIN { print b - a }')
+  fi
   RC[$tool,$step]=$rc
   # borg exits 1 for warnings only; everything else non-zero is an error.
   if ((rc != 0)) && ! [[ $tool == borg && $rc == 1 ]]; then
@@ -552,7 +566,29 @@ md=$RESULTS.md
   for t in "${OTHERS[@]}"; do printf ' |'; done
   printf '\n\nRatios below 1 mean cairn is faster or smaller. Repository sizes are %s in MB of 10^6 bytes;\n' \
     "$( ((S3)) && echo 'the sum of the stored objects'"'"' sizes' || echo '`du -sb`')"
-  printf 'RSS is peak resident set size in MiB. 1-minute load average at the start of each step:\n\n'
+  printf 'RSS is peak resident set size in MiB.\n\n'
+  # CPU seconds show how far a step is from this machine's floor: with N
+  # cores, no tool finishes a step faster than (its CPU + the server's) / N.
+  printf 'CPU seconds (user + system) of each step%s, on %s CPUs:\n\n' \
+    "$( ((S3)) && echo ', and in brackets what s3rver used meanwhile' || true)" "$NPROC"
+  printf '| step |'
+  for t in "${TOOL_LIST[@]}"; do printf ' %s CPU s |' "$t"; done
+  printf '\n|---|'
+  for t in "${TOOL_LIST[@]}"; do printf -- '---:|'; done
+  printf '\n'
+  for step in "${STEPS[@]:1}"; do
+    printf '| %s |' "${STEP_LABEL[$step]}"
+    for t in "${TOOL_LIST[@]}"; do
+      if [[ -n $(step_secs "$t" "$step") ]]; then
+        printf ' %s%s |' "$(fnum "${CPU[$t,$step]}" 2)" \
+          "$([[ -n ${S3CPU[$t,$step]-} ]] && printf ' (%s)' "$(fnum "${S3CPU[$t,$step]}" 2)")"
+      else
+        printf ' n/a |'
+      fi
+    done
+    printf '\n'
+  done
+  printf '\n1-minute load average at the start of each step:\n\n'
   for t in "${TOOL_LIST[@]}"; do
     printf -- '- %s:' "$t"
     for step in "${STEPS[@]}"; do [[ -n ${LOAD[$t,$step]-} ]] && printf ' %s %s;' "$step" "${LOAD[$t,$step]}"; done
@@ -584,8 +620,8 @@ jnum() { [[ -n ${1-} ]] && echo "$1" || echo null; }
       [[ -n ${RC[$t,$step]-} ]] || continue
       ((sfirst)) || printf ',\n'
       sfirst=0
-      printf '        "%s": {"seconds": %s, "max_rss_kib": %s, "exit": %s, "ok": %s, "load1": %s}' "$step" \
-        "$(jnum "${SECS[$t,$step]}")" "$(jnum "${RSS[$t,$step]}")" "${RC[$t,$step]}" \
+      printf '        "%s": {"seconds": %s, "cpu_seconds": %s, "s3rver_cpu_seconds": %s, "max_rss_kib": %s, "exit": %s, "ok": %s, "load1": %s}' "$step" \
+        "$(jnum "${SECS[$t,$step]}")" "$(jnum "${CPU[$t,$step]-}")" "$(jnum "${S3CPU[$t,$step]-}")" "$(jnum "${RSS[$t,$step]}")" "${RC[$t,$step]}" \
         "$([[ -n $(step_secs "$t" "$step") ]] && echo true || echo false)" "$(jnum "${LOAD[$t,$step]}")"
     done
     printf '\n      },\n      "total_seconds_steps_1_5": %s, "repo_bytes_after_full": %s, "repo_bytes_after_step3": %s,\n' \
