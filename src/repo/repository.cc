@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
+#include "core/thread_pool.h"
 #include "repo/file_codec.h"
 #include "repo/maintenance.h"
 
@@ -159,25 +161,45 @@ core::Status Repository::load_index(std::vector<std::string>* problems) {
   // prune, which stores the replacement first: list again to find it.
   for (int attempt = 0; attempt < 10; ++attempt) {
     std::vector<std::string> names;
-    TRY(backend_->list(FileType::kIndex,
-                       [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+    TRY(backend_->list(FileType::kIndex, [&](const storage::FileInfo& fi) {
+      if (!loaded_index_files_.count(fi.name)) names.push_back(fi.name);
+    }));
     bool vanished = false;
-    for (const auto& name : names) {
-      if (loaded_index_files_.count(name)) continue;
-      auto plain = load_file(FileType::kIndex, name);
-      if (!plain.ok() && plain.status().code() == core::Code::kNotFound) {
-        vanished = true;
-        continue;
+    // Several files are read and decoded at once: on S3 each is a round trip,
+    // and a repository not pruned for a while has one per backup. A window at
+    // a time, added in listed order, so memory holds a window, not the index twice.
+    const size_t readers =
+        static_cast<size_t>(std::max(1, backend_->preferred_upload_concurrency()));
+    std::optional<core::ThreadPool> pool;
+    if (readers > 1 && names.size() > 1) pool.emplace(std::min(readers, names.size()), 2 * readers);
+    using Decoded = core::Result<std::vector<PackContents>>;
+    for (size_t begin = 0; begin < names.size(); begin += 2 * readers) {
+      const size_t end = std::min(names.size(), begin + 2 * readers);
+      std::vector<std::optional<Decoded>> decoded(end - begin);
+      auto read = [this, &names, &decoded, begin](size_t i) {
+        auto plain = load_file(FileType::kIndex, names[i]);
+        decoded[i - begin] = plain.ok() ? decode_index(*plain) : Decoded(plain.status());
+      };
+      for (size_t i = begin; i < end; ++i) {
+        if (pool)
+          pool->submit([&read, i] { read(i); });
+        else
+          read(i);
       }
-      core::Result<std::vector<PackContents>> packs =
-          plain.ok() ? decode_index(*plain)
-                     : core::Result<std::vector<PackContents>>(plain.status());
-      if (!packs.ok()) {
-        if (problems) problems->push_back("index/" + name + ": " + packs.status().message());
-        continue;
+      if (pool) pool->wait_idle();
+      for (size_t i = begin; i < end; ++i) {
+        Decoded& packs = *decoded[i - begin];
+        if (!packs.ok() && packs.status().code() == core::Code::kNotFound) {
+          vanished = true;
+          continue;
+        }
+        if (!packs.ok()) {
+          if (problems) problems->push_back("index/" + names[i] + ": " + packs.status().message());
+          continue;
+        }
+        for (const auto& pc : *packs) index_.add(pc);
+        loaded_index_files_.insert(names[i]);
       }
-      for (const auto& pc : *packs) index_.add(pc);
-      loaded_index_files_.insert(name);
     }
     if (!vanished) break;
   }

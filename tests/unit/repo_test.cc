@@ -278,6 +278,89 @@ TEST(Repository, UploadsRunInParallelBoundedAndBeforeTheIndex) {
   for (const Id& id : ids) EXPECT_TRUE((*reopened)->index().has(id)) << id.hex();
 }
 
+// Index files load like S3 round trips: each takes a while; counts overlap.
+class SlowIndexBackend : public storage::MemoryBackend {
+ public:
+  int preferred_upload_concurrency() const override { return 4; }
+  core::Result<core::Bytes> load(const storage::Handle& h, uint64_t offset,
+                                 uint64_t length) override {
+    if (h.type != FileType::kIndex) return MemoryBackend::load(h, offset, length);
+    {
+      std::lock_guard lock(mu_);
+      max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto r = MemoryBackend::load(h, offset, length);
+    std::lock_guard lock(mu_);
+    --in_flight_;
+    return r;
+  }
+  int max_in_flight() const {
+    std::lock_guard lock(mu_);
+    return max_in_flight_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  int in_flight_ = 0, max_in_flight_ = 0;
+};
+
+// One blob per flush, so one index file each; returns the blobs' ids.
+std::vector<Id> blobs_in_separate_index_files(Repository& repo, int n) {
+  std::vector<Id> ids;
+  for (int i = 0; i < n; ++i) {
+    auto data = random_data(1000 + static_cast<size_t>(i), static_cast<uint64_t>(i) + 7);
+    Id id = repo.blob_id(data);
+    EXPECT_TRUE(repo.save_blob(BlobType::kData, id, data).ok());
+    EXPECT_TRUE(repo.flush().ok());
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+TEST(Repository, IndexFilesAreReadSeveralAtOnceAndAllLoaded) {
+  auto backend = std::make_shared<SlowIndexBackend>();
+  auto repo = make_repo(backend);
+  std::vector<Id> ids = blobs_in_separate_index_files(*repo, 11);
+  auto reopened = Repository::open(backend, "pw");
+  ASSERT_TRUE(reopened.ok());
+  std::vector<std::string> problems;
+  ASSERT_TRUE((*reopened)->load_index(&problems).ok());
+  EXPECT_TRUE(problems.empty());
+  EXPECT_EQ((*reopened)->loaded_index_files().size(), 11u);
+  for (const Id& id : ids) EXPECT_TRUE((*reopened)->index().has(id)) << id.hex();
+  EXPECT_GE(backend->max_in_flight(), 2) << "index files were read one by one";
+  EXPECT_LE(backend->max_in_flight(), 4);
+  // A second load reads nothing again and changes nothing.
+  ASSERT_TRUE((*reopened)->load_index().ok());
+  EXPECT_EQ((*reopened)->loaded_index_files().size(), 11u);
+}
+
+TEST(Repository, AnUnreadableIndexFileIsReportedAndTheOthersLoad) {
+  auto inner = mem();
+  auto faulty = std::make_shared<storage::FaultBackend>(inner);
+  auto repo = make_repo(faulty);
+  std::vector<Id> ids = blobs_in_separate_index_files(*repo, 5);
+  std::vector<std::string> names;
+  ASSERT_TRUE(
+      inner->list(FileType::kIndex, [&](const storage::FileInfo& fi) { names.push_back(fi.name); })
+          .ok());
+  ASSERT_EQ(names.size(), 5u);
+  const std::string bad = names[2];
+  faulty->flip_byte_on_load(
+      [bad](const storage::Handle& h) { return h.type == FileType::kIndex && h.name == bad; }, 10);
+  auto reopened = Repository::open(faulty, "pw");
+  ASSERT_TRUE(reopened.ok());
+  std::vector<std::string> problems;
+  ASSERT_TRUE((*reopened)->load_index(&problems).ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("index/" + bad), std::string::npos) << problems[0];
+  size_t found = 0;
+  for (const Id& id : ids) found += (*reopened)->index().has(id) ? 1 : 0;
+  EXPECT_EQ(found, 4u);
+  EXPECT_EQ((*reopened)->loaded_index_files().size(), 4u);
+}
+
 // The local backend hands a pack's bytes back (data_consumed) before its
 // fsyncs and the repository frees the buffer there: every blob still reads
 // back, also after a fresh open.
