@@ -276,7 +276,8 @@ start_s3rver() {
     >"$LOGS/openssl.log" 2>&1 || die "openssl could not make a test certificate: $(cat "$LOGS/openssl.log")"
   log "starting s3rver on https://127.0.0.1:$S3PORT (data in $S3DATA)"
   # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider.
-  NODE_OPTIONS="--openssl-legacy-provider ${NODE_OPTIONS:-}" "$S3RVER" -d "$S3DATA" -a 127.0.0.1 \
+  # The preload makes a PUT answer only once the object is on disk (as S3 does).
+  NODE_OPTIONS="--openssl-legacy-provider --require $ROOT/tests/tools/s3rver_durable_put.js ${NODE_OPTIONS:-}" "$S3RVER" -d "$S3DATA" -a 127.0.0.1 \
     -p "$S3PORT" --key "$WORK/s3-key.pem" --cert "$S3CERT" \
     --configure-bucket cairn-bench --configure-bucket restic-bench \
     >"$LOGS/s3rver.log" 2>&1 &

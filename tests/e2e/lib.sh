@@ -88,17 +88,28 @@ wait_port() {  # wait_port PORT PID LOG: until PORT listens; fails if PID exits
 }
 
 # start_s3rver NAME DATADIR BUCKET [s3rver args...]: npm s3rver ($S3RVER) on
-# a free port; sets S3PORT and S3PID; stopped on exit; log in $T/NAME.log.
+# a port it picks; sets S3PORT and S3PID; stopped on exit; log in $T/NAME.log.
 start_s3rver() {
   local name=$1 dir=$2 bucket=$3
   shift 3
   mkdir -p "$dir"
-  S3PORT=$(free_port)
-  # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider.
-  NODE_OPTIONS="--openssl-legacy-provider ${NODE_OPTIONS:-}" \
-    "$S3RVER" -d "$dir" -a 127.0.0.1 -p "$S3PORT" --configure-bucket "$bucket" "$@" >"$T/$name.log" 2>&1 &
+  # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy
+  # provider. The preload makes a PUT answer only once the object is on disk
+  # (tests/tools/s3rver_durable_put.js).
+  NODE_OPTIONS="--openssl-legacy-provider --require $(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../tools" && pwd)/s3rver_durable_put.js ${NODE_OPTIONS:-}" \
+    "$S3RVER" -d "$dir" -a 127.0.0.1 -p 0 --configure-bucket "$bucket" "$@" >"$T/$name.log" 2>&1 &
   S3PID=$!
   on_exit "kill $S3PID 2>/dev/null; wait $S3PID 2>/dev/null"
+  # It binds a port of its own choosing and logs it: a port picked here could
+  # be taken by a parallel test's server first.
+  S3PORT=''
+  for _ in $(seq 1 300); do
+    S3PORT=$(sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/$name.log" 2>/dev/null || true)
+    [[ -n $S3PORT ]] && break
+    kill -0 "$S3PID" 2>/dev/null || fail "s3rver exited: $(tail -c 2000 "$T/$name.log")"
+    sleep 0.1
+  done
+  [[ -n $S3PORT ]] || fail "s3rver logged no port: $(tail -c 2000 "$T/$name.log")"
   wait_port "$S3PORT" "$S3PID" "$T/$name.log"
 }
 

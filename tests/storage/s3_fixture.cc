@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string_view>
@@ -44,6 +45,14 @@ std::string read_tail(const std::string& path, size_t max_bytes) {
 }
 
 }  // namespace
+
+// The port in s3rver's "S3rver listening on 127.0.0.1:PORT" line; 0 before it.
+int logged_port(const std::string& log) {
+  const std::string marker = "S3rver listening on 127.0.0.1:";
+  auto at = log.rfind(marker);
+  if (at == std::string::npos) return 0;
+  return std::atoi(log.c_str() + at + marker.size());
+}
 
 int closed_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -159,11 +168,13 @@ std::unique_ptr<S3rver> S3rver::start(const std::string& bucket, Tls tls) {
     server->ca_file_ = tmpl + "/ca.pem";
   }
 
-  // A free port can be taken by someone else before s3rver binds it: retry.
+  // s3rver binds a port of its own choosing (-p 0) and logs it. A port picked
+  // here could be taken by a parallel test's server before ours binds it; the
+  // probe below would then talk to that server, whose data goes away with it.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    server->port_ = closed_port();
-    const std::string port = std::to_string(server->port_);
-    std::vector<std::string> args = {bin, "-d", server->data_dir_, "-a", "127.0.0.1", "-p", port,
+    server->port_ = 0;
+    ::truncate(log.c_str(), 0);  // no "listening" line from an earlier attempt
+    std::vector<std::string> args = {bin, "-d", server->data_dir_, "-a", "127.0.0.1", "-p", "0",
                                      "--configure-bucket", bucket,
                                      // Virtual-host requests: "<bucket>.s3.localhost".
                                      "--service-endpoint", "localhost"};
@@ -182,7 +193,10 @@ std::unique_ptr<S3rver> S3rver::start(const std::string& bucket, Tls tls) {
     for (char** e = environ; *e != nullptr; ++e) {
       if (!std::string_view(*e).starts_with("NODE_OPTIONS=")) env_strings.emplace_back(*e);
     }
-    std::string node_options = "NODE_OPTIONS=--openssl-legacy-provider";
+    // The preload makes a PUT answer only once the object is on disk (see
+    // the script): s3rver alone is not read-after-write consistent.
+    std::string node_options = "NODE_OPTIONS=--openssl-legacy-provider --require " +
+                               std::string(CAIRN_SOURCE_DIR) + "/tests/tools/s3rver_durable_put.js";
     if (const char* old = std::getenv("NODE_OPTIONS"); old != nullptr && *old != '\0') {
       node_options += std::string(" ") + old;
     }
@@ -211,18 +225,25 @@ std::unique_ptr<S3rver> S3rver::start(const std::string& bucket, Tls tls) {
     }
     server->pid_ = pid;
 
-    // Ready once the bucket answers through the real backend.
-    S3Options probe_options = server->options("");
-    probe_options.max_attempts = 1;
-    S3Backend probe(probe_options);
+    // Ready once it has logged its port and the bucket answers through the
+    // real backend.
+    std::optional<S3Backend> probe;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
       int status = 0;
       if (::waitpid(pid, &status, WNOHANG) == pid) {
         server->pid_ = -1;
-        break;  // exited (port taken?): try another port
+        break;  // exited: try again
       }
-      if (probe.create().ok()) return server;
+      if (!probe) {
+        server->port_ = logged_port(read_tail(log, 4096));
+        if (server->port_ > 0) {
+          S3Options probe_options = server->options("");
+          probe_options.max_attempts = 1;
+          probe.emplace(probe_options);
+        }
+      }
+      if (probe && probe->create().ok()) return server;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     server->stop();
