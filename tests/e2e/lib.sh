@@ -105,7 +105,8 @@ start_s3rver() {
   S3PORT=''
   for _ in $(seq 1 300); do
     S3PORT=$(sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/$name.log" 2>/dev/null || true)
-    [[ -n $S3PORT ]] && break
+    # Only a whole line: tail -c 1 is the newline, which $(...) strips.
+    [[ -n $S3PORT && -z $(tail -c 1 "$T/$name.log") ]] && break
     kill -0 "$S3PID" 2>/dev/null || fail "s3rver exited: $(tail -c 2000 "$T/$name.log")"
     sleep 0.1
   done

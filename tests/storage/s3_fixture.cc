@@ -44,15 +44,19 @@ std::string read_tail(const std::string& path, size_t max_bytes) {
   return s.size() > max_bytes ? s.substr(s.size() - max_bytes) : s;
 }
 
-}  // namespace
-
-// The port in s3rver's "S3rver listening on 127.0.0.1:PORT" line; 0 before it.
+// The port in s3rver's "S3rver listening on 127.0.0.1:PORT" line; 0 until
+// the whole line is there.
 int logged_port(const std::string& log) {
   const std::string marker = "S3rver listening on 127.0.0.1:";
   auto at = log.rfind(marker);
   if (at == std::string::npos) return 0;
-  return std::atoi(log.c_str() + at + marker.size());
+  auto digits = at + marker.size();
+  auto end = log.find('\n', digits);
+  if (end == std::string::npos || end == digits) return 0;
+  return std::atoi(log.substr(digits, end - digits).c_str());
 }
+
+}  // namespace
 
 int closed_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
