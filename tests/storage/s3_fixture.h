@@ -1,7 +1,9 @@
 // S3rver: a real s3rver (npm package, a local S3 look-alike) on 127.0.0.1 for
 // the S3 backend's tests. Each instance owns a node process listening on a
-// free port, a temp data folder and one configured bucket; the destructor
-// kills the process and removes the folder.
+// port it picked itself (read from its log), a temp data folder and one
+// configured bucket; the destructor kills the process and removes the folder.
+// It is started with tests/tools/s3rver_durable_put.js preloaded, so a PUT
+// answers only once the object is on disk.
 // s3rver is found at $CAIRN_S3RVER or <source dir>/tools/node_modules/.bin/s3rver
 // (scripts/install-s3rver). When it is missing, start() returns nullptr and
 // the tests GTEST_SKIP with s3rver_missing_message().
