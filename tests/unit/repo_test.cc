@@ -126,6 +126,34 @@ TEST(Compression, AutoSkipsIncompressibleDataButNotMixedData) {
   EXPECT_FALSE(compress(mixed, Compression::kOff).has_value());
 }
 
+// Contexts are pooled and shared by all levels; `auto` sets parameters of its
+// own on them, which must neither leak into the next call nor depend on the
+// context's previous use.
+TEST(Compression, LevelsShareContextsWithoutLeakingSettings) {
+  core::Bytes text;
+  for (int i = 0; text.size() < (1u << 20); ++i) {
+    std::string line = "line " + std::to_string(i * 7919 % 100003) + " of a log file\n";
+    text.insert(text.end(), line.begin(), line.end());
+  }
+  auto first_auto = compress(text, Compression::kAuto);
+  auto first_max = compress(text, Compression::kMax);
+  ASSERT_TRUE(first_auto && first_max);
+  EXPECT_NE(*first_max, *first_auto);
+  for (int round = 0; round < 3; ++round) {
+    for (auto c : {Compression::kMax, Compression::kAuto, Compression::kFast}) {
+      auto packed = compress(text, c);
+      ASSERT_TRUE(packed.has_value());
+      EXPECT_EQ(decompress(*packed, text.size()).value(), text);
+      if (c == Compression::kAuto) {
+        EXPECT_EQ(*packed, *first_auto);
+      }
+      if (c == Compression::kMax) {
+        EXPECT_EQ(*packed, *first_max);
+      }
+    }
+  }
+}
+
 TEST(Repository, FlippedPackByteIsCorruptionNamingThePack) {
   auto inner = mem();
   auto faulty = std::make_shared<storage::FaultBackend>(inner);
