@@ -118,7 +118,7 @@ core::Status run_backup(Context& ctx, BackupArgs& a, const std::vector<std::stri
   // Lock first, then read the index: a two-phase prune lists the locks after
   // storing its marker, so either it waits for this backup or this backup
   // sees the marker (docs/retention.md).
-  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false, Context::ReadAhead::kIndexAndSnapshots));
   ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));
   TRY(ctx.load_index(*repo));
   archive::BackupOptions opt;
@@ -218,7 +218,7 @@ core::Status run_service_backup(Context& ctx, BackupArgs& a) {
 
   if (engines::is_physical_database_backup(svc->engine)) ctx.default_compression = kPhysicalCompression;
   auto backup = [&]() -> core::Result<archive::BackupResult> {
-    ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+    ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false, Context::ReadAhead::kIndexAndSnapshots));
     ASSIGN_OR_RETURN(auto lock, ctx.lock(*repo, repo::LockMode::kShared));
     TRY(ctx.load_index(*repo));
     archive::BackupOptions opt;

@@ -24,7 +24,8 @@ void add_check(CLI::App& app, Context& ctx) {
       repo::CheckOptions opt;
       opt.read_data = o->read_data || !o->subset.empty();
       if (!o->subset.empty()) TRY(repo::parse_subset(o->subset, opt));
-      ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+      ASSIGN_OR_RETURN(auto repo,
+                       ctx.open_repository(false, Context::ReadAhead::kIndexAndSnapshots));
       ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
       std::string stage;
       std::mutex mu;

@@ -43,7 +43,8 @@ void add_restore(CLI::App& app, Context& ctx) {
       if (!o->service.empty()) TRY(ctx.apply_service_policy(o->service, false));
       // Lock before reading the index: a prune sweep waits only for holders it
       // recorded, and an index read before the lock could name a pack it deletes.
-      ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false));
+      ASSIGN_OR_RETURN(auto repo,
+                       ctx.open_repository(false, Context::ReadAhead::kIndexAndSnapshots));
       ASSIGN_OR_RETURN(auto lock, ctx.shared_lock(*repo));
       TRY(ctx.load_index(*repo));
       auto [ref, path] = split_snapshot_path(o->ref);

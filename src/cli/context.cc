@@ -8,14 +8,15 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "core/bytes.h"
 #include "policy/duration.h"
 #include "storage/backend.h"
+#include "storage/prefetch_backend.h"
 
 namespace cairn::cli {
 
@@ -103,13 +104,22 @@ core::Result<std::unique_ptr<storage::Backend>> Context::open_backend() const {
   return storage::open_backend(repo, options);
 }
 
-core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool load_index) {
+core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool load_index,
+                                                                         ReadAhead read_ahead) {
   ASSIGN_OR_RETURN(auto backend, open_backend());
   std::shared_ptr<storage::Backend> shared(std::move(backend));
   ASSIGN_OR_RETURN(bool exists, shared->exists());
   if (!exists) {
     exit_code = kExitNoRepository;
     return core::not_found("no repository at " + repo + " (create one with cairn init)");
+  }
+  if (read_ahead == ReadAhead::kAuto)
+    read_ahead = load_index ? ReadAhead::kIndexAndSnapshots : ReadAhead::kNone;
+  if (read_ahead == ReadAhead::kIndexAndSnapshots) {
+    // Index and snapshot files are immutable, so reading them before the
+    // caller's lock is safe: it still lists them itself after locking.
+    shared = std::make_shared<storage::PrefetchBackend>(
+        shared, std::vector{storage::FileType::kIndex, storage::FileType::kSnapshot});
   }
   std::string password;
   if (!key_file.empty()) {

@@ -80,8 +80,13 @@ struct Context {
   void run(const std::function<core::Status()>& body);
   // Opens the backend of --repo, refusing plain HTTP unless --insecure-http.
   core::Result<std::unique_ptr<storage::Backend>> open_backend() const;
+  // What open_repository() reads ahead while the key is derived
+  // (storage/prefetch_backend.h). kAuto: the index and snapshots when it
+  // loads the index, nothing otherwise (wal-push, key commands).
+  enum class ReadAhead { kAuto, kNone, kIndexAndSnapshots };
   // Opens the repository named by --repo with the password from the environment.
-  core::Result<std::unique_ptr<repo::Repository>> open_repository(bool load_index = true);
+  core::Result<std::unique_ptr<repo::Repository>> open_repository(
+      bool load_index = true, ReadAhead read_ahead = ReadAhead::kAuto);
   // Reads the index (and maintenance markers), printing unreadable index files
   // as warnings. Writers and long readers call it after taking their lock, so
   // a prune that marks packs meanwhile either sees their lock or they see its marker.

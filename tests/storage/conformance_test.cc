@@ -18,6 +18,7 @@
 #include "storage/fault_backend.h"
 #include "storage/local_backend.h"
 #include "storage/memory_backend.h"
+#include "storage/prefetch_backend.h"
 #include "storage/rest_fixture.h"  // rest: the cairn server's repository endpoint
 #include "storage/s3_backend.h"
 #include "storage/s3_fixture.h"
@@ -415,6 +416,12 @@ INSTANTIATE_TEST_SUITE_P(
                                   [](const std::string&) -> std::shared_ptr<Backend> {
                                     return std::make_shared<FaultBackend>(
                                         std::make_shared<MemoryBackend>());
+                                  }},
+                      BackendCase{"PrefetchOverMemory",
+                                  [](const std::string&) -> std::shared_ptr<Backend> {
+                                    return std::make_shared<PrefetchBackend>(
+                                        std::make_shared<MemoryBackend>(),
+                                        std::vector{FileType::kIndex, FileType::kSnapshot});
                                   }},
                       // A real s3rver; every test gets its own prefix in the bucket.
                       BackendCase{"S3",
