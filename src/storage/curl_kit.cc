@@ -42,7 +42,14 @@ void set_transport(CURL* e, const Transport& t) {
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buffer);
-  if (t.share != nullptr) curl_easy_setopt(e, CURLOPT_SHARE, t.share);
+  if (t.share != nullptr) {
+    curl_easy_setopt(e, CURLOPT_SHARE, t.share);
+    // The shared cache closes its oldest idle connection whenever it holds
+    // more than this; curl's default of 5 is below the 8-16 requests a
+    // backup, restore or index load keeps in flight, so nearly every request
+    // opened a new TLS connection (30 handshakes for a 31-pack restore).
+    curl_easy_setopt(e, CURLOPT_MAXCONNECTS, kMaxSharedConnections);
+  }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.connect_timeout.count()));

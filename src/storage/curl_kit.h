@@ -57,6 +57,10 @@ class Share {
 };
 
 // How one request reaches its server: the options both backends set alike.
+// Idle connections a Share keeps for reuse (more than any caller keeps in
+// flight: --s3-connections is at most 64).
+constexpr long kMaxSharedConnections = 80;
+
 struct Transport {
   const char* url;
   char* error_buffer;  // CURL_ERROR_SIZE bytes
