@@ -40,7 +40,9 @@ core::Status run_forget(Context& ctx, ForgetArgs& a) {
     return core::invalid_argument("forget needs snapshot ids, at least one --keep-* option, or --service of a policy");
   if (!a.ids.empty() && !a.policy.empty())
     return core::invalid_argument("give either snapshot ids or --keep-* options, not both");
-  ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false, Context::ReadAhead::kIndexAndSnapshots));
+  ASSIGN_OR_RETURN(auto repo,
+                   ctx.open_repository(false, a.prune ? Context::ReadAhead::kIndexAndSnapshots
+                                                      : Context::ReadAhead::kSnapshots));
   if (!a.dry_run) TRY(repo->require_full_key("forget snapshots"));
   std::unique_ptr<repo::Lock> lock;
   if (!a.dry_run) {

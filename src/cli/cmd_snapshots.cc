@@ -21,8 +21,7 @@ void add_snapshots(CLI::App& app, Context& ctx) {
     ctx.run([&]() -> core::Status {
       // A service of the policy file: its repository and key (unless --repo).
       if (!o->service.empty()) TRY(ctx.apply_service_policy(o->service, false));
-      ASSIGN_OR_RETURN(auto repo,
-                       ctx.open_repository(false, Context::ReadAhead::kIndexAndSnapshots));
+      ASSIGN_OR_RETURN(auto repo, ctx.open_repository(false, Context::ReadAhead::kSnapshots));
       std::vector<std::string> problems;
       ASSIGN_OR_RETURN(auto snaps, repo->list_snapshots(&problems));
       for (const auto& p : problems) std::cerr << "warning: unreadable " << p << "\n";

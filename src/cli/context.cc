@@ -115,11 +115,13 @@ core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool lo
   }
   if (read_ahead == ReadAhead::kAuto)
     read_ahead = load_index ? ReadAhead::kIndexAndSnapshots : ReadAhead::kNone;
-  if (read_ahead == ReadAhead::kIndexAndSnapshots) {
+  if (read_ahead != ReadAhead::kNone) {
     // Index and snapshot files are immutable, so reading them before the
     // caller's lock is safe: it still lists them itself after locking.
-    shared = std::make_shared<storage::PrefetchBackend>(
-        shared, std::vector{storage::FileType::kIndex, storage::FileType::kSnapshot});
+    std::vector<storage::FileType> types{storage::FileType::kSnapshot};
+    if (read_ahead == ReadAhead::kIndexAndSnapshots)
+      types.insert(types.begin(), storage::FileType::kIndex);
+    shared = std::make_shared<storage::PrefetchBackend>(shared, std::move(types));
   }
   std::string password;
   if (!key_file.empty()) {

@@ -83,7 +83,7 @@ struct Context {
   // What open_repository() reads ahead while the key is derived
   // (storage/prefetch_backend.h). kAuto: the index and snapshots when it
   // loads the index, nothing otherwise (wal-push, key commands).
-  enum class ReadAhead { kAuto, kNone, kIndexAndSnapshots };
+  enum class ReadAhead { kAuto, kNone, kSnapshots, kIndexAndSnapshots };
   // Opens the repository named by --repo with the password from the environment.
   core::Result<std::unique_ptr<repo::Repository>> open_repository(
       bool load_index = true, ReadAhead read_ahead = ReadAhead::kAuto);
