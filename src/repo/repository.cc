@@ -149,6 +149,32 @@ core::Result<std::unique_ptr<Repository>> Repository::open(
   return core::Status(any_wrong ? core::Code::kWrongPassword : core::Code::kCorruption, msg);
 }
 
+namespace {
+
+// Threads that read many small repository files (index, snapshots) at once:
+// as many as the backend keeps uploads in flight, since on S3 each file is a
+// round trip. None (read on the caller's thread) for one file or one reader.
+std::unique_ptr<core::ThreadPool> file_readers(const storage::Backend& backend, size_t files) {
+  const size_t readers = static_cast<size_t>(std::max(1, backend.preferred_upload_concurrency()));
+  if (readers < 2 || files < 2) return nullptr;
+  return std::make_unique<core::ThreadPool>(std::min(readers, files), 2 * readers);
+}
+
+// read(i) for every i in [begin, end), on `pool` if there is one; returns
+// when all are done.
+void read_each(core::ThreadPool* pool, size_t begin, size_t end,
+               const std::function<void(size_t)>& read) {
+  for (size_t i = begin; i < end; ++i) {
+    if (pool)
+      pool->submit([&read, i] { read(i); });
+    else
+      read(i);
+  }
+  if (pool) pool->wait_idle();
+}
+
+}  // namespace
+
 core::Status Repository::load_index(std::vector<std::string>* problems) {
   // An agent cannot read the index: it deduplicates within its session only.
   if (agent_) return {};
@@ -168,25 +194,17 @@ core::Status Repository::load_index(std::vector<std::string>* problems) {
     // Several files are read and decoded at once: on S3 each is a round trip,
     // and a repository not pruned for a while has one per backup. A window at
     // a time, added in listed order, so memory holds a window, not the index twice.
-    const size_t readers =
-        static_cast<size_t>(std::max(1, backend_->preferred_upload_concurrency()));
-    std::optional<core::ThreadPool> pool;
-    if (readers > 1 && names.size() > 1) pool.emplace(std::min(readers, names.size()), 2 * readers);
+    auto pool = file_readers(*backend_, names.size());
+    const size_t window =
+        2 * static_cast<size_t>(std::max(1, backend_->preferred_upload_concurrency()));
     using Decoded = core::Result<std::vector<PackContents>>;
-    for (size_t begin = 0; begin < names.size(); begin += 2 * readers) {
-      const size_t end = std::min(names.size(), begin + 2 * readers);
+    for (size_t begin = 0; begin < names.size(); begin += window) {
+      const size_t end = std::min(names.size(), begin + window);
       std::vector<std::optional<Decoded>> decoded(end - begin);
-      auto read = [this, &names, &decoded, begin](size_t i) {
+      read_each(pool.get(), begin, end, [this, &names, &decoded, begin](size_t i) {
         auto plain = load_file(FileType::kIndex, names[i]);
         decoded[i - begin] = plain.ok() ? decode_index(*plain) : Decoded(plain.status());
-      };
-      for (size_t i = begin; i < end; ++i) {
-        if (pool)
-          pool->submit([&read, i] { read(i); });
-        else
-          read(i);
-      }
-      if (pool) pool->wait_idle();
+      });
       for (size_t i = begin; i < end; ++i) {
         Decoded& packs = *decoded[i - begin];
         if (!packs.ok() && packs.status().code() == core::Code::kNotFound) {
@@ -706,20 +724,28 @@ core::Result<std::vector<SnapshotRef>> Repository::list_snapshots(
   std::vector<std::string> names;
   TRY(backend_->list(FileType::kSnapshot,
                      [&](const storage::FileInfo& fi) { names.push_back(fi.name); }));
+  // Read several at once (each is a round trip on S3); kept in listed order.
+  std::vector<std::optional<core::Result<Snapshot>>> loaded(names.size());
+  std::vector<char> by_agent(names.size(), 0);
+  auto pool = file_readers(*backend_, names.size());
+  read_each(pool.get(), 0, names.size(), [&](size_t i) {
+    bool agent = false;
+    auto plain = load_file(FileType::kSnapshot, names[i], &agent);
+    by_agent[i] = agent;
+    loaded[i] = plain.ok() ? Snapshot::from_json(*plain) : core::Result<Snapshot>(plain.status());
+  });
   std::vector<SnapshotRef> out;
-  for (const auto& name : names) {
-    bool by_agent = false;
-    auto plain = load_file(FileType::kSnapshot, name, &by_agent);
+  for (size_t i = 0; i < names.size(); ++i) {
+    core::Result<Snapshot>& snap = *loaded[i];
     // Listed, then gone: a concurrent forget removed it. Not a problem of the
     // repository (a server listing one service while another's snapshot was
     // forgotten reported it, and its own snapshot looked missing).
-    if (!plain.ok() && plain.status().code() == core::Code::kNotFound) continue;
-    auto snap = plain.ok() ? Snapshot::from_json(*plain) : core::Result<Snapshot>(plain.status());
+    if (!snap.ok() && snap.status().code() == core::Code::kNotFound) continue;
     if (!snap.ok()) {
-      if (problems) problems->push_back("snapshots/" + name + ": " + snap.status().message());
+      if (problems) problems->push_back("snapshots/" + names[i] + ": " + snap.status().message());
       continue;
     }
-    out.push_back({name, std::move(*snap), by_agent});
+    out.push_back({names[i], std::move(*snap), by_agent[i] != 0});
   }
   std::sort(out.begin(), out.end(), [](const SnapshotRef& a, const SnapshotRef& b) {
     return a.snapshot.time.unix_ns != b.snapshot.time.unix_ns

@@ -306,13 +306,15 @@ TEST(Repository, UploadsRunInParallelBoundedAndBeforeTheIndex) {
   for (const Id& id : ids) EXPECT_TRUE((*reopened)->index().has(id)) << id.hex();
 }
 
-// Index files load like S3 round trips: each takes a while; counts overlap.
-class SlowIndexBackend : public storage::MemoryBackend {
+// Files of one type (index by default) load like S3 round trips: each takes
+// a while; counts overlap.
+class SlowFileBackend : public storage::MemoryBackend {
  public:
+  explicit SlowFileBackend(FileType slow = FileType::kIndex) : slow_(slow) {}
   int preferred_upload_concurrency() const override { return 4; }
   core::Result<core::Bytes> load(const storage::Handle& h, uint64_t offset,
                                  uint64_t length) override {
-    if (h.type != FileType::kIndex) return MemoryBackend::load(h, offset, length);
+    if (h.type != slow_) return MemoryBackend::load(h, offset, length);
     {
       std::lock_guard lock(mu_);
       max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
@@ -329,6 +331,7 @@ class SlowIndexBackend : public storage::MemoryBackend {
   }
 
  private:
+  FileType slow_;
   mutable std::mutex mu_;
   int in_flight_ = 0, max_in_flight_ = 0;
 };
@@ -347,7 +350,7 @@ std::vector<Id> blobs_in_separate_index_files(Repository& repo, int n) {
 }
 
 TEST(Repository, IndexFilesAreReadSeveralAtOnceAndAllLoaded) {
-  auto backend = std::make_shared<SlowIndexBackend>();
+  auto backend = std::make_shared<SlowFileBackend>();
   auto repo = make_repo(backend);
   std::vector<Id> ids = blobs_in_separate_index_files(*repo, 11);
   auto reopened = Repository::open(backend, "pw");
@@ -362,6 +365,25 @@ TEST(Repository, IndexFilesAreReadSeveralAtOnceAndAllLoaded) {
   // A second load reads nothing again and changes nothing.
   ASSERT_TRUE((*reopened)->load_index().ok());
   EXPECT_EQ((*reopened)->loaded_index_files().size(), 11u);
+}
+
+TEST(Repository, SnapshotFilesAreReadSeveralAtOnceAndListedInTimeOrder) {
+  auto backend = std::make_shared<SlowFileBackend>(FileType::kSnapshot);
+  auto repo = make_repo(backend);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 9; ++i) {
+    Snapshot s;
+    s.time = Time{1700000000000000000LL + (i * 7 % 9) * 1000000000LL, 0};  // saved out of order
+    s.service = "svc" + std::to_string(i * 7 % 9);
+    ids.push_back(repo->save_snapshot(s).value());
+  }
+  auto listed = repo->list_snapshots();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 9u);
+  for (size_t i = 0; i < 9; ++i)
+    EXPECT_EQ((*listed)[i].snapshot.service, "svc" + std::to_string(i));
+  EXPECT_GE(backend->max_in_flight(), 2) << "snapshot files were read one by one";
+  EXPECT_LE(backend->max_in_flight(), 4);
 }
 
 TEST(Repository, AnUnreadableIndexFileIsReportedAndTheOthersLoad) {
