@@ -35,6 +35,10 @@ run is reproducible as far as the client's concurrency keeps the order.
 "PUT,DELETE"): METHOD[:PATH-PREFIX], comma separated; others pass through and
 draw nothing. --after N lets the first N eligible requests through.
 
+--latency-ms N delays every forwarded request by N ms, like a store that is
+far away (connection set-up is not delayed); with --rate 0 the proxy only
+adds that latency.
+
 Client keep-alive connections are kept (libcurl reuses them) except after
 reset, truncate, slow and hang, which close the connection. Each upstream
 request uses its own connection to the server. "Expect: 100-continue" is
@@ -292,6 +296,8 @@ class Handler(socketserver.BaseRequestHandler):
             self.hang()
             return False
 
+        if self.server.latency > 0:
+            time.sleep(self.server.latency)  # a store that is far away
         resp = self.forward(method, target, req)
         if resp is None:  # server unreachable or broken answer
             body = b"upstream failed"
@@ -437,6 +443,8 @@ def parse_args(argv):
     p.add_argument("--slow-seconds", type=float, default=30.0)
     p.add_argument("--hang-seconds", type=float, default=600.0)
     p.add_argument("--upstream-timeout", type=float, default=120.0)
+    p.add_argument("--latency-ms", type=float, default=0.0,
+                   help="delay every forwarded request this long (a distant store's round trip)")
     args = p.parse_args(argv)
     if not 0.0 <= args.rate <= 1.0:
         p.error("--rate must be between 0 and 1")
@@ -460,6 +468,7 @@ def main(argv):
     server.injector = Injector(args)
     server.upstream = args.upstream
     server.upstream_timeout = args.upstream_timeout
+    server.latency = args.latency_ms / 1000.0
     server.if_none_match = args.if_none_match
     server.slow_seconds = args.slow_seconds
     server.hang_seconds = args.hang_seconds
