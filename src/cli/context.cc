@@ -115,13 +115,15 @@ core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool lo
   }
   if (read_ahead == ReadAhead::kAuto)
     read_ahead = load_index ? ReadAhead::kIndexAndSnapshots : ReadAhead::kNone;
+  std::shared_ptr<storage::PrefetchBackend> read_ahead_backend;
   if (read_ahead != ReadAhead::kNone) {
     // Index and snapshot files are immutable, so reading them before the
     // caller's lock is safe: it still lists them itself after locking.
     std::vector<storage::FileType> types{storage::FileType::kSnapshot};
     if (read_ahead == ReadAhead::kIndexAndSnapshots)
       types.insert(types.begin(), storage::FileType::kIndex);
-    shared = std::make_shared<storage::PrefetchBackend>(shared, std::move(types));
+    read_ahead_backend = std::make_shared<storage::PrefetchBackend>(shared, std::move(types));
+    shared = read_ahead_backend;
   }
   std::string password;
   if (!key_file.empty()) {
@@ -131,6 +133,7 @@ core::Result<std::unique_ptr<repo::Repository>> Context::open_repository(bool lo
   }
   auto r = repo::Repository::open(shared, password);
   if (!r.ok()) return r.status();
+  if (read_ahead_backend && (*r)->is_agent()) read_ahead_backend->cancel();
   auto c = repo::parse_compression(compression.empty() ? default_compression : compression);
   if (!c) return core::invalid_argument("--compression must be off, fast, auto or max");
   (*r)->set_compression(*c);

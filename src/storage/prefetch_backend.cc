@@ -22,6 +22,18 @@ PrefetchBackend::~PrefetchBackend() {
   thread_.join();
 }
 
+void PrefetchBackend::cancel() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& [key, e] : entries_) {
+      e.state = State::kGone;  // bytes in flight are dropped on arrival
+      e.bytes = {};
+    }
+  }
+  changed_.notify_all();
+}
+
 uint64_t PrefetchBackend::served() const {
   std::lock_guard lock(mu_);
   return served_;

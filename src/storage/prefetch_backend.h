@@ -41,6 +41,9 @@ class PrefetchBackend : public Backend {
   PrefetchBackend(const PrefetchBackend&) = delete;
   PrefetchBackend& operator=(const PrefetchBackend&) = delete;
 
+  // Stops reading ahead and drops whatever is held, for a caller that will
+  // not read these files after all (an agent session cannot decrypt them).
+  void cancel();
   // Objects answered from memory so far (for tests and logs).
   uint64_t served() const;
 

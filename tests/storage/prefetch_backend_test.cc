@@ -130,6 +130,15 @@ TEST_F(PrefetchBackendTest, ARemovedObjectIsNotServed) {
   EXPECT_EQ(pf.served(), 0u);
 }
 
+TEST_F(PrefetchBackendTest, CancelDropsWhatIsHeldAndReadsNothingMore) {
+  PrefetchBackend pf(fault_, types_);
+  wait_for_loads(7);
+  pf.cancel();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(pf.load(index_file(i)).value(), content(index_file(i)));
+  EXPECT_EQ(pf.served(), 0u);
+  EXPECT_EQ(fault_->calls(Op::kLoad), 12u);
+}
+
 // Whatever the timing - the caller before, during or after the prefetch of an
 // object - each object is read from the inner backend exactly once.
 TEST(PrefetchBackend, EachObjectIsReadOnceWhateverTheTiming) {
