@@ -533,7 +533,7 @@ md=$RESULTS.md
   for t in "${TOOL_LIST[@]}"; do
     printf -- '- %s: %s%s\n' "$t" "${VERSION[$t]}" "$([[ $t == cairn ]] && echo " (commit $CAIRN_COMMIT, $CAIRN_ORIG, sha256 $CAIRN_SHA…)")"
   done
-  printf -- '- settings: cairn default compression (auto = zstd 3), default KDF tuning (0.5 s); restic repo v2, --compression auto; borg -e repokey, --compression zstd,3\n\n'
+  printf -- '- settings: cairn default compression (auto = zstd 3 with hashLog 16, chainLog 14), default KDF tuning (0.5 s); restic repo v2, --compression auto; borg -e repokey, --compression zstd,3\n\n'
 
   printf '| step |'
   for t in "${TOOL_LIST[@]}"; do printf ' %s s / RSS MB |' "$t"; done
