@@ -56,11 +56,11 @@ class Share {
   std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
 };
 
-// How one request reaches its server: the options both backends set alike.
 // Idle connections a Share keeps for reuse (more than any caller keeps in
 // flight: --s3-connections is at most 64).
 constexpr long kMaxSharedConnections = 80;
 
+// How one request reaches its server: the options both backends set alike.
 struct Transport {
   const char* url;
   char* error_buffer;  // CURL_ERROR_SIZE bytes
