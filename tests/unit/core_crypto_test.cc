@@ -125,5 +125,16 @@ TEST_F(CryptoTest, KdfIsDeterministicPerSalt) {
   EXPECT_FALSE(crypto::derive_key("pw", core::Bytes(3), p).ok());
 }
 
+// No timing thresholds: only that a longer target never picks fewer passes,
+// that the memory is kept, and that the pass count stays within its bounds.
+TEST_F(CryptoTest, KdfCalibrationGrowsWithTheTargetWithinBounds) {
+  auto quick = crypto::calibrate_kdf(0.001, 8u << 20);
+  auto slow = crypto::calibrate_kdf(5.0, 8u << 20);
+  EXPECT_EQ(quick.mem, 8u << 20);
+  EXPECT_EQ(quick.ops, 1u);  // below one pass: the minimum
+  EXPECT_GE(slow.ops, quick.ops);
+  EXPECT_LE(slow.ops, 64u);
+}
+
 }  // namespace
 }  // namespace cairn
