@@ -188,8 +188,11 @@ KdfParams calibrate_kdf(double target_seconds, uint64_t mem) {
   };
   // A derivation costs a fixed part (mapping and first touching `mem`) plus
   // one part per pass. Timing one pass alone counted the fixed part as a
-  // pass and chose half the passes the target allows (64 MiB: 0.08 s for one
-  // pass, 0.035 s for each further one), so time one and three passes.
+  // pass and chose half the passes the target allows (64 MiB: 0.039 s for one
+  // pass, 0.017 s for each further one), so time one and three passes,
+  // after a first pass that only warms up (the process's first derivation
+  // took twice as long and made the estimate pick 39 passes instead of 23).
+  (void)seconds(1);
   const double one = seconds(1), three = seconds(3);
   const double per_pass = (three - one) / 2;
   double ops = 3;
