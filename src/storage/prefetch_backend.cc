@@ -50,8 +50,7 @@ void PrefetchBackend::run(std::vector<FileType> types, uint64_t max_bytes, int r
     for (const FileInfo& fi : found) {
       if (stopping_ || total + fi.size > max_bytes) break;
       Key key{t, fi.name};
-      if (entries_.count(key)) continue;  // already asked for by the caller
-      entries_[key].size = fi.size;
+      if (!entries_.try_emplace(key).second) continue;  // already asked for by the caller
       queue_.push_back(std::move(key));
       total += fi.size;
     }

@@ -1,7 +1,7 @@
 // PrefetchBackend: a decorator that, as soon as it is made, lists the objects
 // of some types and loads them on background threads, so that their round
 // trips overlap with what the caller does first. (Opening a repository spends
-// ~0.3 s in argon2id on one core before it can read a single index file; on
+// ~0.5 s in argon2id on one core before it can read a single index file; on
 // an object store every index and snapshot file is a request.)
 //
 // A whole-object load() of a prefetched object is answered from memory once,
@@ -78,7 +78,6 @@ class PrefetchBackend : public Backend {
   enum class State { kQueued, kLoading, kReady, kGone };
   struct Entry {
     State state = State::kQueued;
-    uint64_t size = 0;
     core::Bytes bytes;
   };
   using Key = std::pair<FileType, std::string>;
