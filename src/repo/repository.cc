@@ -151,11 +151,15 @@ core::Result<std::unique_ptr<Repository>> Repository::open(
 
 namespace {
 
-// Threads that read many small repository files (index, snapshots) at once:
-// as many as the backend keeps uploads in flight, since on S3 each file is a
-// round trip. None (read on the caller's thread) for one file or one reader.
+// How many small repository files (index, snapshots) to read at once: as
+// many as the backend keeps uploads in flight, since on S3 each is a round trip.
+size_t file_reader_count(const storage::Backend& backend) {
+  return static_cast<size_t>(std::max(1, backend.preferred_upload_concurrency()));
+}
+
+// Threads for that; none (read on the caller's thread) for one file or one reader.
 std::unique_ptr<core::ThreadPool> file_readers(const storage::Backend& backend, size_t files) {
-  const size_t readers = static_cast<size_t>(std::max(1, backend.preferred_upload_concurrency()));
+  const size_t readers = file_reader_count(backend);
   if (readers < 2 || files < 2) return nullptr;
   return std::make_unique<core::ThreadPool>(std::min(readers, files), 2 * readers);
 }
@@ -195,8 +199,7 @@ core::Status Repository::load_index(std::vector<std::string>* problems) {
     // and a repository not pruned for a while has one per backup. A window at
     // a time, added in listed order, so memory holds a window, not the index twice.
     auto pool = file_readers(*backend_, names.size());
-    const size_t window =
-        2 * static_cast<size_t>(std::max(1, backend_->preferred_upload_concurrency()));
+    const size_t window = 2 * file_reader_count(*backend_);
     using Decoded = core::Result<std::vector<PackContents>>;
     for (size_t begin = 0; begin < names.size(); begin += window) {
       const size_t end = std::min(names.size(), begin + window);

@@ -448,6 +448,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if not 0.0 <= args.rate <= 1.0:
         p.error("--rate must be between 0 and 1")
+    if args.latency_ms < 0:
+        p.error("--latency-ms must not be negative")
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not args.kinds:
         p.error("--kinds is empty")
